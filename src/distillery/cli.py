@@ -1,0 +1,152 @@
+"""Command-line entry points for stages: a frozen dataclass config becomes an argparse parser.
+
+Every stage module defines ``Config`` (a frozen dataclass whose fields carry ``help`` metadata and
+whose ``__post_init__`` validates) and ``main(config)``, and ends with::
+
+    if __name__ == "__main__":
+        cli.run(main, Config)
+
+``run`` parses the command line, configures logging, pins the thread count, logs the resolved
+config and turns a :class:`DistilleryError` into one error line and exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import sys
+import types
+import typing
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from distillery.errors import DistilleryError
+
+logger = logging.getLogger(__name__)
+
+C = TypeVar("C")
+
+_THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0], True
+    return tp, False
+
+
+def _option(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def build_parser(cls: type, description: str | None = None) -> argparse.ArgumentParser:
+    """An argparse parser with one ``--option`` per field of the dataclass ``cls``."""
+    parser = argparse.ArgumentParser(
+        description=description or (cls.__doc__ or "").strip().splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    hints = typing.get_type_hints(cls)
+    for field in dataclasses.fields(cls):
+        tp, optional = _unwrap_optional(hints[field.name])
+        kwargs: dict[str, Any] = {"help": field.metadata.get("help", ""), "dest": field.name}
+        required = (
+            field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
+        )
+        if required:
+            kwargs["required"] = True
+        elif field.default is not dataclasses.MISSING:
+            kwargs["default"] = field.default
+        else:
+            kwargs["default"] = field.default_factory()
+        origin = typing.get_origin(tp)
+        if tp is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif origin in (list, tuple):
+            (item,) = typing.get_args(tp)[:1]
+            kwargs["nargs"] = "*"
+            kwargs["type"] = item
+        elif typing.get_origin(tp) is typing.Literal:
+            choices = typing.get_args(tp)
+            kwargs["choices"] = choices
+            kwargs["type"] = type(choices[0])
+        else:
+            kwargs["type"] = _nullable(tp) if optional else tp
+        parser.add_argument(_option(field.name), **kwargs)
+    return parser
+
+
+def _nullable(tp: type) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        return None if text.lower() in ("", "none", "null") else tp(text)
+
+    convert.__name__ = tp.__name__
+    return convert
+
+
+def parse_config(cls: type[C], argv: Sequence[str] | None = None) -> C:
+    """Parses ``argv`` into an instance of the dataclass ``cls``.
+
+    A value that ``cls.__post_init__`` rejects becomes an argparse error naming the option.
+    """
+    parser = build_parser(cls)
+    namespace = parser.parse_args(argv)
+    values = vars(namespace)
+    hints = typing.get_type_hints(cls)
+    for name, value in values.items():
+        if typing.get_origin(_unwrap_optional(hints[name])[0]) is tuple and value is not None:
+            values[name] = tuple(value)
+    try:
+        return cls(**values)
+    except DistilleryError as err:
+        parser.error(str(err))
+        raise  # unreachable: parser.error exits
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Log lines with time and module to stderr (the rule's log file under Snakemake)."""
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%Y-%m-%d %H:%M:%S",
+        stream=sys.stderr,
+        force=True,
+    )
+    if not sys.stderr.isatty():
+        # Progress bars written into a log file become one unreadable line of carriage returns.
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TQDM_DISABLE", "1")
+
+
+def pin_threads(threads: int) -> None:
+    """Limits OpenMP/BLAS and torch to ``threads`` threads.
+
+    Concurrent jobs on a small machine oversubscribe the cores otherwise, and OpenMP throughput
+    collapses. The environment variables only take effect if set before torch is imported, which
+    is why stages import torch inside ``main``.
+    """
+    for var in _THREAD_ENV_VARS:
+        os.environ[var] = str(threads)
+    if "torch" in sys.modules:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def run(main: Callable[[C], Any], cls: type[C], argv: Sequence[str] | None = None) -> None:
+    """Runs a stage: parse, log the resolved config, call ``main``, report errors."""
+    configure_logging()
+    config = parse_config(cls, argv)
+    threads = getattr(config, "threads", None)
+    if threads:
+        pin_threads(threads)
+    logger.info("%s config: %s", main.__module__, dataclasses.asdict(config))
+    try:
+        main(config)
+    except DistilleryError as err:
+        logger.error("%s", err)
+        sys.exit(1)

@@ -1,0 +1,96 @@
+"""Validation of the workflow config: JSON Schema first, then the cross-references.
+
+Every problem is reported as one line naming the config key and what is allowed, e.g.::
+
+    config key 'solutions.inference.temperture' is not allowed; allowed keys of
+    'solutions.inference': max_tokens, min_p, repetition_penalty, seed, stop, temperature, ...
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from distillery.errors import DistilleryError
+
+TRAINED = "trained"
+
+
+def _key(path) -> str:
+    return ".".join(str(p) for p in path) or "<top level>"
+
+
+def _describe(error) -> str:
+    where = _key(error.absolute_path)
+    validator, schema = error.validator, error.schema
+    if validator == "additionalProperties":
+        allowed = sorted(schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        keys = ", ".join(f"'{_key([*error.absolute_path, e])}'" for e in extra)
+        return f"config key {keys} is not allowed; allowed keys of '{where}': {', '.join(allowed)}"
+    if validator == "required":
+        return f"config key '{where}' is missing: {error.message}"
+    if validator == "type":
+        return (
+            f"config key '{where}' must be of type {error.validator_value}, got {error.instance!r}"
+        )
+    if validator == "enum":
+        options = ", ".join(repr(v) for v in error.validator_value)
+        return f"config key '{where}' must be one of {options}, got {error.instance!r}"
+    return f"config key '{where}': {error.message}"
+
+
+def validate_schema(config: dict, schema_path: str | Path) -> None:
+    """Raises :class:`DistilleryError` listing every schema violation, one per line."""
+    from jsonschema import Draft202012Validator
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        lines = "\n".join(f"  - {_describe(e)}" for e in errors)
+        raise DistilleryError(f"invalid config (checked against {schema_path}):\n{lines}")
+
+
+def check_references(config: dict, workdir: str | Path = ".") -> None:
+    """Checks what the schema cannot: named models exist, prompt files exist."""
+    workdir = Path(workdir)
+    problems = []
+    models = config["models"]
+    known = ", ".join(sorted(models))
+
+    def model_ref(key: str, name: str, allow_trained: bool = False) -> None:
+        if name in models or (allow_trained and name == TRAINED):
+            return
+        extra = f" or '{TRAINED}' (the trained model)" if allow_trained else ""
+        problems.append(f"config key '{key}' names model '{name}'; known models: {known}{extra}")
+
+    for stage in ("problem_extraction", "solutions"):
+        model_ref(f"{stage}.server.model", config[stage]["server"]["model"])
+    model_ref("training.model", config["training"]["model"])
+    for run, name in config["evaluation"]["runs"].items():
+        model_ref(f"evaluation.runs.{run}", name, allow_trained=True)
+    for stage in ("problem_extraction", "solutions", "sft_data", "evaluation"):
+        prompt = config[stage]["prompt"]
+        if not (workdir / prompt).is_file():
+            problems.append(f"config key '{stage}.prompt': file {prompt} does not exist")
+    for name, model in models.items():
+        if model["source"] == "path" and not (workdir / model["path"]).is_dir():
+            problems.append(
+                f"config key 'models.{name}.path': directory {model['path']} does not exist; "
+                "point it at a Hugging Face model directory"
+            )
+    for bench in config["evaluation"]["benchmarks"]:
+        if bench not in config["benchmarks"]:
+            problems.append(
+                f"config key 'evaluation.benchmarks.{bench}' is not defined under 'benchmarks'; "
+                f"defined: {', '.join(sorted(config['benchmarks']))}"
+            )
+    if problems:
+        raise DistilleryError("invalid config:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def validate_config(config: dict, schema_path: str | Path, workdir: str | Path = ".") -> None:
+    validate_schema(config, schema_path)
+    check_references(config, workdir)

@@ -1,0 +1,127 @@
+"""In-process backend on transformers ``generate``: batched, for CPU runs and tests.
+
+It has the same output contract as the server backends, so a config can switch between them
+without touching later stages.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from distillery.errors import DistilleryError
+from distillery.generation.types import Request, Result, SamplingParams
+
+logger = logging.getLogger(__name__)
+
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def render_chat(tokenizer, messages: list[dict]) -> str:
+    """The prompt string for ``messages``: the tokenizer's chat template with the generation
+    prompt, or the plain concatenated turns for a base model without a template."""
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    bos = tokenizer.bos_token or ""
+    return bos + "\n\n".join(m["content"] for m in messages)
+
+
+def load_model_and_tokenizer(model_path: str | Path, dtype: str = "auto"):
+    """Loads an HF model directory for inference (left padding, eval mode)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model_path = Path(model_path)
+    if not (model_path / "config.json").is_file():
+        raise DistilleryError(
+            f"{model_path}: not a Hugging Face model directory (no config.json); build the model "
+            "first or fix the model path in the config"
+        )
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch_dtype)
+    model.eval()
+    return model, tokenizer
+
+
+class HFBackend:
+    """Batched ``model.generate`` over requests sorted by prompt length.
+
+    Sampling is seeded per batch from ``params.seed`` and the batch's first request index, so a
+    run is reproducible for the same batching.
+    """
+
+    def __init__(self, model_path: str | Path, batch_size: int = 8, dtype: str = "auto"):
+        self.model, self.tokenizer = load_model_and_tokenizer(model_path, dtype)
+        self.batch_size = batch_size
+        eos = self.model.generation_config.eos_token_id
+        eos_ids = eos if isinstance(eos, list) else [eos]
+        self._stop_ids = {i for i in [*eos_ids, self.tokenizer.eos_token_id] if i is not None}
+
+    def generate(self, requests: Sequence[Request], params: SamplingParams) -> Iterator[Result]:
+        import torch
+
+        prompts = {r.index: render_chat(self.tokenizer, r.messages) for r in requests}
+        lengths = {
+            i: len(self.tokenizer(p, add_special_tokens=False).input_ids)
+            for i, p in prompts.items()
+        }
+        order = sorted(prompts, key=lambda i: -lengths[i])
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start : start + self.batch_size]
+            encoded = self.tokenizer(
+                [prompts[i] for i in batch],
+                return_tensors="pt",
+                padding=True,
+                add_special_tokens=False,
+            )
+            torch.manual_seed(params.seed * 1_000_003 + min(batch))
+            began = time.time()
+            with torch.inference_mode():
+                output = self.model.generate(**encoded, **self._generate_kwargs(params))
+            ended = time.time()
+            new_tokens = output[:, encoded["input_ids"].shape[1] :]
+            for row, index in zip(new_tokens.tolist(), batch, strict=True):
+                yield self._result(index, row, params, began, ended)
+
+    def _generate_kwargs(self, params: SamplingParams) -> dict:
+        kwargs = {
+            "max_new_tokens": params.max_tokens,
+            "pad_token_id": self.tokenizer.pad_token_id,
+            "repetition_penalty": params.repetition_penalty,
+        }
+        if params.temperature > 0:
+            kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p)
+            if params.top_k > 0:
+                kwargs["top_k"] = params.top_k
+            if params.min_p > 0:
+                kwargs["min_p"] = params.min_p
+        else:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        if params.stop:
+            kwargs.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
+        return kwargs
+
+    def _result(
+        self, index: int, tokens: list[int], params: SamplingParams, began: float, ended: float
+    ) -> Result:
+        finish = "length"
+        for position, token in enumerate(tokens):
+            if token in self._stop_ids:
+                tokens = tokens[: position + 1]
+                finish = "stop"
+                break
+        text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+        for stop in params.stop:
+            cut = text.find(stop)
+            if cut >= 0:
+                text, finish = text[:cut], "stop"
+        return Result(index, text, len(tokens), finish, began, ended)
+
+    def close(self) -> None:
+        self.model = None

@@ -1,0 +1,69 @@
+"""Stage: convert a GGUF model file into a plain Hugging Face model directory.
+
+Usage::
+
+    python -m distillery.gguf_to_hf --gguf SmolLM2-135M-Instruct.Q4_1.gguf \\
+        --output results/models/smollm2-135m
+
+The weights are dequantised to ``--dtype`` (transformers can only save a GGUF-loaded model once
+the GGUF quantizer is detached, which ``GgufConfig(dequantize=True)`` does). The tokenizer and
+chat template come from the GGUF metadata.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from distillery import cli
+from distillery.errors import DistilleryError
+from distillery.models import save_model
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Convert GGUF to a Hugging Face model directory."""
+
+    gguf: str = field(metadata={"help": "the .gguf file"})
+    output: str = field(metadata={"help": "output model directory"})
+    dtype: str = field(default="float32", metadata={"help": "dtype of the saved weights"})
+    threads: int = field(default=1, metadata={"help": "CPU threads for torch"})
+
+    def __post_init__(self):
+        if self.dtype not in ("float32", "bfloat16", "float16"):
+            raise DistilleryError("--dtype must be float32, bfloat16 or float16")
+
+
+def main(config: Config) -> None:
+    gguf = Path(config.gguf)
+    if not gguf.is_file():
+        raise DistilleryError(f"{gguf}: GGUF file does not exist; fix the model's path in config")
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(
+            gguf.parent,
+            gguf_file=gguf.name,
+            quantization_config=GgufConfig(dequantize=True),
+            dtype=getattr(torch, config.dtype),
+        )
+    except (ValueError, KeyError) as err:
+        raise DistilleryError(f"{gguf}: transformers cannot load this GGUF file: {err}") from None
+    save_model(model, tokenizer, config.output)
+    params = sum(p.numel() for p in model.parameters())
+    logger.info(
+        "saved %s (%s, %.1fM parameters) to %s",
+        gguf.name,
+        config.dtype,
+        params / 1e6,
+        config.output,
+    )
+
+
+if __name__ == "__main__":
+    cli.run(main, Config)

@@ -1,0 +1,210 @@
+"""Answer extraction and equivalence: what decides ``symbolic_correct``.
+
+``extract_answer`` takes the last brace-matched ``\\boxed{...}``, else (if enabled) the last match
+of a regex, as NeMo-Skills' math grader does. ``is_equivalent`` first compares normalised strings
+(cheap, and right about cases math-verify and NeMo-Skills get wrong, such as ``016`` vs ``16``),
+then asks math-verify with the gold answer first.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_EXTRACT_REGEX = r"The final answer is (.+)$"
+
+
+@dataclass(frozen=True)
+class ExtractionConfig:
+    """How to find the answer in a generation.
+
+    Attributes:
+        extract_from_boxed: look for the last ``\\boxed{}`` first.
+        extract_regex: fallback regex; its first group (or whole match) is the answer.
+        use_regex_fallback: try the regex when there is no ``\\boxed{}``.
+    """
+
+    extract_from_boxed: bool = True
+    extract_regex: str = DEFAULT_EXTRACT_REGEX
+    use_regex_fallback: bool = True
+
+
+def last_boxed(text: str) -> str | None:
+    """Content of the last ``\\boxed{...}`` with balanced braces, else ``None``.
+
+    Example:
+        >>> last_boxed(r"so \\boxed{\\frac{1}{2}} and then \\boxed{3}")
+        '3'
+        >>> last_boxed(r"\\boxed{\\frac{1}{2}}")
+        '\\\\frac{1}{2}'
+    """
+    start = text.rfind("\\boxed")
+    if start < 0:
+        return None
+    brace = start + len("\\boxed")
+    while brace < len(text) and text[brace] == " ":
+        brace += 1
+    if brace >= len(text) or text[brace] != "{":
+        return None
+    depth = 0
+    for position in range(brace, len(text)):
+        if text[position] == "{":
+            depth += 1
+        elif text[position] == "}":
+            depth -= 1
+            if depth == 0:
+                return text[brace + 1 : position]
+    return None
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled(regex: str) -> re.Pattern:
+    return re.compile(regex)
+
+
+def extract_answer(text: str | None, config: ExtractionConfig = ExtractionConfig()) -> str | None:
+    """The predicted answer in ``text``, or ``None`` if it gives none.
+
+    Example:
+        >>> extract_answer("7*8 = 56. The final answer is 56")
+        '56'
+    """
+    if not text:
+        return None
+    if config.extract_from_boxed:
+        boxed = last_boxed(text)
+        if boxed is not None:
+            return boxed.strip() or None
+        if not config.use_regex_fallback:
+            return None
+    matches = list(_compiled(config.extract_regex).finditer(text))
+    if not matches:
+        return None
+    match = matches[-1]
+    answer = match.group(1) if match.groups() else match.group(0)
+    return answer.strip() or None
+
+
+_TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|mathrm|mbox)\{([^{}]*)\}")
+_ASSIGNMENT = re.compile(r"^[a-zA-Z]\s*=\s*(?!=)")
+_THOUSANDS = re.compile(r"^-?\d{1,3}(,\d{3})+(\.\d+)?$")
+_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
+_FRACTION = re.compile(r"^(-?)\\frac\{(-?\d+)\}\{(\d+)\}$")
+
+
+def normalize(answer: str) -> str:
+    """A canonical string form for cheap comparison (not a parser).
+
+    Example:
+        >>> normalize(r"x = \\dfrac{3}{4}")
+        '\\\\frac{3}{4}'
+        >>> normalize("016.")
+        '16'
+    """
+    text = answer.strip()
+    text = text.strip("$").strip()
+    if text.startswith("\\(") and text.endswith("\\)"):
+        text = text[2:-2].strip()
+    text = _TEXT_WRAPPER.sub(r"\1", text)
+    text = text.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
+    text = text.replace("\\left", "").replace("\\right", "").replace("\\!", "")
+    text = _ASSIGNMENT.sub("", text)
+    text = text.rstrip(".").rstrip("\\").strip()
+    if text.endswith("\\%"):
+        text = text[:-2].strip()
+    elif text.endswith("%"):
+        text = text[:-1].strip()
+    if _THOUSANDS.match(text):
+        text = text.replace(",", "")
+    text = text.replace(" ", "")
+    if _NUMBER.match(text):
+        text = _canonical_number(text)
+    return text
+
+
+def _canonical_number(text: str) -> str:
+    value = Fraction(text)
+    return str(value.numerator) if value.denominator == 1 else str(float(value))
+
+
+def _as_fraction(text: str) -> Fraction | None:
+    if _NUMBER.match(text):
+        return Fraction(text)
+    match = _FRACTION.match(text)
+    if match:
+        sign = -1 if match.group(1) else 1
+        return sign * Fraction(int(match.group(2)), int(match.group(3)))
+    if re.fullmatch(r"-?\d+/\d+", text):
+        return Fraction(text)
+    return None
+
+
+def is_equivalent(gold: str | None, predicted: str | None, timeout_seconds: int = 10) -> bool:
+    """Whether ``predicted`` is mathematically the same answer as ``gold``.
+
+    Plain numbers and fractions are decided exactly without sympy; everything else goes to
+    math-verify (``verify(parse(gold), parse(predicted))``, gold first as it is asymmetric).
+
+    Example:
+        >>> is_equivalent("16", "016")
+        True
+        >>> is_equivalent("\\\\frac{1}{2}", "0.5")
+        True
+    """
+    if gold is None or predicted is None:
+        return False
+    gold_n, pred_n = normalize(str(gold)), normalize(str(predicted))
+    if gold_n == pred_n:
+        return True
+    gold_f, pred_f = _as_fraction(gold_n), _as_fraction(pred_n)
+    if gold_f is not None and pred_f is not None:
+        return gold_f == pred_f
+    return _math_verify(gold_n, pred_n, timeout_seconds)
+
+
+def _wrap_latex(text: str) -> str:
+    if re.search(r"\$.*\$|\\\(.*\\\)|\\\[.*\\\]|\\boxed\{", text):
+        return text
+    return f"${text}$"
+
+
+def _math_verify(gold: str, predicted: str, timeout_seconds: int) -> bool:
+    from math_verify import parse, verify
+
+    try:
+        gold_parsed = parse(_wrap_latex(gold), parsing_timeout=timeout_seconds)
+        pred_parsed = parse(_wrap_latex(predicted), parsing_timeout=timeout_seconds)
+        if not gold_parsed or not pred_parsed:
+            return False
+        return bool(verify(gold_parsed, pred_parsed, timeout_seconds=timeout_seconds))
+    except Exception as err:  # math-verify raises many types on odd input; a failure is "wrong"
+        logger.warning("math-verify failed on gold=%r predicted=%r: %s", gold, predicted, err)
+        return False
+
+
+_LETTER = re.compile(r"\b([A-J])\b")
+_ANSWER_LETTER = re.compile(r"Answer:\s*\(?([A-J])\)?")
+
+
+def extract_letter(text: str | None, config: ExtractionConfig = ExtractionConfig()) -> str | None:
+    """A multiple-choice letter: boxed or regex answer if it is a single letter, else the last
+    ``Answer: X``, else the last standalone capital letter A-J.
+
+    Example:
+        >>> extract_letter("The correct option is \\\\boxed{C}.")
+        'C'
+    """
+    if not text:
+        return None
+    answer = extract_answer(text, config)
+    if answer is not None:
+        letter = _TEXT_WRAPPER.sub(r"\1", answer).strip().strip("()").strip()
+        if re.fullmatch(r"[A-J]", letter):
+            return letter
+    matches = _ANSWER_LETTER.findall(text) or _LETTER.findall(text)
+    return matches[-1] if matches else None

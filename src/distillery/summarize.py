@@ -1,0 +1,189 @@
+"""Stage and CLI: metrics for evaluation outputs in NeMo-Skills' layout.
+
+Usage::
+
+    # every benchmark under a results directory (also one written by NeMo-Skills itself)
+    python -m distillery.summarize results/evals/trained
+    # one benchmark from explicit seed files (what the workflow runs)
+    python -m distillery.summarize --benchmark demo --files out-rs0.jsonl out-rs1.jsonl \\
+        --save-metrics-path results/evals/trained/eval-results/demo/metrics.json
+
+Writes ``metrics.json`` (``{benchmark: {evaluation_mode: {metric: value}}}``) and, beside it,
+``metrics.md`` and ``metrics.csv``.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+
+from distillery import cli
+from distillery.errors import DistilleryError
+from distillery.jsonl import write_json, write_text
+from distillery.metrics import compute_metrics
+from distillery.tables import csv_table, markdown_table
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Compute metrics.json and tables for evaluation outputs."""
+
+    results_dir: str | None = field(
+        default=None,
+        metadata={"help": "directory with eval-results/<bench>/output*.jsonl (or <bench>/...)"},
+    )
+    benchmark: str | None = field(default=None, metadata={"help": "benchmark name for --files"})
+    files: tuple[str, ...] = field(default=(), metadata={"help": "seed files of one benchmark"})
+    benchmarks: tuple[str, ...] = field(
+        default=(), metadata={"help": "only these benchmarks of --results-dir"}
+    )
+    max_seq_len: int | None = field(
+        default=None, metadata={"help": "longer generations count as wrong and unanswered"}
+    )
+    save_metrics_path: str | None = field(
+        default=None, metadata={"help": "metrics.json path (default: <results dir>/metrics.json)"}
+    )
+
+    def __post_init__(self):
+        if bool(self.files) == bool(self.results_dir):
+            raise DistilleryError("give either --results-dir or --files (with --benchmark)")
+        if self.files and not self.benchmark:
+            raise DistilleryError("--files needs --benchmark")
+        if self.files and not self.save_metrics_path:
+            raise DistilleryError("--files needs --save-metrics-path")
+
+
+def read_seed_files(files: list[str]) -> list[list[dict]]:
+    """Zips seed files line by line into per-problem prediction lists.
+
+    Raises:
+        DistilleryError: a file is missing, a line is not JSON (``file:line``), or the files
+            have different numbers of lines.
+    """
+    files = sorted(files)
+    counts = {}
+    for path in files:
+        if not Path(path).is_file():
+            raise DistilleryError(f"{path}: seed file does not exist")
+        with open(path, "rb") as handle:
+            counts[path] = sum(1 for line in handle if line.strip())
+    if len(set(counts.values())) > 1:
+        listing = ", ".join(f"{Path(p).name}: {n}" for p, n in counts.items())
+        raise DistilleryError(
+            f"seed files of one benchmark have different line counts ({listing}); every seed "
+            "must cover every problem: regenerate the short ones"
+        )
+    problems: list[list[dict]] = []
+    with ExitStack() as stack:
+        handles = [stack.enter_context(open(p, "rb")) for p in files]
+        streams = [_numbered_lines(h) for h in handles]
+        for lines in zip(*streams, strict=True):
+            predictions = []
+            for path, (number, raw) in zip(files, lines, strict=True):
+                try:
+                    predictions.append(orjson.loads(raw))
+                except orjson.JSONDecodeError as err:
+                    raise DistilleryError(f"{path}:{number}: not valid JSON ({err})") from None
+                for key in ("predicted_answer",):
+                    if key not in predictions[-1]:
+                        raise DistilleryError(
+                            f"{path}:{number}: no '{key}' field; grade the file first"
+                        )
+            problems.append(predictions)
+    if not problems:
+        raise DistilleryError(f"{', '.join(files)}: no predictions to summarize")
+    return problems
+
+
+def _numbered_lines(handle):
+    for number, raw in enumerate(handle, start=1):
+        if raw.strip():
+            yield number, raw
+
+
+def benchmark_files(bench_dir: Path) -> list[str]:
+    """The seed files of one benchmark directory, as NeMo-Skills selects them."""
+    greedy = bench_dir / "output.jsonl"
+    sampled = sorted(
+        str(p)
+        for p in bench_dir.glob("*.jsonl")
+        if p.name != "output.jsonl" and "_chunk_" not in p.name and p.name.startswith("output")
+    )
+    if greedy.exists() and sampled:
+        raise DistilleryError(
+            f"{bench_dir}: both output.jsonl and output-rs*.jsonl exist; remove one set"
+        )
+    if greedy.exists():
+        return [str(greedy)]
+    if not sampled:
+        raise DistilleryError(f"{bench_dir}: no output*.jsonl files")
+    return sampled
+
+
+def find_benchmarks(results_dir: Path) -> dict[str, list[str]]:
+    if list(results_dir.glob("output*.jsonl")):
+        return {results_dir.name: benchmark_files(results_dir)}
+    if (results_dir / "eval-results").is_dir():
+        results_dir = results_dir / "eval-results"
+    found = {
+        p.name: benchmark_files(p)
+        for p in sorted(results_dir.iterdir())
+        if p.is_dir() and "-logs" not in p.name and list(p.glob("output*.jsonl"))
+    }
+    if not found:
+        raise DistilleryError(f"{results_dir}: no <benchmark>/output*.jsonl files found")
+    return found
+
+
+def summarize(inputs: dict[str, list[str]], max_seq_len: int | None) -> dict[str, dict]:
+    """``{benchmark (or benchmark-subset): metrics}`` for ``{benchmark: seed files}``."""
+    results: dict[str, dict] = {}
+    for benchmark, files in inputs.items():
+        try:
+            per_subset = compute_metrics(read_seed_files(files), max_seq_len)
+        except ValueError as err:
+            raise DistilleryError(f"{benchmark}: {err}") from None
+        for subset, metrics in per_subset.items():
+            results[benchmark if subset == "_all_" else f"{benchmark}-{subset}"] = metrics
+    return results
+
+
+def write_outputs(results: dict[str, dict], metrics_path: Path) -> None:
+    write_json(metrics_path, results)
+    markdown = "\n".join(markdown_table(b, m) for b, m in results.items())
+    write_text(metrics_path.with_suffix(".md"), markdown)
+    write_text(metrics_path.with_suffix(".csv"), csv_table(results))
+
+
+def main(config: Config) -> None:
+    if config.files:
+        inputs = {config.benchmark: list(config.files)}
+        metrics_path = Path(config.save_metrics_path)
+    else:
+        results_dir = Path(config.results_dir)
+        if not results_dir.is_dir():
+            raise DistilleryError(f"{results_dir}: results directory does not exist")
+        inputs = find_benchmarks(results_dir)
+        if config.benchmarks:
+            unknown = sorted(set(config.benchmarks) - set(inputs))
+            if unknown:
+                raise DistilleryError(f"{unknown} not found; present: {sorted(inputs)}")
+            inputs = {b: f for b, f in inputs.items() if b in config.benchmarks}
+        default = (results_dir / "eval-results").is_dir()
+        base = results_dir / "eval-results" if default else results_dir
+        metrics_path = Path(config.save_metrics_path or base / "metrics.json")
+    results = summarize(inputs, config.max_seq_len)
+    write_outputs(results, metrics_path)
+    for benchmark, metrics in results.items():
+        logger.info("\n%s", markdown_table(benchmark, metrics))
+    logger.info("wrote %s (+ .md, .csv)", metrics_path)
+
+
+if __name__ == "__main__":
+    cli.run(main, Config)

@@ -1,0 +1,249 @@
+"""Stage: supervised fine-tuning of the student with TRL's SFTTrainer (full or LoRA).
+
+Usage::
+
+    python -m distillery.train_sft --data results/sft/sft-data.jsonl \\
+        --model results/models/smollm2-135m --output results/train/model \\
+        --adapter-output results/train/adapter --metrics results/train/train-metrics.json \\
+        --method lora --max-steps 12
+
+The output is always a plain Hugging Face model directory that any backend can serve (LoRA is
+merged into the base weights; the adapter is saved beside it). Checkpoints go to
+``--checkpoint-dir``; rerunning after a kill resumes from the last one.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from distillery import cli
+from distillery.errors import DistilleryError
+from distillery.generation.resume import fingerprint
+from distillery.jsonl import read_jsonl, write_json
+from distillery.models import save_model
+from distillery.sft_tokenize import tokenize_records
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Fine-tune a model on SFT data."""
+
+    data: str = field(metadata={"help": "SFT data JSONL (input/output records)"})
+    model: str = field(metadata={"help": "base model directory"})
+    output: str = field(metadata={"help": "trained (merged) model directory"})
+    metrics: str = field(metadata={"help": "training metrics JSON"})
+    adapter_output: str | None = field(
+        default=None, metadata={"help": "LoRA: where to keep the adapter"}
+    )
+    checkpoint_dir: str | None = field(
+        default=None, metadata={"help": "checkpoints, for resuming (default: <output>-checkpoints)"}
+    )
+    method: Literal["full", "lora"] = field(default="lora", metadata={"help": "what to train"})
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha"})
+    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout"})
+    lora_target_modules: tuple[str, ...] = field(
+        default=("all-linear",), metadata={"help": "modules to adapt ('all-linear' = every one)"}
+    )
+    use_rslora: bool = field(default=False, metadata={"help": "rank-stabilised LoRA scaling"})
+    learning_rate: float = field(default=2e-4, metadata={"help": "peak learning rate"})
+    lr_scheduler: str = field(default="cosine", metadata={"help": "learning-rate schedule"})
+    warmup_ratio: float = field(default=0.1, metadata={"help": "share of steps for warmup"})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
+    epochs: float = field(default=1.0, metadata={"help": "passes over the data"})
+    max_steps: int = field(default=-1, metadata={"help": "optimizer steps (-1 = from epochs)"})
+    micro_batch_size: int = field(default=1, metadata={"help": "sequences per forward pass"})
+    gradient_accumulation_steps: int = field(default=1, metadata={"help": "micro-batches a step"})
+    max_seq_length: int = field(default=2048, metadata={"help": "longer samples are dropped"})
+    save_steps: int = field(default=50, metadata={"help": "checkpoint every N steps"})
+    logging_steps: int = field(default=1, metadata={"help": "log loss every N steps"})
+    precision: Literal["auto", "fp32", "bf16"] = field(
+        default="auto",
+        metadata={"help": "bf16 mixed precision (auto: on GPUs that support it), or fp32"},
+    )
+    seed: int = field(default=0, metadata={"help": "random seed"})
+    threads: int = field(default=1, metadata={"help": "CPU threads for torch"})
+
+    def __post_init__(self):
+        if self.max_seq_length < 8:
+            raise DistilleryError("--max-seq-length is too small")
+        if self.method == "lora" and not self.adapter_output:
+            raise DistilleryError("--method lora needs --adapter-output")
+        if not 0 <= self.warmup_ratio < 1:
+            raise DistilleryError("--warmup-ratio must be in [0, 1)")
+        if self.micro_batch_size < 1 or self.gradient_accumulation_steps < 1:
+            raise DistilleryError("batch sizes must be at least 1")
+
+
+def last_checkpoint(directory: Path) -> str | None:
+    """The newest complete ``checkpoint-N`` in ``directory``."""
+    if not directory.is_dir():
+        return None
+    steps = [
+        (int(p.name.split("-")[1]), p)
+        for p in directory.glob("checkpoint-*")
+        if p.name.split("-")[1].isdigit() and (p / "trainer_state.json").is_file()
+    ]
+    return str(max(steps)[1]) if steps else None
+
+
+def check_model_dir(path: str) -> None:
+    if not (Path(path) / "config.json").is_file():
+        raise DistilleryError(
+            f"{path}: not a Hugging Face model directory (no config.json); build the base model "
+            "first or fix training.model in the config"
+        )
+
+
+def main(config: Config) -> None:
+    check_model_dir(config.model)
+    records = read_jsonl(config.data)
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    torch.set_num_threads(config.threads)
+    tokenizer = AutoTokenizer.from_pretrained(config.model)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(config.model, dtype=torch.float32)
+    positions = getattr(model.config, "max_position_embeddings", None)
+    if positions and config.max_seq_length > positions:
+        raise DistilleryError(
+            f"--max-seq-length {config.max_seq_length} exceeds the model's "
+            f"{positions} positions; lower training.max_seq_length"
+        )
+    examples, stats = tokenize_records(records, tokenizer, config.max_seq_length)
+    logger.info(
+        "%d examples (%d tokens, %d with loss); dropped %d empty, %d over %d tokens",
+        stats.kept,
+        stats.tokens,
+        stats.loss_tokens,
+        stats.dropped_empty,
+        stats.dropped_too_long,
+        config.max_seq_length,
+    )
+    if not examples:
+        raise DistilleryError(
+            f"{config.data}: no example fits in {config.max_seq_length} tokens; raise "
+            "training.max_seq_length or check the SFT data"
+        )
+
+    peft_config = None
+    if config.method == "lora":
+        from peft import LoraConfig
+
+        targets = list(config.lora_target_modules)
+        peft_config = LoraConfig(
+            r=config.lora_r,
+            lora_alpha=config.lora_alpha,
+            lora_dropout=config.lora_dropout,
+            target_modules="all-linear" if targets == ["all-linear"] else targets,
+            use_rslora=config.use_rslora,
+            task_type="CAUSAL_LM",
+        )
+    checkpoints = Path(config.checkpoint_dir or f"{config.output}-checkpoints")
+    _claim_checkpoints(checkpoints, config)
+    use_cuda = torch.cuda.is_available()
+    if config.precision == "auto":
+        use_bf16 = use_cuda and torch.cuda.is_bf16_supported()
+    else:
+        use_bf16 = config.precision == "bf16"
+    args = SFTConfig(
+        output_dir=str(checkpoints),
+        per_device_train_batch_size=config.micro_batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        learning_rate=config.learning_rate,
+        lr_scheduler_type=config.lr_scheduler,
+        warmup_steps=config.warmup_ratio,
+        weight_decay=config.weight_decay,
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        max_length=config.max_seq_length,
+        completion_only_loss=True,
+        logging_steps=config.logging_steps,
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=2,
+        report_to="none",
+        seed=config.seed,
+        use_cpu=not use_cuda,
+        bf16=use_bf16,
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(examples),
+        processing_class=tokenizer,
+        peft_config=peft_config,
+    )
+    resume = last_checkpoint(checkpoints)
+    if resume:
+        logger.info("resuming from %s", resume)
+    began = time.time()
+    result = trainer.train(resume_from_checkpoint=resume)
+    elapsed = time.time() - began
+
+    trained = trainer.model
+    if config.method == "lora":
+        trained.save_pretrained(config.adapter_output)
+        tokenizer.save_pretrained(config.adapter_output)
+        trained = trained.merge_and_unload()
+    save_model(trained, tokenizer, config.output)
+    history = [
+        {k: v for k, v in entry.items() if k in ("step", "epoch", "loss", "learning_rate")}
+        for entry in trainer.state.log_history
+        if "loss" in entry
+    ]
+    write_json(
+        config.metrics,
+        {
+            "method": config.method,
+            "steps": trainer.state.global_step,
+            "train_loss": result.training_loss,
+            "train_runtime_s": round(elapsed, 2),
+            "examples": stats.kept,
+            "dropped_empty": stats.dropped_empty,
+            "dropped_too_long": stats.dropped_too_long,
+            "tokens_per_epoch": stats.tokens,
+            "loss_tokens_per_epoch": stats.loss_tokens,
+            "resumed_from": resume,
+            "loss_history": history,
+        },
+    )
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    logger.info(
+        "trained %d steps in %.0fs, final loss %s",
+        trainer.state.global_step,
+        elapsed,
+        history[-1]["loss"] if history else math.nan,
+    )
+
+
+def _claim_checkpoints(directory: Path, config: Config) -> None:
+    """Checkpoints left by a run with other settings or data cannot be resumed: remove them."""
+    data = Path(config.data).stat()
+    key = fingerprint(
+        {k: v for k, v in asdict(config).items() if k != "threads"}, data.st_size, data.st_mtime_ns
+    )
+    stamp = directory / "distillery-run.json"
+    if directory.exists() and (not stamp.is_file() or stamp.read_text() != key):
+        logger.warning("%s: checkpoints of a different run; starting afresh", directory)
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(key)
+
+
+if __name__ == "__main__":
+    cli.run(main, Config)

@@ -1,0 +1,137 @@
+"""Helpers the Snakemake rules use to turn config into paths and command-line flags.
+
+Kept here, not in ``common.smk``, so they are unit-tested.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from distillery.config_check import TRAINED
+
+RESULTS = "results"
+TRAINED_MODEL_DIR = f"{RESULTS}/train/model"
+
+# config key -> command-line flag of distillery.generate
+_SAMPLING_FLAGS = {
+    "temperature": "--temperature",
+    "top_p": "--top-p",
+    "top_k": "--top-k",
+    "min_p": "--min-p",
+    "max_tokens": "--max-tokens",
+    "repetition_penalty": "--repetition-penalty",
+}
+_SERVER_FLAGS = {"type": "--backend", "batch_size": "--batch-size", "dtype": "--dtype"}
+
+
+def model_dir(config: dict, name: str) -> str:
+    """The HF model directory of a model named in config (``trained`` = the SFT output)."""
+    if name == TRAINED:
+        return TRAINED_MODEL_DIR
+    model = config["models"][name]
+    if model["source"] == "path":
+        return model["path"]
+    return f"{RESULTS}/models/{name}"
+
+
+def converted_models(config: dict) -> list[str]:
+    """Names of the models built by ``gguf_to_hf``."""
+    return [n for n, m in config["models"].items() if m["source"] == "gguf"]
+
+
+def gguf_file(model: dict) -> str:
+    """The GGUF file of a ``source: gguf`` model: a path, or a file in an installed package."""
+    if "path" in model:
+        return model["path"]
+    from distillery.models import find_packaged_file
+
+    return str(find_packaged_file(model["package"], model["file"]))
+
+
+def _flags(mapping: dict, names: dict) -> list[str]:
+    args = []
+    for key, flag in names.items():
+        if key in mapping and mapping[key] is not None:
+            args += [flag, str(mapping[key])]
+    return args
+
+
+def generation_args(stage: dict) -> str:
+    """Backend and sampling flags of ``distillery.generate`` for a stage's config block.
+
+    The seed is not here: it is a wildcard of the rule.
+
+    Example:
+        >>> generation_args({"server": {"type": "hf", "batch_size": 4},
+        ...                  "inference": {"temperature": 0.7, "stop": ["</s>"]}})
+        "--backend hf --batch-size 4 --temperature 0.7 --stop '</s>'"
+    """
+    args = _flags(stage.get("server", {}), _SERVER_FLAGS)
+    inference = stage.get("inference", {})
+    args += _flags(inference, _SAMPLING_FLAGS)
+    if inference.get("stop"):
+        args += ["--stop", *inference["stop"]]
+    if stage.get("max_samples", -1) > 0:
+        args += ["--max-samples", str(stage["max_samples"])]
+    return shlex.join(args)
+
+
+def option_args(block: dict, keys: list[str]) -> str:
+    """``--key value`` flags (``--flag``/``--no-flag`` for booleans) for the given keys.
+
+    Example:
+        >>> option_args({"add_correct": True, "min_majority_votes": 2}, ["add_correct",
+        ...             "min_majority_votes", "absent"])
+        '--add-correct --min-majority-votes 2'
+    """
+    args = []
+    for key in keys:
+        if key not in block or block[key] is None:
+            continue
+        flag = "--" + key.replace("_", "-")
+        value = block[key]
+        if isinstance(value, bool):
+            args.append(flag if value else "--no-" + key.replace("_", "-"))
+        elif isinstance(value, list):
+            args += [flag, *map(str, value)]
+        else:
+            args += [flag, str(value)]
+    return shlex.join(args)
+
+
+def training_args(training: dict) -> str:
+    """Flags of ``distillery.train_sft`` for the ``training`` config block."""
+    lora = {f"lora_{k}": v for k, v in training.get("lora", {}).items() if k != "use_rslora"}
+    if "use_rslora" in training.get("lora", {}):
+        lora["use_rslora"] = training["lora"]["use_rslora"]
+    keys = [
+        "method",
+        "learning_rate",
+        "lr_scheduler",
+        "warmup_ratio",
+        "weight_decay",
+        "epochs",
+        "max_steps",
+        "micro_batch_size",
+        "gradient_accumulation_steps",
+        "max_seq_length",
+        "save_steps",
+        "precision",
+        "seed",
+    ]
+    lora_keys = ["lora_r", "lora_alpha", "lora_dropout", "lora_target_modules", "use_rslora"]
+    return " ".join(a for a in (option_args(training, keys), option_args(lora, lora_keys)) if a)
+
+
+def seeds(count: int) -> list[int]:
+    """Seeds ``0..count-1``, as NeMo-Skills numbers ``output-rs{seed}``."""
+    return list(range(count))
+
+
+def eval_metrics_targets(config: dict) -> list[str]:
+    """Every ``metrics.json`` the evaluation produces: one per run and benchmark."""
+    return [
+        f"{RESULTS}/evals/{run}/eval-results/{bench}/metrics.json"
+        for run in config["evaluation"]["runs"]
+        for bench in config["evaluation"]["benchmarks"]
+    ]

@@ -1,0 +1,88 @@
+# Config validation and the small helpers rules use; the logic lives in src/distillery.
+import os
+import re
+import shlex
+import sys
+
+SRC = os.path.join(workflow.basedir, "src")
+sys.path.insert(0, SRC)
+# Jobs run `python -m distillery.<stage>`: this makes the package importable in any job
+# environment (conda, container, cluster node), installed there or not.
+JOB_PYTHONPATH = os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
+shell.prefix(f"export PYTHONPATH={shlex.quote(JOB_PYTHONPATH)}; ")
+
+from distillery import workflow as wf
+from distillery.config_check import validate_config
+
+validate_config(config, workflow.source_path("../schemas/config.schema.yaml"))
+
+EVAL = config["evaluation"]
+SOLUTION_SEEDS = wf.seeds(config["solutions"]["seeds"])
+SOLUTION_CHUNKS = list(range(config["solutions"].get("chunks", 1)))
+EVAL_CHUNKS = list(range(EVAL.get("chunks", 1)))
+GRADING = config.get("grading", {})
+
+
+wildcard_constraints:
+    seed=r"\d+",
+    chunk=r"\d+",
+    # only models that gguf_to_hf builds; `path` models are used where they are
+    model="|".join(map(re.escape, wf.converted_models(config))) or "(?!)",
+    run=r"[A-Za-z0-9][A-Za-z0-9._-]*",
+    bench=r"[A-Za-z0-9][A-Za-z0-9._-]*",
+
+
+def get_gguf(wildcards):
+    return wf.gguf_file(config["models"][wildcards.model])
+
+
+def get_model_dir(name):
+    return wf.model_dir(config, name)
+
+
+def get_eval_model(wildcards):
+    return wf.model_dir(config, EVAL["runs"][wildcards.run])
+
+
+def get_eval_seed_files(wildcards):
+    return expand(
+        "results/evals/{run}/eval-results/{bench}/output-rs{seed}.jsonl",
+        run=wildcards.run,
+        bench=wildcards.bench,
+        seed=wf.seeds(EVAL["benchmarks"][wildcards.bench]),
+    )
+
+
+def get_eval_chunks(wildcards):
+    return expand(
+        "results/evals/{run}/generations/{bench}/output-rs{seed}_chunk_{chunk}.jsonl",
+        run=wildcards.run,
+        bench=wildcards.bench,
+        seed=wildcards.seed,
+        chunk=EVAL_CHUNKS,
+    )
+
+
+def get_grading_mode(wildcards):
+    return config["benchmarks"][wildcards.bench].get("grading", "math")
+
+
+def get_comparison_inputs():
+    return {
+        f"{run}__{bench}": f"results/evals/{run}/eval-results/{bench}/metrics.json"
+        for run in EVAL["runs"]
+        for bench in EVAL["benchmarks"]
+    }
+
+
+def get_benchmark_options(wildcards):
+    bench = config["benchmarks"][wildcards.bench]
+    return f"--benchmark {bench['source']} {wf.option_args(bench, ['size', 'seed'])}"
+
+
+def get_model_dtype(wildcards):
+    return config["models"][wildcards.model].get("dtype", "float32")
+
+
+def get_comparison_entries(wildcards, input):
+    return " ".join(f"{key.split('__')[0]}={path}" for key, path in input.items())

@@ -1,0 +1,73 @@
+rule generate_eval:
+    input:
+        data=rules.prepare_benchmark.output.test,
+        prompt=EVAL["prompt"],
+        model=get_eval_model,
+    output:
+        generations=temp(
+            "results/evals/{run}/generations/{bench}/output-rs{seed}_chunk_{chunk}.jsonl"
+        ),
+    log:
+        "logs/generate_eval/{run}/{bench}/rs{seed}_chunk_{chunk}.log",
+    benchmark:
+        "benchmarks/generate_eval/{run}/{bench}/rs{seed}_chunk_{chunk}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    threads: 2
+    resources:
+        mem_mb=3000,
+    params:
+        generation=wf.generation_args(EVAL),
+        chunks=len(EVAL_CHUNKS),
+    shell:
+        "python -m distillery.generate"
+        " --input {input.data}"
+        " --output {output.generations}"
+        " --prompt {input.prompt}"
+        " --model {input.model}"
+        " --seed {wildcards.seed}"
+        " --num-chunks {params.chunks}"
+        " --chunk-id {wildcards.chunk}"
+        " --threads {threads}"
+        " {params.generation}"
+        " > {log} 2>&1"
+
+
+rule merge_eval_chunks:
+    input:
+        chunks=get_eval_chunks,
+    output:
+        generations="results/evals/{run}/generations/{bench}/output-rs{seed}.jsonl",
+    log:
+        "logs/merge_eval_chunks/{run}/{bench}/rs{seed}.log",
+    localrule: True
+    conda:
+        "../../envs/core.yaml"
+    shell:
+        "python -m distillery.merge_chunks"
+        " --inputs {input.chunks}"
+        " --output {output.generations}"
+        " > {log} 2>&1"
+
+
+rule grade:
+    input:
+        generations=rules.merge_eval_chunks.output.generations,
+    output:
+        graded="results/evals/{run}/eval-results/{bench}/output-rs{seed}.jsonl",
+    log:
+        "logs/grade/{run}/{bench}/rs{seed}.log",
+    conda:
+        "../../envs/core.yaml"
+    resources:
+        mem_mb=2000,
+    params:
+        mode=get_grading_mode,
+        options=wf.option_args(GRADING, ["extract_regex", "timeout"]),
+    shell:
+        "python -m distillery.grade"
+        " --input {input.generations}"
+        " --output {output.graded}"
+        " --mode {params.mode}"
+        " {params.options}"
+        " > {log} 2>&1"

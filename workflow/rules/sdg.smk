@@ -1,0 +1,104 @@
+EXTRACTION = config["problem_extraction"]
+SOLUTIONS = config["solutions"]
+
+
+rule extract_problems:
+    input:
+        data=rules.prepare_raw_data.output.posts,
+        prompt=EXTRACTION["prompt"],
+        model=get_model_dir(EXTRACTION["server"]["model"]),
+    output:
+        generations="results/sdg/problems/output.jsonl",
+    log:
+        "logs/extract_problems.log",
+    benchmark:
+        "benchmarks/extract_problems.tsv"
+    conda:
+        "../../envs/train.yaml"
+    threads: 2
+    resources:
+        mem_mb=3000,
+    params:
+        generation=wf.generation_args(EXTRACTION),
+    shell:
+        "python -m distillery.generate"
+        " --input {input.data}"
+        " --output {output.generations}"
+        " --prompt {input.prompt}"
+        " --model {input.model}"
+        " --threads {threads}"
+        " {params.generation}"
+        " > {log} 2>&1"
+
+
+rule postprocess_problems:
+    input:
+        generations=rules.extract_problems.output.generations,
+    output:
+        problems="results/sdg/extracted-problems.jsonl",
+        dropped="results/sdg/extracted-problems-dropped.jsonl",
+    log:
+        "logs/postprocess_problems.log",
+    conda:
+        "../../envs/core.yaml"
+    resources:
+        mem_mb=1000,
+    shell:
+        "python -m distillery.postprocess_problems"
+        " --input {input.generations}"
+        " --output {output.problems}"
+        " --dropped {output.dropped}"
+        " > {log} 2>&1"
+
+
+rule generate_solutions:
+    input:
+        data=rules.postprocess_problems.output.problems,
+        prompt=SOLUTIONS["prompt"],
+        model=get_model_dir(SOLUTIONS["server"]["model"]),
+    output:
+        generations=temp("results/sdg/solutions/output-rs{seed}_chunk_{chunk}.jsonl"),
+    log:
+        "logs/generate_solutions/rs{seed}_chunk_{chunk}.log",
+    benchmark:
+        "benchmarks/generate_solutions/rs{seed}_chunk_{chunk}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    threads: 2
+    resources:
+        mem_mb=3000,
+    params:
+        generation=wf.generation_args(SOLUTIONS),
+        chunks=len(SOLUTION_CHUNKS),
+    shell:
+        "python -m distillery.generate"
+        " --input {input.data}"
+        " --output {output.generations}"
+        " --prompt {input.prompt}"
+        " --model {input.model}"
+        " --seed {wildcards.seed}"
+        " --num-chunks {params.chunks}"
+        " --chunk-id {wildcards.chunk}"
+        " --threads {threads}"
+        " {params.generation}"
+        " > {log} 2>&1"
+
+
+rule merge_solutions:
+    input:
+        chunks=expand(
+            "results/sdg/solutions/output-rs{{seed}}_chunk_{chunk}.jsonl",
+            chunk=SOLUTION_CHUNKS,
+        ),
+    output:
+        generations="results/sdg/solutions/output-rs{seed}.jsonl",
+    log:
+        "logs/merge_solutions/rs{seed}.log",
+    localrule: True
+    conda:
+        "../../envs/core.yaml"
+    shell:
+        "python -m distillery.merge_chunks"
+        " --inputs {input.chunks}"
+        " --output {output.generations}"
+        " > {log} 2>&1"
