@@ -53,9 +53,13 @@ def validate_schema(config: dict, schema_path: str | Path) -> None:
         raise DistilleryError(f"invalid config (checked against {schema_path}):\n{lines}")
 
 
-def check_references(config: dict, workdir: str | Path = ".") -> None:
-    """Checks what the schema cannot: named models exist, prompt files exist."""
+def check_references(
+    config: dict, workdir: str | Path = ".", workflow_dir: str | Path | None = None
+) -> None:
+    """Checks what the schema cannot: named models exist, prompt files exist (in the working
+    directory or, for files shipped with the workflow, in ``workflow_dir``)."""
     workdir = Path(workdir)
+    search = [workdir] + ([Path(workflow_dir)] if workflow_dir else [])
     problems = []
     models = config["models"]
     known = ", ".join(sorted(models))
@@ -73,7 +77,7 @@ def check_references(config: dict, workdir: str | Path = ".") -> None:
         model_ref(f"evaluation.runs.{run}", name, allow_trained=True)
     for stage in ("problem_extraction", "solutions", "sft_data", "evaluation"):
         prompt = config[stage]["prompt"]
-        if not (workdir / prompt).is_file():
+        if not any((base / prompt).is_file() for base in search):
             problems.append(f"config key '{stage}.prompt': file {prompt} does not exist")
     for name, model in models.items():
         if model["source"] == "path" and not (workdir / model["path"]).is_dir():
@@ -91,6 +95,11 @@ def check_references(config: dict, workdir: str | Path = ".") -> None:
         raise DistilleryError("invalid config:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
-def validate_config(config: dict, schema_path: str | Path, workdir: str | Path = ".") -> None:
+def validate_config(
+    config: dict,
+    schema_path: str | Path,
+    workdir: str | Path = ".",
+    workflow_dir: str | Path | None = None,
+) -> None:
     validate_schema(config, schema_path)
-    check_references(config, workdir)
+    check_references(config, workdir, workflow_dir)

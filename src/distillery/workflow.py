@@ -6,6 +6,7 @@ Kept here, not in ``common.smk``, so they are unit-tested.
 from __future__ import annotations
 
 import shlex
+from pathlib import Path
 
 from distillery.config_check import TRAINED
 
@@ -22,6 +23,20 @@ _SAMPLING_FLAGS = {
     "repetition_penalty": "--repetition-penalty",
 }
 _SERVER_FLAGS = {"type": "--backend", "batch_size": "--batch-size", "dtype": "--dtype"}
+
+
+def resource_path(path: str, workflow_dir: str | Path) -> str:
+    """A file named in config: relative to the working directory if it exists there, else
+    relative to the workflow (prompts/ ships with it), so runs from another directory work.
+
+    Example:
+        >>> resource_path("prompts/math.yaml", "/nonexistent")
+        'prompts/math.yaml'
+    """
+    if Path(path).is_absolute() or Path(path).exists():
+        return path
+    shipped = Path(workflow_dir) / path
+    return str(shipped) if shipped.exists() else path
 
 
 def model_dir(config: dict, name: str) -> str:

@@ -14,7 +14,16 @@ shell.prefix(f"export PYTHONPATH={shlex.quote(JOB_PYTHONPATH)}; ")
 from distillery import workflow as wf
 from distillery.config_check import validate_config
 
-validate_config(config, workflow.source_path("../schemas/config.schema.yaml"))
+validate_config(
+    config,
+    workflow.source_path("../schemas/config.schema.yaml"),
+    workflow_dir=workflow.basedir,
+)
+
+
+def get_prompt(stage):
+    return wf.resource_path(config[stage]["prompt"], workflow.basedir)
+
 
 EVAL = config["evaluation"]
 SOLUTION_SEEDS = wf.seeds(config["solutions"]["seeds"])

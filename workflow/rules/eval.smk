@@ -1,7 +1,7 @@
 rule generate_eval:
     input:
         data=rules.prepare_benchmark.output.test,
-        prompt=EVAL["prompt"],
+        prompt=get_prompt("evaluation"),
         model=get_eval_model,
     output:
         generations=temp(

@@ -5,7 +5,7 @@ SOLUTIONS = config["solutions"]
 rule extract_problems:
     input:
         data=rules.prepare_raw_data.output.posts,
-        prompt=EXTRACTION["prompt"],
+        prompt=get_prompt("problem_extraction"),
         model=get_model_dir(EXTRACTION["server"]["model"]),
     output:
         generations="results/sdg/problems/output.jsonl",
@@ -54,7 +54,7 @@ rule postprocess_problems:
 rule generate_solutions:
     input:
         data=rules.postprocess_problems.output.problems,
-        prompt=SOLUTIONS["prompt"],
+        prompt=get_prompt("solutions"),
         model=get_model_dir(SOLUTIONS["server"]["model"]),
     output:
         generations=temp("results/sdg/solutions/output-rs{seed}_chunk_{chunk}.jsonl"),

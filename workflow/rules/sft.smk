@@ -1,7 +1,7 @@
 rule prepare_sft_data:
     input:
         solutions=expand(rules.merge_solutions.output.generations, seed=SOLUTION_SEEDS),
-        prompt=config["sft_data"]["prompt"],
+        prompt=get_prompt("sft_data"),
         tokenizer=get_model_dir(config["training"]["model"]),
     output:
         data="results/sft/sft-data.jsonl",

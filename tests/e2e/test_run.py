@@ -1,0 +1,125 @@
+"""The whole DAG, for real, on the tiny scenario: every stage runs the real model on the CPU."""
+
+import csv
+import io
+import os
+
+import pytest
+import yaml
+
+from distillery.jsonl import read_jsonl
+
+from .conftest import REPO, planned_jobs, scratch_workdir, snakemake
+
+TINY = REPO / "tests" / "scenarios" / "tiny.yaml"
+PROFILE = REPO / "profiles" / "local"
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    workdir = scratch_workdir(tmp_path_factory.mktemp("tiny-run"))
+    snakemake(workdir, "--profile", str(PROFILE), configfile=TINY)
+    return workdir
+
+
+def test_every_declared_output_exists(finished_run):
+    results = finished_run / "results"
+    expected = [
+        "models/smollm2-135m/config.json",
+        "data/raw-posts.jsonl",
+        "benchmarks/demo/test.jsonl",
+        "sdg/problems/output.jsonl",
+        "sdg/extracted-problems.jsonl",
+        "sdg/extracted-problems-dropped.jsonl",
+        "sdg/solutions/output-rs0.jsonl",
+        "sdg/solutions/output-rs1.jsonl",
+        "sft/sft-data.jsonl",
+        "sft/report.json",
+        "sft/report.md",
+        "train/model/config.json",
+        "train/model/model.safetensors",
+        "train/train-metrics.json",
+        "comparison.md",
+        "comparison.csv",
+    ]
+    for run in ("baseline", "trained"):
+        base = f"evals/{run}/eval-results/demo"
+        expected += [f"{base}/output-rs{s}.jsonl" for s in (0, 1)]
+        expected += [f"{base}/metrics.{ext}" for ext in ("json", "md", "csv")]
+    missing = [p for p in expected if not (results / p).is_file()]
+    assert not missing
+    # intermediates marked temp() are gone, and no resume file is left behind
+    assert not list(results.rglob("*_chunk_*.jsonl"))
+    assert not list(results.rglob("*.partial"))
+
+
+def test_outputs_follow_the_data_contracts(finished_run):
+    results = finished_run / "results"
+    for row in read_jsonl(results / "evals/trained/eval-results/demo/output-rs0.jsonl"):
+        assert {"id", "problem", "expected_answer", "generation", "num_generated_tokens"} <= set(
+            row
+        )
+        assert {"finish_reason", "generation_time", "predicted_answer", "symbolic_correct"} <= set(
+            row
+        )
+    for row in read_jsonl(results / "sdg/extracted-problems.jsonl"):
+        assert {"problem", "extracted_problem_idx", "problem_extraction_gen", "forum_post"} <= set(
+            row
+        )
+    for row in read_jsonl(results / "sft/sft-data.jsonl"):
+        assert {"messages", "input", "output", "expected_answer"} <= set(row)
+        assert row["messages"][-1]["role"] == "assistant"
+
+
+def test_comparison_table_has_benchmarks_runs_and_columns(finished_run):
+    rows = list(csv.DictReader(io.StringIO((finished_run / "results/comparison.csv").read_text())))
+    assert rows
+    assert set(rows[0]) == {
+        "benchmark",
+        "evaluation_mode",
+        "metric",
+        "baseline",
+        "trained",
+        "delta_trained",
+    }
+    assert {r["benchmark"] for r in rows} == {"demo"}
+    assert {r["evaluation_mode"] for r in rows} == {"pass@1[avg-of-2]", "majority@2", "pass@2"}
+    for row in rows:
+        assert float(row["delta_trained"]) == pytest.approx(
+            float(row["trained"]) - float(row["baseline"])
+        )
+    table = (finished_run / "results/comparison.md").read_text()
+    assert "| benchmark | evaluation_mode | metric | baseline | trained | Δ trained |" in table
+
+
+def test_nothing_left_to_do(finished_run):
+    assert planned_jobs(finished_run, configfile=TINY) == {}
+
+
+def test_editing_a_prompt_reruns_only_what_depends_on_it(finished_run):
+    prompt = finished_run / "prompts/extract-problems.yaml"
+    original, stat = prompt.read_text(), prompt.stat()
+    prompt.write_text(original + "\n# edited\n")
+    try:
+        jobs = planned_jobs(finished_run, configfile=TINY)
+    finally:
+        prompt.write_text(original)
+        os.utime(prompt, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert {"extract_problems", "generate_solutions", "train_sft"} <= set(jobs)
+    assert not {"gguf_to_hf", "prepare_raw_data", "prepare_benchmark"} & set(jobs)
+    # only the trained model's evaluation depends on the extraction prompt
+    assert jobs["generate_eval"] == 4  # 2 seeds x 2 chunks, trained run only
+    assert jobs["summarize"] == 1
+
+
+def test_editing_a_stage_config_reruns_only_what_depends_on_it(finished_run, tmp_path):
+    config = yaml.safe_load(TINY.read_text())
+    config["training"]["learning_rate"] = 1e-4
+    edited = tmp_path / "edited.yaml"
+    edited.write_text(yaml.safe_dump(config))
+    jobs = planned_jobs(finished_run, configfile=edited)
+    assert "train_sft" in jobs
+    assert not {"extract_problems", "generate_solutions", "prepare_sft_data"} & set(jobs)
+    assert jobs["generate_eval"] == 4

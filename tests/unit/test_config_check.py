@@ -1,0 +1,103 @@
+import copy
+
+import pytest
+import yaml
+
+from distillery.config_check import validate_config
+from distillery.errors import DistilleryError
+
+from ..conftest import REPO
+
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+
+
+@pytest.fixture
+def default_config():
+    return yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+
+def check(config):
+    validate_config(config, SCHEMA, workdir=REPO)
+
+
+def test_default_config_is_valid(default_config):
+    check(default_config)
+
+
+def test_scenario_configs_are_valid():
+    for path in sorted((REPO / "tests" / "scenarios").glob("*.yaml")):
+        check(yaml.safe_load(path.read_text()))
+
+
+@pytest.mark.parametrize(
+    "edit,message",
+    [
+        (
+            lambda c: c["solutions"]["inference"].update(temperture=1.0),
+            "config key 'solutions.inference.temperture' is not allowed; allowed keys of "
+            "'solutions.inference': max_tokens, min_p",
+        ),
+        (lambda c: c.update(extra=1), "config key 'extra' is not allowed"),
+        (
+            lambda c: c["solutions"].update(seeds="4"),
+            "config key 'solutions.seeds' must be of type integer, got '4'",
+        ),
+        (
+            lambda c: c["training"].update(method="qlora"),
+            "config key 'training.method' must be one of 'full', 'lora', got 'qlora'",
+        ),
+        (lambda c: c["training"].pop("model"), "config key 'training' is missing: 'model'"),
+        (
+            lambda c: c["solutions"]["inference"].update(top_p=0),
+            "config key 'solutions.inference.top_p'",
+        ),
+        (
+            lambda c: c["evaluation"]["runs"].update(other="gpt-9"),
+            "config key 'evaluation.runs.other' names model 'gpt-9'; known models: smollm2-135m "
+            "or 'trained'",
+        ),
+        (
+            lambda c: c["solutions"]["server"].update(model="trained"),
+            "config key 'solutions.server.model' names model 'trained'",
+        ),
+        (
+            lambda c: c["sft_data"].update(prompt="prompts/nope.yaml"),
+            "config key 'sft_data.prompt': file prompts/nope.yaml does not exist",
+        ),
+        (
+            lambda c: c["models"].update(local={"source": "path", "path": "no/such/dir"}),
+            "config key 'models.local.path': directory no/such/dir does not exist",
+        ),
+        (
+            lambda c: c["evaluation"]["benchmarks"].update(aime99=8),
+            "config key 'evaluation.benchmarks.aime99' is not defined under 'benchmarks'",
+        ),
+    ],
+)
+def test_errors_name_the_key(default_config, edit, message):
+    config = copy.deepcopy(default_config)
+    edit(config)
+    with pytest.raises(DistilleryError) as err:
+        check(config)
+    assert message in str(err.value)
+
+
+def test_every_schema_key_is_described():
+    schema = yaml.safe_load(SCHEMA.read_text())
+    missing = []
+
+    def walk(node, path):
+        if isinstance(node, dict):
+            if node.get("type") == "object" and "properties" in node:
+                assert node.get("additionalProperties") is False, f"{path} allows any key"
+                for key, sub in node["properties"].items():
+                    if "description" not in sub and "$ref" not in sub:
+                        missing.append(f"{path}.{key}")
+            for key, sub in node.items():
+                walk(sub, f"{path}.{key}")
+        elif isinstance(node, list):
+            for i, sub in enumerate(node):
+                walk(sub, f"{path}[{i}]")
+
+    walk(schema, "$")
+    assert not missing

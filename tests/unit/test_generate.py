@@ -1,0 +1,160 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from distillery import generate
+from distillery.errors import DistilleryError
+from distillery.jsonl import read_jsonl
+
+from ..conftest import REPO, write_jsonl
+
+
+def config(tmp_path, model, **overrides):
+    values = {
+        "input": str(tmp_path / "in.jsonl"),
+        "output": str(tmp_path / "out.jsonl"),
+        "prompt": str(REPO / "prompts" / "math.yaml"),
+        "model": str(model),
+        "max_tokens": 8,
+        "batch_size": 4,
+        **overrides,
+    }
+    return generate.Config(**values)
+
+
+def problems(n):
+    return [
+        {"id": i, "problem": f"What is {i} plus 1?", "expected_answer": str(i + 1)}
+        for i in range(n)
+    ]
+
+
+def test_generates_every_row_with_contract_fields(tmp_path, tiny_model_dir):
+    write_jsonl(tmp_path / "in.jsonl", problems(6))
+    generate.main(config(tmp_path, tiny_model_dir, temperature=0.7, top_p=0.9, seed=3))
+    rows = read_jsonl(tmp_path / "out.jsonl")
+    assert [r["id"] for r in rows] == list(range(6))
+    for row in rows:
+        assert row["expected_answer"] == str(row["id"] + 1)
+        assert isinstance(row["generation"], str)
+        assert 1 <= row["num_generated_tokens"] <= 8
+        assert row["finish_reason"] in ("stop", "length")
+        assert row["generation_time"] >= 0
+    assert not (tmp_path / "out.jsonl.partial").exists()
+
+
+def test_same_seed_same_samples(tmp_path, tiny_model_dir):
+    write_jsonl(tmp_path / "in.jsonl", problems(4))
+    outputs = []
+    for name in ("a", "b"):
+        cfg = config(tmp_path, tiny_model_dir, temperature=1.0, seed=5, output=str(tmp_path / name))
+        generate.main(cfg)
+        outputs.append([r["generation"] for r in read_jsonl(tmp_path / name)])
+    assert outputs[0] == outputs[1]
+
+
+def test_chunks_and_max_samples(tmp_path, tiny_model_dir):
+    write_jsonl(tmp_path / "in.jsonl", problems(10))
+    generate.main(config(tmp_path, tiny_model_dir, num_chunks=3, chunk_id=1, max_samples=8))
+    assert [r["id"] for r in read_jsonl(tmp_path / "out.jsonl")] == [3, 4, 5]
+
+
+def test_resume_generates_only_missing_rows(tmp_path, tiny_model_dir, monkeypatch):
+    write_jsonl(tmp_path / "in.jsonl", problems(5))
+    cfg = config(tmp_path, tiny_model_dir)
+    keys = []
+    real_partial = generate.PartialOutput
+
+    def recording_partial(output, key):
+        keys.append(key)
+        return real_partial(output, key)
+
+    monkeypatch.setattr(generate, "PartialOutput", recording_partial)
+    generate.main(cfg)
+    complete = read_jsonl(tmp_path / "out.jsonl")
+    # What a run killed after rows 0, 1 and 3 leaves behind:
+    (tmp_path / "out.jsonl").unlink()
+    done = real_partial(tmp_path / "out.jsonl", keys[0])
+    for index in (0, 1, 3):
+        done.add(index, complete[index])
+    done.close()
+
+    requested = []
+    real_backend = generate.make_backend
+
+    def counting_backend(config):
+        backend = real_backend(config)
+        inner = backend.generate
+
+        def generate_and_count(requests, params):
+            requested.extend(r.index for r in requests)
+            return inner(requests, params)
+
+        backend.generate = generate_and_count
+        return backend
+
+    monkeypatch.setattr(generate, "make_backend", counting_backend)
+    generate.main(cfg)
+    assert sorted(requested) == [2, 4]
+    resumed = read_jsonl(tmp_path / "out.jsonl")
+    assert [r["generation"] for r in resumed] == [r["generation"] for r in complete]
+    assert resumed[0] == complete[0]
+
+
+def test_missing_prompt_field_fails_before_loading_model(tmp_path, monkeypatch):
+    write_jsonl(tmp_path / "in.jsonl", [{"problem": "x"}, {"question": "y"}])
+    monkeypatch.setattr(generate, "make_backend", lambda c: pytest.fail("model loaded"))
+    with pytest.raises(DistilleryError, match=r"in\.jsonl:2 has no value for it"):
+        generate.main(config(tmp_path, tmp_path))
+
+
+def test_missing_model_dir(tmp_path):
+    write_jsonl(tmp_path / "in.jsonl", problems(1))
+    with pytest.raises(DistilleryError, match="model directory does not exist"):
+        generate.main(config(tmp_path, tmp_path / "no-model"))
+
+
+def test_empty_chunk_writes_empty_output(tmp_path, tiny_model_dir):
+    write_jsonl(tmp_path / "in.jsonl", problems(1))
+    generate.main(config(tmp_path, tiny_model_dir, num_chunks=2, chunk_id=1))
+    assert (tmp_path / "out.jsonl").read_text() == ""
+
+
+def test_kill_and_rerun_loses_and_duplicates_nothing(tmp_path, tiny_model_dir):
+    """kill -9 a real generation job mid-run, rerun it, compare with an uninterrupted run."""
+    rows = problems(48)
+    write_jsonl(tmp_path / "in.jsonl", rows)
+    out = tmp_path / "out.jsonl"
+    partial = tmp_path / "out.jsonl.partial"
+    command = [
+        sys.executable, "-m", "distillery.generate",
+        "--input", str(tmp_path / "in.jsonl"), "--output", str(out),
+        "--prompt", str(REPO / "prompts" / "math.yaml"), "--model", str(tiny_model_dir),
+        "--batch-size", "1", "--max-tokens", "24", "--threads", "1",
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    for _ in range(3):  # kill at a few points; each rerun continues from what is on disk
+        process = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 120
+        while time.time() < deadline and process.poll() is None:
+            lines = partial.read_text().count("\n") if partial.exists() else 0
+            if lines >= 2 + len(rows) // 6 * (_ + 1):
+                break
+            time.sleep(0.05)
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        assert not out.exists() or process.returncode == 0
+    subprocess.run(command, env=env, check=True, stderr=subprocess.DEVNULL)
+    resumed = read_jsonl(out)
+    assert [r["id"] for r in resumed] == list(range(48))
+
+    fresh = tmp_path / "fresh.jsonl"
+    fresh_command = [*command]
+    fresh_command[fresh_command.index(str(out))] = str(fresh)
+    subprocess.run(fresh_command, env=env, check=True, stderr=subprocess.DEVNULL)
+    assert [r["generation"] for r in read_jsonl(fresh)] == [r["generation"] for r in resumed]

@@ -1,0 +1,129 @@
+"""Grading tables grown from real SmolLM2 outputs on the demo benchmark, plus NeMo-Skills' and
+math-verify's known cases."""
+
+import pytest
+
+from distillery.grading import (
+    ExtractionConfig,
+    extract_answer,
+    extract_letter,
+    is_equivalent,
+    last_boxed,
+    normalize,
+)
+
+DEMO_REGEX = ExtractionConfig(extract_regex=r"(?im)the (?:final )?answer is:?\s*(.+?)\.?\s*$")
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("The answer is \\boxed{45}.", "45"),
+        ("so 50 * 2 = 100 km in that same 2 hours. The answer is \\boxed{100}.", "100"),
+        ("\\boxed{\\frac{7}{10}}", "\\frac{7}{10}"),
+        ("first \\boxed{1} then \\boxed{2}", "2"),
+        ("\\boxed {3}", "3"),
+        ("unbalanced \\boxed{\\frac{1}{2}", None),
+        ("Please add the answer inside an \\boxed{}.", None),
+        ("7*8 = 56\n\nThe final answer is 56", "56"),
+        ("12 + 35 = 62\n\nThe answer is inside the specified format.", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_extract_answer_default(text, expected):
+    assert extract_answer(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("9 * 7 = 63\n\nSo, the answer is 63.", "63"),
+        ("100 - 36 = 64. The answer is 64.\nI hope this helps!", "64"),
+        ("The answer is: 13", "13"),
+        ("x = 2\n\nThe answer is \\boxed{2}.", "2"),
+        ("To solve this problem, we need to find out how many apples", None),
+    ],
+)
+def test_extract_answer_small_model_regex(text, expected):
+    assert extract_answer(text, DEMO_REGEX) == expected
+
+
+def test_boxed_only_mode():
+    config = ExtractionConfig(use_regex_fallback=False)
+    assert extract_answer("The final answer is 5", config) is None
+
+
+EQUIVALENT = [
+    ("16", "016"),
+    ("16", "16.0"),
+    ("16", "16."),
+    ("1000", "1,000"),
+    ("\\frac{7}{10}", "\\dfrac{7}{10}"),
+    ("\\frac{7}{10}", "0.7"),
+    ("\\frac{7}{10}", "7/10"),
+    ("\\frac{1}{2}", "\\tfrac12"),
+    ("5", "x = 5"),
+    ("5", "x=5"),
+    ("10", "10\\%"),
+    ("10", "10%"),
+    ("100", "100\\text{ km}"),
+    ("\\text{Evelyn}", "Evelyn"),
+    ("3\\sqrt{13}", "\\sqrt{117}"),
+    ("x^2+2x+1", "(x+1)^2"),
+    ("-2", "-2"),
+]
+NOT_EQUIVALENT = [
+    ("16", "61"),
+    ("\\frac{7}{10}", "\\frac{10}{7}"),
+    ("45", "54"),
+    ("6", "11"),
+    ("100", "1000"),
+    ("\\frac{1}{2}", "0.51"),
+    ("5", "inside the specified format"),
+]
+
+
+@pytest.mark.parametrize("gold,predicted", EQUIVALENT)
+def test_equivalent(gold, predicted):
+    assert is_equivalent(gold, predicted)
+
+
+@pytest.mark.parametrize("gold,predicted", [(p, g) for g, p in EQUIVALENT if "text{ km" not in p])
+def test_equivalent_reversed(gold, predicted):
+    assert is_equivalent(gold, predicted)
+
+
+@pytest.mark.parametrize("gold,predicted", NOT_EQUIVALENT + [(p, g) for g, p in NOT_EQUIVALENT])
+def test_not_equivalent(gold, predicted):
+    assert not is_equivalent(gold, predicted)
+
+
+def test_no_prediction_is_wrong():
+    assert not is_equivalent("5", None)
+    assert not is_equivalent(None, "5")
+
+
+@pytest.mark.parametrize(
+    "raw,normal", [("$16$", "16"), ("016", "16"), ("\\left(1,2\\right)", "(1,2)"), ("2.50", "2.5")]
+)
+def test_normalize(raw, normal):
+    assert normalize(raw) == normal
+
+
+def test_last_boxed_nested():
+    assert last_boxed("\\boxed{\\frac{\\sqrt{2}}{2}}") == "\\frac{\\sqrt{2}}{2}"
+
+
+@pytest.mark.parametrize(
+    "text,letter",
+    [
+        ("The answer is \\boxed{C}", "C"),
+        ("\\boxed{(B)}", "B"),
+        ("Reasoning... Answer: D", "D"),
+        ("I think A is wrong, so it must be B.", "B"),
+        ("no letter here", None),
+    ],
+)
+def test_extract_letter(text, letter):
+    assert extract_letter(text) == letter

@@ -1,0 +1,98 @@
+import json
+
+import pytest
+
+from distillery import compare_runs, summarize
+from distillery.errors import DistilleryError
+
+from ..conftest import write_jsonl
+
+
+def graded(correct, answer):
+    return {"symbolic_correct": correct, "predicted_answer": answer, "num_generated_tokens": 20}
+
+
+def make_run(root, bench, seeds):
+    for seed, rows in enumerate(seeds):
+        write_jsonl(root / "eval-results" / bench / f"output-rs{seed}.jsonl", rows)
+
+
+def test_directory_in_nemo_skills_layout(tmp_path):
+    make_run(
+        tmp_path,
+        "aime24",
+        [[graded(True, "1"), graded(False, "2")], [graded(True, "1"), graded(True, "3")]],
+    )
+    make_run(tmp_path, "gsm8k", [[graded(False, None)]])
+    # chunk leftovers are not seeds
+    write_jsonl(
+        tmp_path / "eval-results" / "aime24" / "output-rs0_chunk_0.jsonl", [graded(True, "9")]
+    )
+    summarize.main(summarize.Config(results_dir=str(tmp_path)))
+    metrics = json.loads((tmp_path / "eval-results" / "metrics.json").read_text())
+    assert set(metrics) == {"aime24", "gsm8k"}
+    assert metrics["aime24"]["pass@1[avg-of-2]"]["symbolic_correct"] == 75.0
+    assert metrics["gsm8k"]["pass@1"]["no_answer"] == 100.0
+    table = (tmp_path / "eval-results" / "metrics.md").read_text()
+    assert "| pass@1[avg-of-2] | 2 | 20 | 75.00% ± 35.36% | 0.00% |" in table
+    assert "### gsm8k" in table
+    csv = (tmp_path / "eval-results" / "metrics.csv").read_text().splitlines()
+    assert csv[0].startswith("benchmark,evaluation_mode,num_entries")
+
+
+def test_greedy_and_sampled_together_is_an_error(tmp_path):
+    make_run(tmp_path, "b", [[graded(True, "1")]])
+    write_jsonl(tmp_path / "eval-results" / "b" / "output.jsonl", [graded(True, "1")])
+    with pytest.raises(DistilleryError, match="both output.jsonl and output-rs"):
+        summarize.main(summarize.Config(results_dir=str(tmp_path)))
+
+
+def test_seed_files_of_different_length(tmp_path):
+    make_run(tmp_path, "b", [[graded(True, "1")], [graded(True, "1"), graded(True, "2")]])
+    with pytest.raises(DistilleryError, match="different line counts.*output-rs0.jsonl: 1"):
+        summarize.main(summarize.Config(results_dir=str(tmp_path)))
+
+
+def test_bad_json_line_and_ungraded_file(tmp_path):
+    path = tmp_path / "output-rs0.jsonl"
+    path.write_text('{"predicted_answer": "1", "symbolic_correct": true}\n{oops\n')
+    with pytest.raises(DistilleryError, match=r"output-rs0\.jsonl:2: not valid JSON"):
+        summarize.read_seed_files([str(path)])
+    path.write_text('{"generation": "1"}\n')
+    with pytest.raises(DistilleryError, match="grade the file first"):
+        summarize.read_seed_files([str(path)])
+
+
+def test_explicit_files_and_comparison(tmp_path):
+    for run, flags in (("baseline", [False, False]), ("trained", [True, False])):
+        files = []
+        for seed, flag in enumerate(flags):
+            files.append(str(write_jsonl(tmp_path / run / f"s{seed}.jsonl", [graded(flag, "1")])))
+        summarize.main(
+            summarize.Config(
+                benchmark="demo",
+                files=tuple(files),
+                save_metrics_path=str(tmp_path / run / "metrics.json"),
+            )
+        )
+    compare_runs.main(
+        compare_runs.Config(
+            inputs=(
+                f"baseline={tmp_path / 'baseline/metrics.json'}",
+                f"trained={tmp_path / 'trained/metrics.json'}",
+            ),
+            output=str(tmp_path / "comparison.md"),
+        )
+    )
+    table = (tmp_path / "comparison.md").read_text()
+    assert "| demo | pass@1[avg-of-2] | symbolic_correct | 0.00% | 50.00% | +50.00 |" in table
+    rows = (tmp_path / "comparison.csv").read_text().splitlines()
+    assert rows[0] == "benchmark,evaluation_mode,metric,baseline,trained,delta_trained"
+    assert any(r.startswith("demo,pass@2,symbolic_correct,0.0,100.0,100.0") for r in rows)
+
+
+def test_config_needs_one_input_kind():
+    with pytest.raises(DistilleryError):
+        summarize.Config()
+    with pytest.raises(DistilleryError):
+        summarize.Config(files=("a",), benchmark="b")

