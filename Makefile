@@ -8,6 +8,8 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 PROFILE ?= profiles/local
+# Jobs run `python -m distillery...`: they must find the venv's python first.
+export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: setup run test lint format e2e clean
 

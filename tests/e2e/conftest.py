@@ -18,7 +18,13 @@ def snakemake(workdir: Path, *args: str, configfile: Path | None = None, check: 
     command = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), *args]
     if configfile is not None:
         command += ["--configfile", str(configfile)]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    env = {
+        **os.environ,
+        # jobs run `python -m distillery...` with the interpreter running the tests
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+    }
     result = subprocess.run(command, capture_output=True, text=True, env=env)
     if check and result.returncode != 0:
         raise AssertionError(
