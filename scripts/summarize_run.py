@@ -33,7 +33,8 @@ def main() -> None:
         rows.append((float(record["s"]), float(record["max_rss"]), job))
     if rows:
         total = sum(r[0] for r in rows)
-        print(f"| slowest jobs (of {len(rows)} benchmarked, {total:.0f} s) | wall (s) | max RSS (MB) |")
+        title = f"slowest jobs (of {len(rows)} benchmarked, {total:.0f} s)"
+        print(f"| {title} | wall (s) | max RSS (MB) |")
         print("|---|---:|---:|")
         for seconds, rss, job in sorted(rows, reverse=True)[: args.top]:
             print(f"| {job} | {seconds:.1f} | {rss:.0f} |")

@@ -18,10 +18,9 @@ from distillery.grading import (
     ExtractionConfig,
     extract_answer,
     extract_letter,
-    is_equivalent,
 )
+from distillery.grading_pool import grade_pairs
 from distillery.jsonl import iter_jsonl, write_jsonl
-from distillery.progress import Progress
 
 logger = logging.getLogger(__name__)
 
@@ -42,26 +41,42 @@ class Config:
     regex_fallback: bool = field(
         default=True, metadata={"help": "try the regex when there is no \\boxed{}"}
     )
-    timeout: int = field(default=10, metadata={"help": "seconds math-verify may spend per answer"})
+    timeout: int = field(
+        default=10, metadata={"help": "seconds one answer may take; then it counts as wrong"}
+    )
+    workers: int = field(default=1, metadata={"help": "processes for symbolic equivalence"})
 
     def __post_init__(self):
         if self.timeout < 1:
             raise DistilleryError("--timeout must be at least 1 second")
+        if self.workers < 1:
+            raise DistilleryError("--workers must be at least 1")
 
     def extraction(self) -> ExtractionConfig:
         return ExtractionConfig(self.extract_from_boxed, self.extract_regex, self.regex_fallback)
 
 
-def grade_row(row: dict, config: Config) -> dict:
-    """The row with ``predicted_answer`` and ``symbolic_correct`` set."""
+def grade_rows(rows: list[dict], config: Config) -> tuple[list[dict], int]:
+    """The rows with ``predicted_answer`` and ``symbolic_correct``; also how many timed out."""
+    extraction = config.extraction()
     if config.mode == "multichoice":
-        predicted = extract_letter(row["generation"], config.extraction())
-        gold = str(row["expected_answer"]).strip()
-        correct = predicted is not None and predicted == gold
+        predicted = [extract_letter(r["generation"], extraction) for r in rows]
+        correct = [
+            p is not None and p == str(r["expected_answer"]).strip()
+            for p, r in zip(predicted, rows, strict=True)
+        ]
+        timed_out = 0
     else:
-        predicted = extract_answer(row["generation"], config.extraction())
-        correct = is_equivalent(row["expected_answer"], predicted, config.timeout)
-    return {**row, "predicted_answer": predicted, "symbolic_correct": correct}
+        predicted = [extract_answer(r["generation"], extraction) for r in rows]
+        pairs = [(r["expected_answer"], p) for r, p in zip(rows, predicted, strict=True)]
+        verdicts = grade_pairs(pairs, config.workers, config.timeout)
+        correct = [v.correct for v in verdicts]
+        timed_out = sum(v.timed_out for v in verdicts)
+    graded = [
+        {**row, "predicted_answer": p, "symbolic_correct": c}
+        for row, p, c in zip(rows, predicted, correct, strict=True)
+    ]
+    return graded, timed_out
 
 
 def main(config: Config) -> None:
@@ -73,17 +88,17 @@ def main(config: Config) -> None:
                     f"{config.input}:{number}: row has no '{key}' field; grading needs both "
                     "'generation' and 'expected_answer'"
                 )
-    progress = Progress(len(numbered), "graded")
-    graded = []
-    for _, row in numbered:
-        graded.append(grade_row(row, config))
-        progress.update()
-    progress.close()
+    graded, timed_out = grade_rows([row for _, row in numbered], config)
     write_jsonl(config.output, graded)
     correct = sum(r["symbolic_correct"] for r in graded)
     no_answer = sum(r["predicted_answer"] is None for r in graded)
     logger.info(
-        "%s: %d/%d correct, %d without an answer", config.output, correct, len(graded), no_answer
+        "%s: %d/%d correct, %d without an answer, %d timed out",
+        config.output,
+        correct,
+        len(graded),
+        no_answer,
+        timed_out,
     )
 
 

@@ -156,6 +156,15 @@ def is_equivalent(gold: str | None, predicted: str | None, timeout_seconds: int 
         >>> is_equivalent("\\\\frac{1}{2}", "0.5")
         True
     """
+    verdict = fast_verdict(gold, predicted)
+    if verdict is not None:
+        return verdict
+    return symbolic_equal(normalize(str(gold)), normalize(str(predicted)), timeout_seconds)
+
+
+def fast_verdict(gold: str | None, predicted: str | None) -> bool | None:
+    """The verdict when it needs no sympy (missing answer, equal normal forms, two plain
+    numbers or fractions), else ``None``."""
     if gold is None or predicted is None:
         return False
     gold_n, pred_n = normalize(str(gold)), normalize(str(predicted))
@@ -164,7 +173,7 @@ def is_equivalent(gold: str | None, predicted: str | None, timeout_seconds: int 
     gold_f, pred_f = _as_fraction(gold_n), _as_fraction(pred_n)
     if gold_f is not None and pred_f is not None:
         return gold_f == pred_f
-    return _math_verify(gold_n, pred_n, timeout_seconds)
+    return None
 
 
 def _wrap_latex(text: str) -> str:
@@ -173,7 +182,7 @@ def _wrap_latex(text: str) -> str:
     return f"${text}$"
 
 
-def _math_verify(gold: str, predicted: str, timeout_seconds: int) -> bool:
+def symbolic_equal(gold: str, predicted: str, timeout_seconds: int) -> bool:
     from math_verify import parse, verify
 
     try:
@@ -187,24 +196,35 @@ def _math_verify(gold: str, predicted: str, timeout_seconds: int) -> bool:
         return False
 
 
-_LETTER = re.compile(r"\b([A-J])\b")
-_ANSWER_LETTER = re.compile(r"Answer:\s*\(?([A-J])\)?")
+_LAST_LETTER = re.compile(r"\b[A-Z]\b(?!.*\b[A-Z]\b)", re.DOTALL)
+_ANSWER_LETTER = re.compile(
+    r"(?i)[\*\_]{0,2}Answer[\*\_]{0,2}\s*:[\s\*\_]{0,2}\s*([A-Z])(?![a-zA-Z0-9])"
+)
 
 
 def extract_letter(text: str | None, config: ExtractionConfig = ExtractionConfig()) -> str | None:
-    """A multiple-choice letter: boxed or regex answer if it is a single letter, else the last
-    ``Answer: X``, else the last standalone capital letter A-J.
+    """A multiple-choice answer, as NeMo-Skills' multichoice evaluator reads it.
+
+    The boxed (or regex) answer if it is one character, else the last standalone capital letter
+    inside it (``<A>``, ``{A}``, ``*A*``); failing that, the last ``Answer: X`` in the text.
 
     Example:
-        >>> extract_letter("The correct option is \\\\boxed{C}.")
+        >>> extract_letter("The correct option is \\boxed{C}.")
         'C'
+        >>> extract_letter("**Answer:** b")
+        'B'
     """
     if not text:
         return None
+    letter = None
     answer = extract_answer(text, config)
     if answer is not None:
-        letter = _TEXT_WRAPPER.sub(r"\1", answer).strip().strip("()").strip()
-        if re.fullmatch(r"[A-J]", letter):
-            return letter
-    matches = _ANSWER_LETTER.findall(text) or _LETTER.findall(text)
-    return matches[-1] if matches else None
+        if len(answer) == 1:
+            letter = answer
+        else:
+            found = _LAST_LETTER.findall(answer)
+            letter = found[-1].strip() if found else None
+    if letter is None:
+        found = _ANSWER_LETTER.findall(text)
+        letter = found[-1].strip().upper() if found else None
+    return letter

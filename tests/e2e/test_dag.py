@@ -71,7 +71,8 @@ def test_model_path_that_does_not_exist(tmp_path):
     path.write_text(yaml.safe_dump(config))
     result = snakemake(tmp_path, "-n", configfile=path, check=False)
     assert result.returncode != 0
-    assert "config key 'models.mine.path': directory models/mine does not exist" in result.stdout + result.stderr
+    message = "config key 'models.mine.path': directory models/mine does not exist"
+    assert message in result.stdout + result.stderr
 
 
 def test_lint_is_clean(tmp_path):

@@ -120,8 +120,11 @@ def test_last_boxed_nested():
     [
         ("The answer is \\boxed{C}", "C"),
         ("\\boxed{(B)}", "B"),
+        ("\\boxed{\\text{D}}", "D"),
         ("Reasoning... Answer: D", "D"),
-        ("I think A is wrong, so it must be B.", "B"),
+        ("**Answer:** b", "B"),
+        ("Answer: Apple", None),
+        ("I think A is wrong, so it must be B.", None),
         ("no letter here", None),
     ],
 )

@@ -69,5 +69,6 @@ rule grade:
         " --input {input.generations}"
         " --output {output.graded}"
         " --mode {params.mode}"
+        " --workers {threads}"
         " {params.options}"
         " > {log} 2>&1"
