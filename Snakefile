@@ -33,4 +33,4 @@ include: "workflow/rules/report.smk"
 rule all:
     default_target: True
     input:
-        rules.compare_runs.output.table,
+        get_final_outputs(),

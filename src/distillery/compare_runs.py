@@ -51,7 +51,8 @@ def load_runs(entries: tuple[str, ...]) -> dict[str, dict[str, dict]]:
             raise DistilleryError(f"{path}: metrics file does not exist") from None
         except orjson.JSONDecodeError as err:
             raise DistilleryError(f"{path}: not valid JSON ({err})") from None
-        runs.setdefault(name, {}).update(metrics)
+        benchmarks = {k: v for k, v in metrics.items() if not k.startswith("_")}
+        runs.setdefault(name, {}).update(benchmarks)
     return runs
 
 

@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 
+from distillery.numeric import same_value
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_EXTRACT_REGEX = r"The final answer is (.+)$"
@@ -94,7 +96,6 @@ _TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|mathrm|mbox)\{([^{}]*)\}")
 _ASSIGNMENT = re.compile(r"^[a-zA-Z]\s*=\s*(?!=)")
 _THOUSANDS = re.compile(r"^-?\d{1,3}(,\d{3})+(\.\d+)?$")
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
-_FRACTION = re.compile(r"^(-?)\\frac\{(-?\d+)\}\{(\d+)\}$")
 
 
 def normalize(answer: str) -> str:
@@ -107,6 +108,8 @@ def normalize(answer: str) -> str:
         '16'
     """
     text = answer.strip()
+    if "\\boxed" in text:
+        text = last_boxed(text) or text
     text = text.strip("$").strip()
     if text.startswith("\\(") and text.endswith("\\)"):
         text = text[2:-2].strip()
@@ -132,18 +135,6 @@ def _canonical_number(text: str) -> str:
     return str(value.numerator) if value.denominator == 1 else str(float(value))
 
 
-def _as_fraction(text: str) -> Fraction | None:
-    if _NUMBER.match(text):
-        return Fraction(text)
-    match = _FRACTION.match(text)
-    if match:
-        sign = -1 if match.group(1) else 1
-        return sign * Fraction(int(match.group(2)), int(match.group(3)))
-    if re.fullmatch(r"-?\d+/\d+", text):
-        return Fraction(text)
-    return None
-
-
 def is_equivalent(gold: str | None, predicted: str | None, timeout_seconds: int = 10) -> bool:
     """Whether ``predicted`` is mathematically the same answer as ``gold``.
 
@@ -162,17 +153,27 @@ def is_equivalent(gold: str | None, predicted: str | None, timeout_seconds: int 
     return symbolic_equal(normalize(str(gold)), normalize(str(predicted)), timeout_seconds)
 
 
+_WORDS = re.compile(r"[a-zA-Z ,]+")
+
+
 def fast_verdict(gold: str | None, predicted: str | None) -> bool | None:
-    """The verdict when it needs no sympy (missing answer, equal normal forms, two plain
-    numbers or fractions), else ``None``."""
+    """The verdict when it needs no sympy, else ``None``.
+
+    Decided here: a missing answer; equal normal forms; two simple numeric answers (exact
+    arithmetic, see :mod:`distillery.numeric`); two plain words or lists of words, compared as
+    strings as NeMo-Skills does (so anagrams, which math-verify reads as equal products of
+    symbols, differ).
+    """
     if gold is None or predicted is None:
         return False
     gold_n, pred_n = normalize(str(gold)), normalize(str(predicted))
     if gold_n == pred_n:
         return True
-    gold_f, pred_f = _as_fraction(gold_n), _as_fraction(pred_n)
-    if gold_f is not None and pred_f is not None:
-        return gold_f == pred_f
+    verdict = same_value(gold_n, pred_n)
+    if verdict is not None:
+        return verdict
+    if _WORDS.fullmatch(gold_n) and _WORDS.fullmatch(pred_n):
+        return False
     return None
 
 

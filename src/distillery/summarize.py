@@ -8,8 +8,9 @@ Usage::
     python -m distillery.summarize --benchmark demo --files out-rs0.jsonl out-rs1.jsonl \\
         --save-metrics-path results/evals/trained/eval-results/demo/metrics.json
 
-Writes ``metrics.json`` (``{benchmark: {evaluation_mode: {metric: value}}}``) and, beside it,
-``metrics.md`` and ``metrics.csv``.
+Writes ``metrics.json`` (``{benchmark: {evaluation_mode: {metric: value}}}``, NeMo-Skills' shape,
+plus ``_provenance``: config hash, package versions, git commit, date) and, beside it,
+``metrics.md``, ``metrics.csv`` and a PNG of the metrics against k.
 """
 
 from __future__ import annotations
@@ -25,9 +26,13 @@ from distillery import cli
 from distillery.errors import DistilleryError
 from distillery.jsonl import write_json, write_text
 from distillery.metrics import compute_metrics
+from distillery.plots import plot_metrics
+from distillery.provenance import provenance
 from distillery.tables import csv_table, markdown_table
 
 logger = logging.getLogger(__name__)
+
+PROVENANCE_KEY = "_provenance"
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,10 @@ class Config:
     save_metrics_path: str | None = field(
         default=None, metadata={"help": "metrics.json path (default: <results dir>/metrics.json)"}
     )
+    config_hash: str | None = field(
+        default=None, metadata={"help": "hash of the workflow config, recorded as provenance"}
+    )
+    plots: bool = field(default=True, metadata={"help": "write a PNG of the metrics against k"})
 
     def __post_init__(self):
         if bool(self.files) == bool(self.results_dir):
@@ -154,11 +163,24 @@ def summarize(inputs: dict[str, list[str]], max_seq_len: int | None) -> dict[str
     return results
 
 
-def write_outputs(results: dict[str, dict], metrics_path: Path) -> None:
-    write_json(metrics_path, results)
+def write_outputs(
+    results: dict[str, dict], metrics_path: Path, origin: dict, plots: bool = True
+) -> None:
+    """metrics.json (NeMo-Skills' shape plus ``_provenance``), .md, .csv and PNG plots."""
+    write_json(metrics_path, {**results, PROVENANCE_KEY: origin})
     markdown = "\n".join(markdown_table(b, m) for b, m in results.items())
-    write_text(metrics_path.with_suffix(".md"), markdown)
+    footer = (
+        f"\n_distillery {origin['packages'].get('distillery', '?')}, commit "
+        f"{origin['git_commit'] or 'unknown'}, config {origin['config_hash'] or 'unknown'}, "
+        f"math-verify {origin['packages'].get('math-verify', '?')}, {origin['date']}_\n"
+    )
+    write_text(metrics_path.with_suffix(".md"), markdown + footer)
     write_text(metrics_path.with_suffix(".csv"), csv_table(results))
+    if plots:
+        for benchmark, metrics in results.items():
+            name = "" if len(results) == 1 else f"-{benchmark}"
+            path = metrics_path.with_name(f"{metrics_path.stem}{name}.png")
+            plot_metrics(metrics, benchmark, path)
 
 
 def main(config: Config) -> None:
@@ -179,7 +201,7 @@ def main(config: Config) -> None:
         base = results_dir / "eval-results" if default else results_dir
         metrics_path = Path(config.save_metrics_path or base / "metrics.json")
     results = summarize(inputs, config.max_seq_len)
-    write_outputs(results, metrics_path)
+    write_outputs(results, metrics_path, provenance(config.config_hash), config.plots)
     for benchmark, metrics in results.items():
         logger.info("\n%s", markdown_table(benchmark, metrics))
     logger.info("wrote %s (+ .md, .csv)", metrics_path)

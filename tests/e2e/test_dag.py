@@ -24,6 +24,7 @@ def test_default_config_plans_every_stage(tmp_path):
         "grade": 8,
         "summarize": 2,
         "compare_runs": 1,
+        "log_wandb": 2,
     }
 
 

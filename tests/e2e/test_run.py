@@ -47,12 +47,14 @@ def test_every_declared_output_exists(finished_run):
     for run in ("baseline", "trained"):
         base = f"evals/{run}/eval-results/demo"
         expected += [f"{base}/output-rs{s}.jsonl" for s in (0, 1)]
-        expected += [f"{base}/metrics.{ext}" for ext in ("json", "md", "csv")]
+        expected += [f"{base}/metrics.{ext}" for ext in ("json", "md", "csv", "png")]
+        expected.append(f"evals/{run}/wandb-run.json")
     missing = [p for p in expected if not (results / p).is_file()]
     assert not missing
     # intermediates marked temp() are gone, and no resume file is left behind
     assert not list(results.rglob("*_chunk_*.jsonl"))
     assert not list(results.rglob("*.partial"))
+    assert len(list((results / "wandb").glob("offline-run-*"))) == 2
 
 
 def test_outputs_follow_the_data_contracts(finished_run):
@@ -123,3 +125,11 @@ def test_editing_a_stage_config_reruns_only_what_depends_on_it(finished_run, tmp
     assert "train_sft" in jobs
     assert not {"extract_problems", "generate_solutions", "prepare_sft_data"} & set(jobs)
     assert jobs["generate_eval"] == 4
+
+
+def test_html_report_collects_tables_and_plots(finished_run):
+    report = finished_run / "report.html"
+    snakemake(finished_run, "--report", str(report), configfile=TINY)
+    text = report.read_text(errors="replace")
+    assert "comparison.csv" in text
+    assert "metrics.png" in text

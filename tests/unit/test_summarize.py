@@ -30,7 +30,7 @@ def test_directory_in_nemo_skills_layout(tmp_path):
     )
     summarize.main(summarize.Config(results_dir=str(tmp_path)))
     metrics = json.loads((tmp_path / "eval-results" / "metrics.json").read_text())
-    assert set(metrics) == {"aime24", "gsm8k"}
+    assert set(metrics) == {"aime24", "gsm8k", "_provenance"}
     assert metrics["aime24"]["pass@1[avg-of-2]"]["symbolic_correct"] == 75.0
     assert metrics["gsm8k"]["pass@1"]["no_answer"] == 100.0
     table = (tmp_path / "eval-results" / "metrics.md").read_text()

@@ -13,6 +13,7 @@ shell.prefix(f"export PYTHONPATH={shlex.quote(JOB_PYTHONPATH)}; ")
 
 from distillery import workflow as wf
 from distillery.config_check import validate_config
+from distillery.provenance import config_hash
 
 validate_config(
     config,
@@ -30,6 +31,8 @@ SOLUTION_SEEDS = wf.seeds(config["solutions"]["seeds"])
 SOLUTION_CHUNKS = list(range(config["solutions"].get("chunks", 1)))
 EVAL_CHUNKS = list(range(EVAL.get("chunks", 1)))
 GRADING = config.get("grading", {})
+WANDB = config.get("wandb", {"mode": "disabled"})
+CONFIG_HASH = config_hash(config)
 
 
 wildcard_constraints:
@@ -95,3 +98,25 @@ def get_model_dtype(wildcards):
 
 def get_comparison_entries(wildcards, input):
     return " ".join(f"{key.split('__')[0]}={path}" for key, path in input.items())
+
+
+def get_run_metrics(wildcards):
+    return [
+        f"results/evals/{wildcards.run}/eval-results/{bench}/metrics.json"
+        for bench in EVAL["benchmarks"]
+    ]
+
+
+def get_run_graded_files(wildcards):
+    return [
+        f"results/evals/{wildcards.run}/eval-results/{bench}/output-rs{seed}.jsonl"
+        for bench, seeds in EVAL["benchmarks"].items()
+        for seed in wf.seeds(seeds)
+    ]
+
+
+def get_final_outputs():
+    outputs = ["results/comparison.md"]
+    if WANDB.get("mode", "disabled") != "disabled":
+        outputs += expand("results/evals/{run}/wandb-run.json", run=EVAL["runs"])
+    return outputs

@@ -7,9 +7,15 @@ rule summarize:
             "results/evals/{run}/eval-results/{bench}/metrics.csv",
             caption="../report/metrics.rst",
             category="Metrics",
-            labels={"run": "{run}", "benchmark": "{bench}"},
+            labels={"run": "{run}", "benchmark": "{bench}", "kind": "table"},
         ),
         markdown="results/evals/{run}/eval-results/{bench}/metrics.md",
+        plot=report(
+            "results/evals/{run}/eval-results/{bench}/metrics.png",
+            caption="../report/metrics_plot.rst",
+            category="Metrics",
+            labels={"run": "{run}", "benchmark": "{bench}", "kind": "plot"},
+        ),
     log:
         "logs/summarize/{run}/{bench}.log",
     localrule: True
@@ -17,11 +23,13 @@ rule summarize:
         "../../envs/core.yaml"
     params:
         options=wf.option_args(EVAL, ["max_seq_len"]),
+        config_hash=CONFIG_HASH,
     shell:
         "python -m distillery.summarize"
         " --benchmark {wildcards.bench}"
         " --files {input.seeds}"
         " --save-metrics-path {output.metrics}"
+        " --config-hash {params.config_hash}"
         " {params.options}"
         " > {log} 2>&1"
 
@@ -47,4 +55,28 @@ rule compare_runs:
         "python -m distillery.compare_runs"
         " --inputs {params.entries}"
         " --output {output.table}"
+        " > {log} 2>&1"
+
+
+rule log_wandb:
+    input:
+        metrics=get_run_metrics,
+        samples=get_run_graded_files,
+    output:
+        note="results/evals/{run}/wandb-run.json",
+    log:
+        "logs/log_wandb/{run}.log",
+    localrule: True
+    conda:
+        "../../envs/core.yaml"
+    params:
+        options=wf.option_args(WANDB, ["mode", "project", "group", "num_samples"]),
+    shell:
+        "python -m distillery.log_wandb"
+        " --run {wildcards.run}"
+        " --metrics {input.metrics}"
+        " --samples {input.samples}"
+        " --dir results"
+        " --output {output.note}"
+        " {params.options}"
         " > {log} 2>&1"

@@ -1,0 +1,97 @@
+"""Provenance, plots and W&B logging of evaluation results."""
+
+import json
+
+from distillery import log_wandb, summarize
+from distillery.plots import curves
+from distillery.provenance import config_hash, git_commit, package_versions
+
+from ..conftest import REPO, write_jsonl
+
+
+def graded(correct, answer="1"):
+    return {"symbolic_correct": correct, "predicted_answer": answer, "num_generated_tokens": 5}
+
+
+def summarized(tmp_path, run="trained"):
+    files = [
+        str(write_jsonl(tmp_path / run / f"output-rs{s}.jsonl", [graded(c), graded(not c, "2")]))
+        for s, c in enumerate([True, False, True])
+    ]
+    path = tmp_path / run / "metrics.json"
+    summarize.main(
+        summarize.Config(
+            benchmark="demo", files=tuple(files), save_metrics_path=str(path), config_hash="abc"
+        )
+    )
+    return path, files
+
+
+def test_metrics_record_provenance(tmp_path):
+    path, _ = summarized(tmp_path)
+    data = json.loads(path.read_text())
+    origin = data["_provenance"]
+    assert origin["config_hash"] == "abc"
+    assert {"distillery", "math-verify", "sympy"} <= set(origin["packages"])
+    assert origin["git_commit"] == git_commit(REPO)
+    assert origin["date"].endswith("+00:00")
+    assert "commit" in (tmp_path / "trained" / "metrics.md").read_text().splitlines()[-1]
+
+
+def test_plot_is_written(tmp_path):
+    path, _ = summarized(tmp_path)
+    png = path.with_suffix(".png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_curves_start_at_pass_at_1():
+    metrics = json.loads(
+        json.dumps(
+            {
+                "pass@1": {"symbolic_correct": 10.0},
+                "pass@2": {"symbolic_correct": 15.0},
+                "pass@1[avg-of-2]": {"symbolic_correct": 12.0},
+                "majority@2": {"symbolic_correct": 11.0},
+            }
+        )
+    )
+    assert curves(metrics) == {
+        "pass@1[avg-of-k]": [(1, 10.0), (2, 12.0)],
+        "majority@k": [(1, 10.0), (2, 11.0)],
+        "pass@k": [(1, 10.0), (2, 15.0)],
+    }
+
+
+def test_config_hash_and_versions():
+    assert config_hash({"a": 1, "b": [2]}) == config_hash({"b": [2], "a": 1})
+    assert config_hash({"a": 1}) != config_hash({"a": 2})
+    assert "sympy" in package_versions(("sympy", "not-a-package"))
+
+
+def test_wandb_offline_run_lands_in_the_results_dir(tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    path, files = summarized(tmp_path)
+    note = tmp_path / "wandb-run.json"
+    log_wandb.main(
+        log_wandb.Config(
+            run="trained",
+            metrics=(str(path),),
+            samples=tuple(files),
+            output=str(note),
+            dir=str(tmp_path / "results"),
+            num_samples=4,
+        )
+    )
+    info = json.loads(note.read_text())
+    assert info["mode"] == "offline" and info["sync"].startswith("wandb sync ")
+    run_dir = tmp_path / "results" / "wandb"
+    runs = list(run_dir.glob("offline-run-*"))
+    assert len(runs) == 1 and str(runs[0]) == info["run_dir"]
+    assert list(runs[0].glob("*.wandb"))
+
+
+def test_wandb_flatten_skips_provenance():
+    flat = log_wandb.flatten(
+        {"demo": {"pass@1": {"symbolic_correct": 5.0, "num_entries": 3}}, "_provenance": {"x": 1}}
+    )
+    assert flat == {"demo/pass@1/symbolic_correct": 5.0, "demo/pass@1/num_entries": 3}
