@@ -63,3 +63,68 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
+
+
+STUB_SERVER = REPO / "scripts" / "stub_openai_server.py"
+
+
+def wait_for_health(url: str, timeout: float = 30.0) -> None:
+    import time
+    import urllib.request
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not become healthy")
+
+
+@pytest.fixture
+def stub_server():
+    """Starts the stub OpenAI-compatible server with given flags; yields a factory."""
+    import subprocess
+    import sys
+
+    from distillery.generation.servers import free_port
+
+    processes = []
+
+    def start(*flags: str) -> str:
+        port = free_port()
+        process = subprocess.Popen(
+            [sys.executable, str(STUB_SERVER), "--port", str(port), *flags],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        processes.append(process)
+        url = f"http://127.0.0.1:{port}"
+        wait_for_health(url)
+        return url
+
+    yield start
+    for process in processes:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture
+def fake_vllm(tmp_path) -> Path:
+    """An interpreter stand-in: `<it> -m vllm.entrypoints.openai.api_server ... --port P ...`
+    runs the stub server on port P, so the stage's real server path is exercised without vLLM.
+    Extra stub flags come from $STUB_FLAGS."""
+    import sys
+
+    script = tmp_path / "fake-python"
+    script.write_text(
+        "#!/bin/sh\n"
+        "while [ $# -gt 0 ]; do\n"
+        '  case "$1" in --port) port=$2;; --served-model-name) name=$2;; esac; shift\n'
+        "done\n"
+        f'exec {sys.executable} {STUB_SERVER} --port "$port" --model "$name" $STUB_FLAGS\n'
+    )
+    script.chmod(0o755)
+    return script

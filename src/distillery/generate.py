@@ -13,7 +13,11 @@ or a kill and only the missing samples are generated.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import shlex
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -21,8 +25,11 @@ from typing import Literal
 from distillery import cli
 from distillery.chunks import chunk_bounds
 from distillery.errors import DistilleryError
+from distillery.generation.client import ClientConfig, OpenAIClient
+from distillery.generation.gpus import gpu_lease
 from distillery.generation.resume import PartialOutput, fingerprint
-from distillery.generation.types import Request, SamplingParams
+from distillery.generation.servers import ServerSpec, serve
+from distillery.generation.types import Request, SamplingParams, parse_reasoning
 from distillery.jsonl import iter_jsonl, write_jsonl
 from distillery.progress import Progress
 from distillery.prompts import load_prompt
@@ -37,10 +44,50 @@ class Config:
     input: str = field(metadata={"help": "input JSONL; each row fills the prompt's fields"})
     output: str = field(metadata={"help": "output JSONL (written atomically at the end)"})
     prompt: str = field(metadata={"help": "prompt config YAML"})
-    model: str = field(metadata={"help": "model directory (Hugging Face format)"})
-    backend: Literal["hf"] = field(default="hf", metadata={"help": "generation backend"})
+    model: str = field(
+        metadata={"help": "model directory (for openai: the model name the endpoint serves)"}
+    )
+    backend: Literal["hf", "vllm", "trtllm", "sglang", "openai"] = field(
+        default="hf",
+        metadata={
+            "help": "hf: in-process transformers; vllm/trtllm/sglang: start that server; "
+            "openai: an existing endpoint (--base-url)"
+        },
+    )
     batch_size: int = field(default=8, metadata={"help": "hf backend: prompts per batch"})
     dtype: str = field(default="auto", metadata={"help": "hf backend: torch dtype"})
+    gpus: int = field(default=0, metadata={"help": "GPUs for the server (tensor parallel size)"})
+    server_args: str = field(default="", metadata={"help": "extra server arguments, one string"})
+    server_env: tuple[str, ...] = field(
+        default=(), metadata={"help": "KEY=VALUE environment for the server"}
+    )
+    server_python: str = field(
+        default="python", metadata={"help": "interpreter that runs vllm / sglang"}
+    )
+    served_model_name: str | None = field(
+        default=None, metadata={"help": "model name in requests (default: the model path)"}
+    )
+    health_timeout: float = field(
+        default=600.0, metadata={"help": "seconds to wait for the server to become healthy"}
+    )
+    base_url: str | None = field(default=None, metadata={"help": "openai: the endpoint's root"})
+    api_key_env: str = field(
+        default="OPENAI_API_KEY", metadata={"help": "openai: environment variable with the key"}
+    )
+    endpoint: Literal["chat", "completions"] = field(
+        default="chat",
+        metadata={"help": "chat: the server applies the chat template; completions: we do"},
+    )
+    tokenizer: str | None = field(
+        default=None, metadata={"help": "tokenizer for the completions endpoint (default: model)"}
+    )
+    max_concurrency: int = field(default=512, metadata={"help": "requests in flight"})
+    request_timeout: float = field(default=3600.0, metadata={"help": "seconds per request"})
+    max_retries: int = field(default=5, metadata={"help": "retries of a failed request"})
+    parse_reasoning: bool = field(
+        default=False, metadata={"help": "keep only the text after the reasoning end tag"}
+    )
+    reasoning_end: str = field(default="</think>", metadata={"help": "reasoning end tag"})
     threads: int = field(default=1, metadata={"help": "CPU threads for torch"})
     temperature: float = field(default=0.0, metadata={"help": "sampling temperature (0 = greedy)"})
     top_p: float = field(default=1.0, metadata={"help": "nucleus sampling mass"})
@@ -67,6 +114,13 @@ class Config:
             raise DistilleryError(f"--chunk-id must be in [0, {self.num_chunks})")
         if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
             raise DistilleryError("--dtype must be one of auto, float32, bfloat16, float16")
+        if self.backend == "openai" and not self.base_url:
+            raise DistilleryError("--backend openai needs --base-url")
+        if self.max_concurrency < 1 or self.max_retries < 0 or self.gpus < 0:
+            raise DistilleryError("--max-concurrency >= 1, --max-retries >= 0, --gpus >= 0")
+        for entry in self.server_env:
+            if "=" not in entry:
+                raise DistilleryError(f"--server-env entry {entry!r} is not KEY=VALUE")
 
     def sampling(self) -> SamplingParams:
         return SamplingParams(
@@ -81,9 +135,12 @@ class Config:
         )
 
 
-def model_identity(model: str | Path) -> dict:
-    """Path plus size and mtime of each file, so a retrained model is a different model."""
-    model = Path(model)
+def model_identity(config: Config) -> dict:
+    """Path plus size and mtime of each file, so a retrained model is a different model; for
+    an external endpoint, its URL and model name."""
+    if config.backend == "openai":
+        return {"base_url": config.base_url, "model": config.model}
+    model = Path(config.model)
     if not model.is_dir():
         raise DistilleryError(
             f"{model}: model directory does not exist; build it first or fix the model in the "
@@ -96,12 +153,67 @@ def model_identity(model: str | Path) -> dict:
     }
 
 
-def make_backend(config: Config):
+@contextlib.contextmanager
+def open_backend(config: Config) -> Iterator:
+    """The backend for ``config``; a server backend's server lives as long as the block."""
     if config.backend == "hf":
         from distillery.generation.hf import HFBackend
 
-        return HFBackend(config.model, batch_size=config.batch_size, dtype=config.dtype)
-    raise DistilleryError(f"unknown backend {config.backend!r}")
+        backend = HFBackend(config.model, batch_size=config.batch_size, dtype=config.dtype)
+        try:
+            yield backend
+        finally:
+            backend.close()
+        return
+    render, count_tokens = _tokenizer_functions(config)
+    if config.backend == "openai":
+        api_key = os.environ.get(config.api_key_env)
+        yield OpenAIClient(_client_config(config, config.base_url, api_key), render, count_tokens)
+        return
+    spec = ServerSpec(
+        type=config.backend,
+        model=config.model,
+        gpus=max(1, config.gpus),
+        args=tuple(shlex.split(config.server_args)),
+        python=config.server_python,
+        served_model_name=config.served_model_name,
+        tokenizer=config.tokenizer,
+        env=dict(entry.split("=", 1) for entry in config.server_env),
+    )
+    with gpu_lease(config.gpus) as gpu_env, serve(spec, config.health_timeout, gpu_env) as url:
+        yield OpenAIClient(_client_config(config, url, None, spec.name), render, count_tokens)
+
+
+def _client_config(config: Config, base_url: str, api_key: str | None, name: str | None = None):
+    return ClientConfig(
+        base_url=base_url,
+        model=name or config.served_model_name or config.model,
+        endpoint=config.endpoint,
+        api_key=api_key,
+        max_concurrency=config.max_concurrency,
+        request_timeout=config.request_timeout,
+        max_retries=config.max_retries,
+        openai_strict=config.backend == "openai",
+    )
+
+
+def _tokenizer_functions(config: Config):
+    """Prompt rendering (completions endpoint) and a token counter for servers that report no
+    usage; ``(None, None)`` when no tokenizer is available and none is needed."""
+    source = config.tokenizer or (config.model if Path(config.model).is_dir() else None)
+    if source is None:
+        if config.endpoint == "completions":
+            raise DistilleryError("--endpoint completions needs --tokenizer for an external model")
+        return None, None
+    from transformers import AutoTokenizer
+
+    from distillery.generation.hf import render_chat
+
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    return (
+        lambda messages: render_chat(tokenizer, messages),
+        lambda text: len(tokenizer(text, add_special_tokens=False).input_ids),
+    )
 
 
 def main(config: Config) -> None:
@@ -121,9 +233,10 @@ def main(config: Config) -> None:
         rows,
         [prompt.messages(row) for row in rows[:1]],
         Path(config.prompt).read_text(),
-        model_identity(config.model),
+        model_identity(config),
         config.backend,
         config.sampling().__dict__,
+        [config.endpoint, config.parse_reasoning, config.reasoning_end],
     )
     partial = PartialOutput(config.output, key)
     todo = [Request(i, prompt.messages(row)) for i, row in enumerate(rows) if i not in partial]
@@ -136,20 +249,22 @@ def main(config: Config) -> None:
         len(rows) - len(todo),
     )
     if todo:
-        backend = make_backend(config)
         progress = Progress(len(rows), "samples", done=len(rows) - len(todo))
         tokens = 0
         try:
-            for count, result in enumerate(backend.generate(todo, config.sampling()), start=1):
-                partial.add(result.index, {**rows[result.index], **result.fields()})
-                tokens += result.num_generated_tokens
-                if count % config.batch_size == 0:
-                    partial.sync()
-                progress.update()
+            with open_backend(config) as backend:
+                for count, result in enumerate(backend.generate(todo, config.sampling()), 1):
+                    fields = result.fields()
+                    if config.parse_reasoning:
+                        fields = parse_reasoning(fields, config.reasoning_end)
+                    partial.add(result.index, {**rows[result.index], **fields})
+                    tokens += result.num_generated_tokens
+                    if count % config.batch_size == 0:
+                        partial.sync()
+                    progress.update()
         finally:
             partial.close()
             progress.close()
-            backend.close()
         logger.info("generated %d tokens (%s)", tokens, progress.status())
     partial.finish(len(rows))
     logger.info("wrote %d rows to %s", len(rows), config.output)

