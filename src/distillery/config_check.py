@@ -70,11 +70,20 @@ def check_references(
         extra = f" or '{TRAINED}' (the trained model)" if allow_trained else ""
         problems.append(f"config key '{key}' names model '{name}'; known models: {known}{extra}")
 
-    for stage in ("problem_extraction", "solutions"):
-        model_ref(f"{stage}.server.model", config[stage]["server"]["model"])
+    for stage in ("problem_extraction", "solutions", "evaluation"):
+        server = config[stage]["server"]
+        if server["type"] == "openai":
+            if not server.get("base_url"):
+                problems.append(f"config key '{stage}.server.base_url' is needed for type openai")
+            continue
+        if stage == "evaluation":
+            for run, name in config["evaluation"]["runs"].items():
+                model_ref(f"evaluation.runs.{run}", name, allow_trained=True)
+        elif "model" not in server:
+            problems.append(f"config key '{stage}.server.model' is missing")
+        else:
+            model_ref(f"{stage}.server.model", server["model"])
     model_ref("training.model", config["training"]["model"])
-    for run, name in config["evaluation"]["runs"].items():
-        model_ref(f"evaluation.runs.{run}", name, allow_trained=True)
     for stage in ("problem_extraction", "solutions", "sft_data", "evaluation"):
         prompt = config[stage]["prompt"]
         if not any((base / prompt).is_file() for base in search):

@@ -14,6 +14,7 @@ or a kill and only the missing samples are generated.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shlex
@@ -84,6 +85,9 @@ class Config:
     max_concurrency: int = field(default=512, metadata={"help": "requests in flight"})
     request_timeout: float = field(default=3600.0, metadata={"help": "seconds per request"})
     max_retries: int = field(default=5, metadata={"help": "retries of a failed request"})
+    extra_body: str | None = field(
+        default=None, metadata={"help": "JSON object merged into every request's body"}
+    )
     parse_reasoning: bool = field(
         default=False, metadata={"help": "keep only the text after the reasoning end tag"}
     )
@@ -121,6 +125,13 @@ class Config:
         for entry in self.server_env:
             if "=" not in entry:
                 raise DistilleryError(f"--server-env entry {entry!r} is not KEY=VALUE")
+        if self.extra_body is not None:
+            try:
+                body = json.loads(self.extra_body)
+            except json.JSONDecodeError as err:
+                raise DistilleryError(f"--extra-body is not JSON: {err}") from None
+            if not isinstance(body, dict):
+                raise DistilleryError("--extra-body must be a JSON object")
 
     def sampling(self) -> SamplingParams:
         return SamplingParams(
@@ -194,6 +205,7 @@ def _client_config(config: Config, base_url: str, api_key: str | None, name: str
         request_timeout=config.request_timeout,
         max_retries=config.max_retries,
         openai_strict=config.backend == "openai",
+        extra_body=json.loads(config.extra_body) if config.extra_body else None,
     )
 
 
@@ -236,7 +248,7 @@ def main(config: Config) -> None:
         model_identity(config),
         config.backend,
         config.sampling().__dict__,
-        [config.endpoint, config.parse_reasoning, config.reasoning_end],
+        [config.endpoint, config.parse_reasoning, config.reasoning_end, config.extra_body],
     )
     partial = PartialOutput(config.output, key)
     todo = [Request(i, prompt.messages(row)) for i, row in enumerate(rows) if i not in partial]

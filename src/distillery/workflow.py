@@ -5,6 +5,7 @@ Kept here, not in ``common.smk``, so they are unit-tested.
 
 from __future__ import annotations
 
+import json
 import shlex
 from pathlib import Path
 
@@ -22,7 +23,22 @@ _SAMPLING_FLAGS = {
     "max_tokens": "--max-tokens",
     "repetition_penalty": "--repetition-penalty",
 }
-_SERVER_FLAGS = {"type": "--backend", "batch_size": "--batch-size", "dtype": "--dtype"}
+_SERVER_FLAGS = {
+    "type": "--backend",
+    "batch_size": "--batch-size",
+    "dtype": "--dtype",
+    "gpus": "--gpus",
+    "python": "--server-python",
+    "served_model_name": "--served-model-name",
+    "tokenizer": "--tokenizer",
+    "health_timeout": "--health-timeout",
+    "base_url": "--base-url",
+    "api_key_env": "--api-key-env",
+    "endpoint": "--endpoint",
+    "max_concurrency": "--max-concurrency",
+    "request_timeout": "--request-timeout",
+    "max_retries": "--max-retries",
+}
 
 
 def resource_path(path: str, workflow_dir: str | Path) -> str:
@@ -81,14 +97,45 @@ def generation_args(stage: dict) -> str:
         ...                  "inference": {"temperature": 0.7, "stop": ["</s>"]}})
         "--backend hf --batch-size 4 --temperature 0.7 --stop '</s>'"
     """
-    args = _flags(stage.get("server", {}), _SERVER_FLAGS)
+    server = stage.get("server", {})
+    args = _flags(server, _SERVER_FLAGS)
+    if server.get("args"):
+        # one argument with "=", so server flags are not taken for the stage's own
+        args.append(f"--server-args={shlex.join(server['args'])}")
+    if server.get("env"):
+        args += ["--server-env", *(f"{k}={v}" for k, v in server["env"].items())]
+    if stage.get("parse_reasoning"):
+        args.append("--parse-reasoning")
     inference = stage.get("inference", {})
     args += _flags(inference, _SAMPLING_FLAGS)
+    if inference.get("extra_body"):
+        args.append(f"--extra-body={json.dumps(inference['extra_body'], sort_keys=True)}")
     if inference.get("stop"):
         args += ["--stop", *inference["stop"]]
     if stage.get("max_samples", -1) > 0:
         args += ["--max-samples", str(stage["max_samples"])]
     return shlex.join(args)
+
+
+def is_external(stage: dict) -> bool:
+    """The stage talks to an existing endpoint; its model is a name, not a directory."""
+    return stage.get("server", {}).get("type") == "openai"
+
+
+def stage_model(config: dict, stage: str, name: str | None = None) -> str:
+    """What the stage's ``--model`` is: a model directory, or an external endpoint's model name."""
+    block = config[stage]
+    name = name or block["server"]["model"]
+    return name if is_external(block) else model_dir(config, name)
+
+
+def stage_model_inputs(config: dict, stage: str, name: str | None = None) -> list[str]:
+    """The model directory as a rule input (so a rebuilt model reruns the stage), if any."""
+    return [] if is_external(config[stage]) else [stage_model(config, stage, name)]
+
+
+def stage_gpus(config: dict, stage: str) -> int:
+    return int(config[stage].get("server", {}).get("gpus", 0))
 
 
 def option_args(block: dict, keys: list[str]) -> str:

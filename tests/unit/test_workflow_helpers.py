@@ -85,3 +85,40 @@ def test_gguf_to_hf_missing_file(tmp_path):
         gguf_to_hf.main(
             gguf_to_hf.Config(gguf=str(tmp_path / "m.gguf"), output=str(tmp_path / "o"))
         )
+
+
+def test_server_generation_args_reach_the_stage_parser():
+    from distillery import cli, generate
+
+    stage = {
+        "server": {
+            "type": "vllm",
+            "gpus": 8,
+            "args": ["--max-model-len", "16384", "--enforce-eager"],
+            "env": {"VLLM_USE_V1": "1"},
+            "python": "/envs/vllm/bin/python",
+            "health_timeout": 1200,
+        },
+        "parse_reasoning": True,
+        "inference": {"temperature": 0.6, "stop": ["<|im_end|>"]},
+    }
+    import shlex
+
+    argv = ["--input", "i", "--output", "o", "--prompt", "p", "--model", "m"]
+    config = cli.parse_config(generate.Config, argv + shlex.split(wf.generation_args(stage)))
+    assert config.backend == "vllm" and config.gpus == 8
+    assert shlex.split(config.server_args) == ["--max-model-len", "16384", "--enforce-eager"]
+    assert config.server_env == ("VLLM_USE_V1=1",)
+    assert config.server_python == "/envs/vllm/bin/python"
+    assert config.parse_reasoning and config.stop == ("<|im_end|>",)
+    assert config.health_timeout == 1200
+
+
+def test_external_stage_models():
+    config = {
+        "models": {},
+        "solutions": {"server": {"type": "openai", "model": "gpt-x", "base_url": "http://h"}},
+    }
+    assert wf.stage_model(config, "solutions") == "gpt-x"
+    assert wf.stage_model_inputs(config, "solutions") == []
+    assert wf.stage_gpus(config, "solutions") == 0

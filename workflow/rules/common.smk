@@ -52,8 +52,23 @@ def get_model_dir(name):
     return wf.model_dir(config, name)
 
 
-def get_eval_model(wildcards):
-    return wf.model_dir(config, EVAL["runs"][wildcards.run])
+def get_model_param(stage):
+    """The stage's --model: its model directory input, or the external endpoint's model name."""
+
+    def get_model(wildcards, input):
+        if input.model:
+            return input.model
+        return config[stage]["server"]["model"]
+
+    return get_model
+
+
+def get_eval_model_param(wildcards, input):
+    return input.model if input.model else EVAL["runs"][wildcards.run]
+
+
+def get_eval_model_inputs(wildcards):
+    return wf.stage_model_inputs(config, "evaluation", EVAL["runs"][wildcards.run])
 
 
 def get_eval_seed_files(wildcards):

@@ -2,7 +2,7 @@ rule generate_eval:
     input:
         data=rules.prepare_benchmark.output.test,
         prompt=get_prompt("evaluation"),
-        model=get_eval_model,
+        model=get_eval_model_inputs,
     output:
         generations=temp(
             "results/evals/{run}/generations/{bench}/output-rs{seed}_chunk_{chunk}.jsonl"
@@ -16,7 +16,9 @@ rule generate_eval:
     threads: 2
     resources:
         mem_mb=3000,
+        gpu=wf.stage_gpus(config, "evaluation"),
     params:
+        model=get_eval_model_param,
         generation=wf.generation_args(EVAL),
         chunks=len(EVAL_CHUNKS),
     shell:
@@ -24,7 +26,7 @@ rule generate_eval:
         " --input {input.data}"
         " --output {output.generations}"
         " --prompt {input.prompt}"
-        " --model {input.model}"
+        " --model {params.model}"
         " --seed {wildcards.seed}"
         " --num-chunks {params.chunks}"
         " --chunk-id {wildcards.chunk}"

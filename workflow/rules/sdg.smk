@@ -6,7 +6,7 @@ rule extract_problems:
     input:
         data=rules.prepare_raw_data.output.posts,
         prompt=get_prompt("problem_extraction"),
-        model=get_model_dir(EXTRACTION["server"]["model"]),
+        model=wf.stage_model_inputs(config, "problem_extraction"),
     output:
         generations="results/sdg/problems/output.jsonl",
     log:
@@ -18,14 +18,16 @@ rule extract_problems:
     threads: 2
     resources:
         mem_mb=3000,
+        gpu=wf.stage_gpus(config, "problem_extraction"),
     params:
+        model=get_model_param("problem_extraction"),
         generation=wf.generation_args(EXTRACTION),
     shell:
         "python -m distillery.generate"
         " --input {input.data}"
         " --output {output.generations}"
         " --prompt {input.prompt}"
-        " --model {input.model}"
+        " --model {params.model}"
         " --threads {threads}"
         " {params.generation}"
         " > {log} 2>&1"
@@ -55,7 +57,7 @@ rule generate_solutions:
     input:
         data=rules.postprocess_problems.output.problems,
         prompt=get_prompt("solutions"),
-        model=get_model_dir(SOLUTIONS["server"]["model"]),
+        model=wf.stage_model_inputs(config, "solutions"),
     output:
         generations=temp("results/sdg/solutions/output-rs{seed}_chunk_{chunk}.jsonl"),
     log:
@@ -67,7 +69,9 @@ rule generate_solutions:
     threads: 2
     resources:
         mem_mb=3000,
+        gpu=wf.stage_gpus(config, "solutions"),
     params:
+        model=get_model_param("solutions"),
         generation=wf.generation_args(SOLUTIONS),
         chunks=len(SOLUTION_CHUNKS),
     shell:
@@ -75,7 +79,7 @@ rule generate_solutions:
         " --input {input.data}"
         " --output {output.generations}"
         " --prompt {input.prompt}"
-        " --model {input.model}"
+        " --model {params.model}"
         " --seed {wildcards.seed}"
         " --num-chunks {params.chunks}"
         " --chunk-id {wildcards.chunk}"

@@ -40,6 +40,8 @@ class ClientConfig:
         max_retries: retries of a failed request before the job fails.
         backoff: first retry delay in seconds; doubles each retry (with jitter), capped at 60.
         openai_strict: send only OpenAI's own sampling fields (hosted APIs reject the others).
+        extra_body: fields merged into every request as they are (server-specific options such
+            as ``chat_template_kwargs`` or ``ignore_eos``).
     """
 
     base_url: str
@@ -51,6 +53,7 @@ class ClientConfig:
     max_retries: int = 5
     backoff: float = 1.0
     openai_strict: bool = False
+    extra_body: dict | None = None
 
 
 def request_body(
@@ -78,6 +81,8 @@ def request_body(
         body["messages"] = messages
     else:
         body["prompt"] = prompt
+    if config.extra_body:
+        body.update(config.extra_body)
     return body
 
 

@@ -218,19 +218,22 @@ class ManagedServer:
         return self.process is not None and self.process.poll() is None
 
     def stop(self) -> None:
-        """SIGTERM to the server's process group, then SIGKILL if it lingers."""
-        if self.process is None or self.process.poll() is not None:
+        """SIGTERM to the server (it shuts its workers down), then SIGKILL to whatever is left
+        of its process group."""
+        if self.process is None:
             return
-        group = os.getpgid(self.process.pid)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(group, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=self.stop_timeout)
-        except subprocess.TimeoutExpired:
-            logger.warning("server ignored SIGTERM for %gs; killing it", self.stop_timeout)
-        with contextlib.suppress(ProcessLookupError):
+        group = self.process.pid  # start_new_session: the server leads its own group
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                logger.warning("server ignored SIGTERM for %gs; killing it", self.stop_timeout)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(group, signal.SIGKILL)
         self.process.wait()
+        self.process = None
         logger.info("server stopped")
 
 

