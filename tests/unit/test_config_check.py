@@ -35,7 +35,7 @@ def test_scenario_configs_are_valid():
         (
             lambda c: c["solutions"]["inference"].update(temperture=1.0),
             "config key 'solutions.inference.temperture' is not allowed; allowed keys of "
-            "'solutions.inference': max_tokens, min_p",
+            "'solutions.inference': extra_body, max_tokens, min_p",
         ),
         (lambda c: c.update(extra=1), "config key 'extra' is not allowed"),
         (

@@ -26,6 +26,25 @@ logger = logging.getLogger(__name__)
 LOCK_DIR_ENV = "DISTILLERY_GPU_LOCK_DIR"
 
 
+def _try_lock(directory: Path, total: int, count: int) -> list[tuple[int, int]]:
+    """All ``count`` GPU locks or none: holding some while waiting for others could deadlock
+    two jobs that each hold part of what the other needs."""
+    held = []
+    for gpu in range(total):
+        fd = os.open(directory / f"gpu{gpu}.lock", os.O_CREAT | os.O_RDWR, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        held.append((gpu, fd))
+        if len(held) == count:
+            return held
+    for _, fd in held:
+        os.close(fd)
+    return []
+
+
 def visible_gpu_count() -> int:
     """GPUs this process may use: ``CUDA_VISIBLE_DEVICES`` if set, else ``nvidia-smi -L``."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -44,7 +63,7 @@ def visible_gpu_count() -> int:
 
 @contextlib.contextmanager
 def gpu_lease(
-    count: int, total: int | None = None, lock_dir: str | Path | None = None, wait: float = 600.0
+    count: int, total: int | None = None, lock_dir: str | Path | None = None, wait: float = 3600.0
 ) -> Iterator[dict]:
     """Holds ``count`` GPUs for the ``with`` block; yields the environment to give the server.
 
@@ -79,24 +98,14 @@ def gpu_lease(
     held: list[tuple[int, int]] = []
     try:
         while True:
-            for gpu in range(total):
-                if len(held) == count:
-                    break
-                if any(g == gpu for g, _ in held):
-                    continue
-                fd = os.open(directory / f"gpu{gpu}.lock", os.O_CREAT | os.O_RDWR, 0o666)
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    os.close(fd)
-                    continue
-                held.append((gpu, fd))
-            if len(held) == count:
+            held = _try_lock(directory, total, count)
+            if held:
                 break
             if time.monotonic() > deadline:
                 raise DistilleryError(
                     f"waited {wait:g}s for {count} free GPUs; other jobs hold the rest "
-                    f"(locks in {directory})"
+                    f"(locks in {directory}); give Snakemake the machine's GPU count "
+                    "(--resources gpu=N) so it does not start more GPU jobs than fit"
                 )
             time.sleep(1)
         ids = ",".join(str(g) for g, _ in sorted(held))
