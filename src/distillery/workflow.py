@@ -197,3 +197,50 @@ def eval_metrics_targets(config: dict) -> list[str]:
         for run in config["evaluation"]["runs"]
         for bench in config["evaluation"]["benchmarks"]
     ]
+
+
+SFT_KEYS = [
+    "add_correct",
+    "add_incorrect",
+    "add_unlabeled",
+    "fill_majority",
+    "min_majority_votes",
+    "min_majority_percentage",
+    "deduplicate",
+    "seed",
+    "validation_share",
+]
+
+
+def contamination_benchmarks(config: dict) -> list[str]:
+    """Benchmarks the SFT data is checked against (empty when the filter is off)."""
+    block = config["sft_data"]
+    if not block.get("filters", {}).get("remove_contaminated"):
+        return []
+    names = block.get("contamination", {}).get("benchmarks")
+    return list(names if names is not None else config["evaluation"]["benchmarks"])
+
+
+def sft_data_args(config: dict) -> str:
+    """Flags of ``distillery.prepare_sft_data`` for the ``sft_data`` config block (input and
+    output paths aside)."""
+    block = config["sft_data"]
+    parts = [option_args(block, SFT_KEYS), option_args(block.get("filters", {}), [
+        "drop_multi_boxed", "remove_contaminated", "remove_no_think_tags", "think_tags",
+        "trim_solutions", "remove_len_outlier_problems", "min_problem_length",
+        "max_problem_length", "remove_len_outlier_solutions", "min_solution_length",
+        "max_solution_length", "max_seq_length",
+    ])]  # fmt: skip
+    contamination = block.get("contamination", {})
+    parts.append(option_args(contamination, ["ngram", "embedding_model", "embedding_threshold"]))
+    downsampling = block.get("downsampling", {})
+    if "method" in downsampling:
+        parts.append(shlex.join(["--downsampling", downsampling["method"]]))
+    parts.append(option_args(downsampling, ["max_per_problem", "num_output_samples"]))
+    parts.append(
+        option_args(
+            block.get("dual_mode", {}),
+            ["thinking_off_share", "system_on", "system_off", "reasoning_end"],
+        )
+    )
+    return " ".join(p for p in parts if p)

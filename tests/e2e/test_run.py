@@ -38,6 +38,8 @@ def test_every_declared_output_exists(finished_run):
         "sft/sft-data.jsonl",
         "sft/report.json",
         "sft/report.md",
+        "sft/sft-validation.jsonl",
+        "sft/contamination.jsonl",
         "train/model/config.json",
         "train/model/model.safetensors",
         "train/train-metrics.json",

@@ -5,38 +5,29 @@ import pytest
 from distillery import prepare_sft_data
 from distillery.errors import DistilleryError
 from distillery.jsonl import read_jsonl
-from distillery.prompts import load_prompt
-from distillery.sft_data import (
-    NO_VALID_ANSWER,
-    Report,
-    Selection,
-    deduplicate,
-    fill_majority_answers,
-    format_example,
-    label,
-    select,
-)
+from distillery.sft.contamination import NGramIndex
+from distillery.sft.filters import answer_part, has_multiple_boxed, has_think_tags, trim_solution
+from distillery.sft.formatting import ChatFormatter
+from distillery.sft.labels import NO_VALID_ANSWER, fill_majority_answer, label
+from distillery.sft.pipeline import Options, downsampling_quotas
 
 from ..conftest import REPO, write_jsonl
 
 
-def row(problem, answer, expected=None, generation=None):
-    return {
-        "problem": problem,
-        "expected_answer": expected,
-        "predicted_answer": answer,
-        "generation": generation or f"... \\boxed{{{answer}}}",
-    }
+def row(problem, answer, expected=None):
+    return {"problem": problem, "expected_answer": expected, "predicted_answer": answer}
 
 
 def test_fill_majority_only_where_no_answer_is_known():
     known = [row("p1", "3", expected="4"), row("p1", "3", expected="4")]
-    unknown = [row("p2", "7"), row("p2", "7"), row("p2", "8"), row("p2", None)]
-    nothing = [row("p3", None), row("p3", None)]
-    assert fill_majority_answers([known, unknown, nothing]) == 2
+    assert not fill_majority_answer(known)
     assert known[0]["expected_answer"] == "4" and "majority_votes" not in known[0]
+    unknown = [row("p2", "7"), row("p2", "7"), row("p2", "8"), row("p2", None)]
+    assert fill_majority_answer(unknown)
     assert {r["expected_answer"] for r in unknown} == {"7"}
     assert unknown[0]["majority_votes"] == 2 and unknown[0]["total_votes"] == 4
+    nothing = [row("p3", None), row("p3", None)]
+    fill_majority_answer(nothing)
     assert nothing[0]["expected_answer"] == NO_VALID_ANSWER
 
 
@@ -49,52 +40,117 @@ def test_label_uses_equivalence():
     assert not r["symbolic_correct"]
 
 
-def test_select_and_majority_filter():
-    rows = [
-        {**row("a", "1", "1"), "symbolic_correct": True},
-        {**row("b", "2", "1"), "symbolic_correct": False},
-        {**row("c", None, NO_VALID_ANSWER), "symbolic_correct": False},
-        {**row("d", "5", "5"), "symbolic_correct": True, "majority_votes": 1, "total_votes": 4},
-    ]
-    report = Report()
-    kept = select(rows, Selection(min_majority_votes=2), report)
-    assert [r["problem"] for r in kept] == ["a"]
-    assert report.steps == [("correctness selection", 2, 2), ("majority filter", 1, 1)]
-    everything = select(rows, Selection(add_incorrect=True, add_unlabeled=True), Report())
-    assert len(everything) == 4
+def test_filters():
+    assert has_multiple_boxed("\\boxed{1} and \\boxed{2}")
+    assert not has_multiple_boxed("\\boxed{\\frac{1}{2}}")
+    assert has_think_tags("a</think>b", ("</think>",))
+    assert not has_think_tags("a</think>b", ("<think>", "</think>"))
+    assert trim_solution("x\n\\boxed{3}. Done.\nMore words") == "x\n\\boxed{3}. Done."
+    assert trim_solution("no box\nhere") == "no box\nhere"
+    assert answer_part("reasoning</think>\n\nThe answer is 4.") == "The answer is 4."
+    assert answer_part("never finished") is None
 
 
-def test_deduplicate():
-    rows = [row("a", "1"), row("a", "1"), row("a", "2"), row("b", "1")]
-    assert len(deduplicate(rows)) == 3
+def test_ngram_contamination():
+    index = NGramIndex(n=5)
+    index.add("Find the number of ordered pairs of integers that satisfy it.", "aime24", "aime24-3")
+    index.add("What is 2+2?", "tiny", "t-0")
+    assert index.match("Please find the NUMBER of ordered pairs of reals").benchmark == "aime24"
+    assert index.match("Find the number of unordered pairs") is None
+    assert index.match("what is 2 + 2").benchmark_id == "t-0"  # shorter than n: whole text
+    assert index.match("what is 2 + 3") is None
 
 
-def test_format_example_with_real_chat_template(tokenizer_dir):
+def test_embedding_contamination_flags_near_duplicates(tmp_path):
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from distillery.sft.contamination import embedding_matches
+
+    torch.manual_seed(0)
+    model = BertModel(BertConfig(vocab_size=300, hidden_size=32, num_hidden_layers=1,
+                                 num_attention_heads=2, intermediate_size=64))  # fmt: skip
+    model.save_pretrained(tmp_path / "encoder")
+    _word_tokenizer(tmp_path / "encoder")
+    found = embedding_matches(
+        ["what is two plus two", "a completely different question about geometry"],
+        [("what is two plus two", "b", "b-1")],
+        str(tmp_path / "encoder"),
+        threshold=0.999,
+    )
+    assert list(found) == [0]
+    assert found[0][1] == pytest.approx(1.0, abs=1e-5)
+
+
+def _word_tokenizer(directory):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    words = "what is two plus two a completely different question about geometry".split()
+    vocab = {"[PAD]": 0, "[UNK]": 1, **{w: i + 2 for i, w in enumerate(dict.fromkeys(words))}}
+    raw = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    raw.pre_tokenizer = pre_tokenizers.Whitespace()
+    PreTrainedTokenizerFast(
+        tokenizer_object=raw, pad_token="[PAD]", unk_token="[UNK]"
+    ).save_pretrained(directory)
+
+
+def test_fast_formatting_equals_rendering(tokenizer_dir):
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    prompt = load_prompt(REPO / "prompts" / "math.yaml")
 
     def render(messages, add_generation_prompt):
         return tokenizer.apply_chat_template(
             messages, tokenize=False, add_generation_prompt=add_generation_prompt
         )
 
-    record = format_example(row("What is 1+1?", "2", "2", "1 + 1 = 2. \\boxed{2}"), prompt, render)
-    assert record["input"].endswith("<|im_start|>assistant\n")
-    assert "What is 1+1?" in record["input"] and "\\boxed{}" in record["input"]
-    assert record["output"].startswith("1 + 1 = 2. \\boxed{2}<|im_end|>")
-    assert record["messages"][-1] == {"role": "assistant", "content": "1 + 1 = 2. \\boxed{2}"}
-    assert render(record["messages"], False) == record["input"] + record["output"]
+    formatter = ChatFormatter(render, verify=0)
+    for i in range(5):
+        messages = [
+            {"role": "system", "content": f"system {i}"},
+            {"role": "user", "content": f"What is {i}+1? {{braces}} \\boxed{{}}"},
+            {"role": "assistant", "content": f"<think>hmm</think> {i + 1}"},
+        ]
+        text_input, text_output = formatter.split(messages)
+        assert text_input == render(messages[:-1], True)
+        assert text_input + text_output == render(messages, False)
+    assert formatter._skeletons[("system", "user", "assistant")] is not None
+
+
+def test_formatting_falls_back_when_the_template_changes_contents():
+    def render(messages, add_generation_prompt):  # strips what it is given
+        text = "".join(f"<{m['role']}>{m['content'].strip()}</{m['role']}>" for m in messages)
+        return text + ("<assistant>" if add_generation_prompt else "")
+
+    formatter = ChatFormatter(render)
+    messages = [{"role": "user", "content": " hi "}, {"role": "assistant", "content": " yes "}]
+    assert formatter.split(messages) == ("<user>hi</user><assistant>", "yes</assistant>")
+    assert formatter._skeletons[("user", "assistant")] is None  # caught by the verification
+
+
+def test_fair_downsampling_is_round_robin():
+    counts = {0: 1, 1: 5, 2: 2, 3: 10}
+    quotas = downsampling_quotas(counts, Options(downsampling="fair", num_output_samples=8))
+    assert sum(quotas.values()) == 8
+    assert quotas[0] == 1 and quotas[2] == 2  # small problems keep everything
+    assert sorted([quotas[1], quotas[3]]) == [2, 3]  # the rest share what is left evenly
+    assert downsampling_quotas(counts, Options(max_per_problem=3)) == {0: 1, 1: 3, 2: 2, 3: 3}
+    random_quotas = downsampling_quotas(
+        counts, Options(downsampling="random", num_output_samples=6)
+    )
+    assert sum(random_quotas.values()) == 6
+    assert all(random_quotas[g] <= counts[g] for g in counts)
 
 
 def solutions(tmp_path, seeds):
     paths = []
     for seed, answers in enumerate(seeds):
-        rows = [
-            {"problem": f"p{i}", "expected_answer": expected, "generation": f"so \\boxed{{{a}}}"}
-            for i, (a, expected) in enumerate(answers)
-        ]
+        rows = []
+        for i, (a, expected) in enumerate(answers):
+            generation = a if a.startswith("<") or " " in a else f"so \\boxed{{{a}}}"
+            rows.append({"problem": f"What is problem number {i}?", "expected_answer": expected,
+                         "generation": generation})  # fmt: skip
         paths.append(str(write_jsonl(tmp_path / f"output-rs{seed}.jsonl", rows)))
     return tuple(paths)
 
@@ -110,6 +166,11 @@ def stage_config(tmp_path, inputs, tokenizer_dir, **kw):
     )
 
 
+def steps(tmp_path):
+    report = json.loads((tmp_path / "report.json").read_text())
+    return {s["step"]: s["removed"] for s in report["steps"]}, report
+
+
 def test_stage_end_to_end(tmp_path, tokenizer_dir):
     # p0 known answer 4; p1 unknown, majority 7 (2 of 3); p2 unknown, no agreement
     inputs = solutions(
@@ -122,17 +183,103 @@ def test_stage_end_to_end(tmp_path, tokenizer_dir):
     )
     prepare_sft_data.main(stage_config(tmp_path, inputs, tokenizer_dir, min_majority_votes=2))
     rows = read_jsonl(tmp_path / "sft.jsonl")
-    # p0: two correct but identical -> 1 after dedup; p1: two "7" identical -> 1; p2: majority of 1
-    assert sorted((r["problem"], r["expected_answer"]) for r in rows) == [("p0", "4"), ("p1", "7")]
-    report = json.loads((tmp_path / "report.json").read_text())
-    assert [s["step"] for s in report["steps"]] == [
-        "rows missing generation or problem",
-        "correctness selection",
-        "majority filter",
-        "deduplicate (problem, generation)",
+    assert sorted((r["problem"][-2], r["expected_answer"]) for r in rows) == [
+        ("0", "4"),
+        ("1", "7"),
     ]
+    for record in rows:
+        assert record["input"].endswith("<|im_start|>assistant\n")
+        assert record["output"].endswith("<|im_end|>\n")
+        assert record["messages"][-1]["role"] == "assistant"
+    removed, report = steps(tmp_path)
+    assert list(removed)[:3] == [
+        "correctness selection",
+        "deduplicate (problem, generation)",
+        "drop_multi_boxed",
+    ]
+    # p0's "5", p1's "8", and p2's "2" and "3" (its majority answer is "1", with one vote)
+    assert removed["correctness selection"] == 4
+    assert removed["deduplicate (problem, generation)"] == 2  # p0's two "4", p1's two "7"
+    assert removed["majority filter"] == 1  # p2's "1": one vote is not a majority
+    assert report["rows_read"] == 9 and report["written_train"] == 2
     assert report["problems_labelled_by_majority"] == 2
     assert (tmp_path / "report.md").read_text().startswith("# SFT data report")
+
+
+def test_filters_in_the_stage(tmp_path, tokenizer_dir):
+    think = "<think>long reasoning</think>\n\nThe answer is \\boxed{4}."
+    inputs = solutions(
+        tmp_path,
+        [
+            [(think, "4"), ("\\boxed{5} or \\boxed{4}", "4"), ("3", "3")],
+        ],
+    )
+    prepare_sft_data.main(
+        stage_config(
+            tmp_path, inputs, tokenizer_dir, drop_multi_boxed=True, remove_no_think_tags=True
+        )
+    )
+    removed, _ = steps(tmp_path)
+    assert removed["drop_multi_boxed"] == 1
+    assert removed["remove_no_think_tags"] == 1  # "so \boxed{3}" has no </think>
+    assert [r["messages"][-1]["content"] for r in read_jsonl(tmp_path / "sft.jsonl")] == [think]
+
+
+def test_contamination_removes_and_reports_pairs(tmp_path, tokenizer_dir):
+    inputs = solutions(tmp_path, [[("1", "1"), ("2", "2")]])
+    bench = write_jsonl(
+        tmp_path / "bench.jsonl", [{"id": "b-0", "problem": "what is problem number 1?"}]
+    )
+    prepare_sft_data.main(
+        stage_config(
+            tmp_path,
+            inputs,
+            tokenizer_dir,
+            remove_contaminated=True,
+            contamination_benchmarks=(f"bench={bench}",),
+            contamination_output=str(tmp_path / "flagged.jsonl"),
+        )
+    )
+    flagged = read_jsonl(tmp_path / "flagged.jsonl")
+    assert [(f["problem"], f["benchmark"], f["benchmark_id"]) for f in flagged] == [
+        ("What is problem number 1?", "bench", "b-0")
+    ]
+    assert [r["problem"] for r in read_jsonl(tmp_path / "sft.jsonl")] == [
+        "What is problem number 0?"
+    ]
+
+
+def test_length_limits_dual_mode_and_split(tmp_path, tokenizer_dir):
+    think = "<think>" + "step " * 40 + "</think>\n\nThe answer is \\boxed{{{a}}}."
+    seeds = [[(think.format(a=i), str(i)) for i in range(40)] for _ in range(2)]
+    inputs = solutions(tmp_path, seeds)
+    prepare_sft_data.main(
+        stage_config(
+            tmp_path,
+            inputs,
+            tokenizer_dir,
+            validation_output=str(tmp_path / "val.jsonl"),
+            validation_share=0.25,
+            thinking_off_share=0.5,
+            system_on="detailed thinking on",
+            system_off="detailed thinking off",
+            max_seq_length=200,
+        )
+    )
+    train, val = read_jsonl(tmp_path / "sft.jsonl"), read_jsonl(tmp_path / "val.jsonl")
+    assert 20 <= len(train) <= 38 and len(val) >= 2 and len(train) + len(val) == 40
+    assert not {r["problem"] for r in train} & {r["problem"] for r in val}
+    off = [r for r in train + val if r["thinking"] == "off"]
+    on = [r for r in train + val if r["thinking"] == "on"]
+    assert off and on
+    assert all(r["messages"][0]["content"] == "detailed thinking off" for r in off)
+    assert all("<think>" not in r["output"] and "\\boxed" in r["output"] for r in off)
+    assert all(r["messages"][0]["content"] == "detailed thinking on" for r in on)
+    _, report = steps(tmp_path)
+    assert report["thinking_off_records"] == len(off)
+    # the same limit that keeps everything at 200 drops everything at 20
+    with pytest.raises(DistilleryError, match="nothing to train on after downsampling"):
+        prepare_sft_data.main(stage_config(tmp_path, inputs, tokenizer_dir, max_seq_length=20))
 
 
 def test_rows_missing_fields_are_counted(tmp_path, tokenizer_dir):
@@ -141,9 +288,19 @@ def test_rows_missing_fields_are_counted(tmp_path, tokenizer_dir):
         [{"problem": "p", "expected_answer": "1", "generation": "\\boxed{1}"}, {"problem": "q"}],
     )
     prepare_sft_data.main(stage_config(tmp_path, (str(path),), tokenizer_dir))
-    report = json.loads((tmp_path / "report.json").read_text())
-    assert report["rows_missing_generation_or_problem"] == 1
+    removed, _ = steps(tmp_path)
+    assert removed["rows missing generation or problem"] == 1
     assert len(read_jsonl(tmp_path / "sft.jsonl")) == 1
+
+
+def test_invalid_utf8_names_file_and_line(tmp_path, tokenizer_dir):
+    path = tmp_path / "output-rs0.jsonl"
+    path.write_bytes(
+        b'{"problem": "p", "generation": "\\\\boxed{1}", "expected_answer": "1"}\n'
+        b'{"problem": "caf\xe9"}\n'
+    )
+    with pytest.raises(DistilleryError, match=r"output-rs0\.jsonl:2: line is not valid UTF-8"):
+        prepare_sft_data.main(stage_config(tmp_path, (str(path),), tokenizer_dir))
 
 
 def test_nothing_to_train_on(tmp_path, tokenizer_dir):

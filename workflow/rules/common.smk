@@ -135,3 +135,11 @@ def get_final_outputs():
     if WANDB.get("mode", "disabled") != "disabled":
         outputs += expand("results/evals/{run}/wandb-run.json", run=EVAL["runs"])
     return outputs
+
+
+def get_contamination_entries(wildcards, input):
+    if not input.benchmarks:
+        return ""
+    names = wf.contamination_benchmarks(config)
+    pairs = " ".join(f"{n}={p}" for n, p in zip(names, input.benchmarks))
+    return f"--contamination-benchmarks {pairs}"

@@ -3,8 +3,14 @@ rule prepare_sft_data:
         solutions=expand(rules.merge_solutions.output.generations, seed=SOLUTION_SEEDS),
         prompt=get_prompt("sft_data"),
         tokenizer=get_model_dir(config["training"]["model"]),
+        benchmarks=expand(
+            rules.prepare_benchmark.output.test,
+            bench=wf.contamination_benchmarks(config),
+        ),
     output:
         data="results/sft/sft-data.jsonl",
+        validation="results/sft/sft-validation.jsonl",
+        contamination="results/sft/contamination.jsonl",
         report=report(
             "results/sft/report.json",
             caption="../report/sft_report.rst",
@@ -13,32 +19,26 @@ rule prepare_sft_data:
         report_md="results/sft/report.md",
     log:
         "logs/prepare_sft_data.log",
+    benchmark:
+        "benchmarks/prepare_sft_data.tsv"
     conda:
         "../../envs/train.yaml"
     resources:
         mem_mb=2000,
     params:
-        options=wf.option_args(
-            config["sft_data"],
-            [
-                "add_correct",
-                "add_incorrect",
-                "add_unlabeled",
-                "fill_majority",
-                "min_majority_votes",
-                "min_majority_percentage",
-                "deduplicate",
-                "seed",
-            ],
-        ),
+        options=wf.sft_data_args(config),
         grading=wf.option_args(GRADING, ["extract_regex"]),
+        benchmarks=get_contamination_entries,
     shell:
         "python -m distillery.prepare_sft_data"
         " --inputs {input.solutions}"
         " --output {output.data}"
+        " --validation-output {output.validation}"
+        " --contamination-output {output.contamination}"
         " --report {output.report}"
         " --prompt {input.prompt}"
         " --tokenizer {input.tokenizer}"
+        " {params.benchmarks}"
         " {params.options}"
         " {params.grading}"
         " > {log} 2>&1"
