@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,7 +43,7 @@ def write_inputs(directory: Path, rows: int, seed: int = 0) -> list[str]:
         for handle in handles:
             kind = rng.random()
             predicted = answer if kind < 0.6 else rng.randint(1, 999)
-            think = " ".join(rng.choice(WORDS) for _ in range(60))
+            think = " ".join(rng.choice(WORDS) for _ in range(76))
             generation = f"<think>{think}</think>\n\nThe answer is \\boxed{{{predicted}}}."
             if kind > 0.97:
                 generation += f" Or maybe \\boxed{{{predicted + 1}}}."
@@ -77,15 +78,28 @@ def write_benchmark(directory: Path, count: int = 1000) -> Path:
 
 
 def run(command: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one process."""
+    """Wall seconds and peak summed RSS (MB) of the process and its descendants (the stage's
+    grading workers included), sampled every 50 ms."""
+    import psutil
+
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     began = time.perf_counter()
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
+    tree = psutil.Process(process.pid)
+    peak = 0
+    while process.poll() is None:
+        total = 0
+        for proc in [tree, *tree.children(recursive=True)]:
+            try:
+                total += proc.memory_info().rss
+            except psutil.Error:
+                pass
+        peak = max(peak, total)
+        time.sleep(0.05)
     wall = time.perf_counter() - began
-    if status != 0:
+    if process.returncode != 0:
         raise RuntimeError(f"{command[:4]} failed:\n{process.stderr.read().decode()[-3000:]}")
-    return wall, usage.ru_maxrss / 1024
+    return wall, peak / 2**20
 
 
 def main() -> None:
@@ -95,6 +109,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--tokenizer", default=str(REPO / "results" / "models" / "smollm2-135m"))
     parser.add_argument("--scratch", help="where the synthetic files go (default: a temp dir)")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved runs; medians shown")
+    parser.add_argument("--threads", type=int, default=2, help="the stage's --threads")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.scratch) as tmp:
         scratch = Path(tmp)
@@ -109,34 +125,40 @@ def main() -> None:
             sys.executable, "-m", "distillery.prepare_sft_data", "--inputs", *inputs,
             "--output", str(scratch / "sft.jsonl"), "--report", str(scratch / "report.json"),
             "--prompt", prompt, "--tokenizer", args.tokenizer, "--drop-multi-boxed",
-            "--remove-no-think-tags",
+            "--remove-no-think-tags", "--threads", str(args.threads),
         ]  # fmt: skip
+        commands = {
+            "loop": [
+                sys.executable,
+                str(REPO / "scripts" / "sft_loop_peer.py"),
+                ",".join(inputs),
+                str(scratch / "loop.jsonl"),
+                prompt,
+                args.tokenizer,
+            ],
+            "stage": stage,
+            "stage, no shuffle": stage + ["--no-shuffle"],
+            "stage + 13-gram": stage
+            + [
+                "--remove-contaminated",
+                "--contamination-benchmarks",
+                f"bench={bench}",
+                "--contamination-output",
+                str(scratch / "flagged.jsonl"),
+            ],
+        }
+        runs: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
+        for _ in range(args.repeats):  # interleaved, so a noisy moment hits every contender
+            for name, command in commands.items():
+                runs[name].append(run(command))
         results = {
-            "loop": run(
-                [
-                    sys.executable,
-                    str(REPO / "scripts" / "sft_loop_peer.py"),
-                    ",".join(inputs),
-                    str(scratch / "loop.jsonl"),
-                    prompt,
-                    args.tokenizer,
-                ]
-            ),  # fmt: skip
-            "stage": run(stage),
-            "stage + 13-gram": run(
-                stage
-                + [
-                    "--remove-contaminated",
-                    "--contamination-benchmarks",
-                    f"bench={bench}",
-                    "--contamination-output",
-                    str(scratch / "flagged.jsonl"),
-                ]
-            ),  # fmt: skip
+            name: (statistics.median(w for w, _ in r), max(m for _, m in r))
+            for name, r in runs.items()
         }
         loop_rows = sum(1 for _ in open(scratch / "loop.jsonl", "rb"))
         stage_rows = sum(1 for _ in open(scratch / "sft.jsonl", "rb"))
     base = results["loop"][0]
+    print(f"median of {args.repeats} interleaved runs\n")
     print(
         "| run | wall (s) | rows/s | × loop throughput | peak RSS (MB) |\n|---|---:|---:|---:|---:|"
     )

@@ -7,8 +7,8 @@ import sys
 from collections import Counter
 
 import orjson
-from transformers import AutoTokenizer
 
+from distillery.chat_template import ChatTemplate
 from distillery.grading import ExtractionConfig, extract_answer, is_equivalent
 from distillery.prompts import load_prompt
 from distillery.sft.filters import has_multiple_boxed, has_think_tags
@@ -17,14 +17,8 @@ from distillery.sft.formatting import ChatFormatter
 
 def main() -> None:
     inputs, output = sys.argv[1].split(","), sys.argv[2]
-    prompt, tokenizer = load_prompt(sys.argv[3]), AutoTokenizer.from_pretrained(sys.argv[4])
-
-    def render(messages, add_generation_prompt):
-        return tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=add_generation_prompt
-        )
-
-    formatter = ChatFormatter(render)
+    prompt, template = load_prompt(sys.argv[3]), ChatTemplate.from_pretrained(sys.argv[4])
+    formatter = ChatFormatter(template.render)
     extraction = ExtractionConfig()
     seen = set()
     handles = [open(path, "rb") for path in inputs]

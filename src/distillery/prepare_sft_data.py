@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Literal
 
 from distillery import cli
+from distillery.chat_template import ChatTemplate, TokenCounter
 from distillery.errors import DistilleryError
 from distillery.grading import DEFAULT_EXTRACT_REGEX, ExtractionConfig
 from distillery.jsonl import iter_jsonl, write_json, write_text
@@ -119,7 +120,13 @@ class Config:
     extract_regex: str = field(
         default=DEFAULT_EXTRACT_REGEX, metadata={"help": "answer regex when there is no box"}
     )
+    shuffle: bool = field(
+        default=True, metadata={"help": "shuffle the records (as NeMo-Skills does)"}
+    )
     seed: int = field(default=42, metadata={"help": "shuffle and split seed"})
+    threads: int = field(
+        default=1, metadata={"help": "processes to use; beyond one, answers are graded in workers"}
+    )
 
     def __post_init__(self):
         for name in ("validation_share", "thinking_off_share", "min_majority_percentage"):
@@ -166,6 +173,7 @@ class Config:
             system_off=self.system_off,
             reasoning_end=self.reasoning_end,
             validation_share=self.validation_share,
+            shuffle=self.shuffle,
             seed=self.seed,
             extraction=ExtractionConfig(extract_regex=self.extract_regex),
         )
@@ -194,18 +202,11 @@ def unique_problems(path: str) -> list[str]:
 
 
 def main(config: Config) -> None:
-    from transformers import AutoTokenizer
-
     prompt = load_prompt(config.prompt)
-    tokenizer = AutoTokenizer.from_pretrained(config.tokenizer)
-
-    def render(messages: list[dict], add_generation_prompt: bool) -> str:
-        return tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=add_generation_prompt
-        )
-
-    def count_tokens(texts: list[str]) -> list[int]:
-        return [len(ids) for ids in tokenizer(texts, add_special_tokens=False).input_ids]
+    if not Path(config.tokenizer).is_dir():
+        raise DistilleryError(f"{config.tokenizer}: student model directory does not exist")
+    template = ChatTemplate.from_pretrained(config.tokenizer)
+    count_tokens = TokenCounter(config.tokenizer)
 
     ngrams, flagged = None, None
     if config.remove_contaminated:
@@ -236,7 +237,7 @@ def main(config: Config) -> None:
                 sorted(config.inputs),
                 config.options(),
                 prompt,
-                ChatFormatter(render),
+                ChatFormatter(template.render),
                 Path(scratch),
                 config.output,
                 config.validation_output,
@@ -244,6 +245,7 @@ def main(config: Config) -> None:
                 count_tokens,
                 ngrams,
                 flagged,
+                workers=config.threads - 1,
             )
         except ValueError as err:
             raise DistilleryError(f"{config.tokenizer}: {err}") from None

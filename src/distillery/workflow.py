@@ -209,6 +209,7 @@ SFT_KEYS = [
     "deduplicate",
     "seed",
     "validation_share",
+    "shuffle",
 ]
 
 

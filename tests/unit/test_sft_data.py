@@ -192,7 +192,8 @@ def test_stage_end_to_end(tmp_path, tokenizer_dir):
         assert record["output"].endswith("<|im_end|>\n")
         assert record["messages"][-1]["role"] == "assistant"
     removed, report = steps(tmp_path)
-    assert list(removed)[:3] == [
+    assert list(removed)[:4] == [
+        "rows missing generation or problem",
         "correctness selection",
         "deduplicate (problem, generation)",
         "drop_multi_boxed",
@@ -315,3 +316,37 @@ def test_seed_files_must_align(tmp_path, tokenizer_dir):
     inputs = solutions(tmp_path, [[("1", "1"), ("2", "2")], [("1", "1")]])
     with pytest.raises(DistilleryError, match="different line counts"):
         prepare_sft_data.main(stage_config(tmp_path, inputs, tokenizer_dir))
+
+
+def test_light_chat_template_renders_like_transformers(tokenizer_dir):
+    from transformers import AutoTokenizer
+
+    from distillery.chat_template import ChatTemplate, TokenCounter
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    template = ChatTemplate.from_pretrained(tokenizer_dir)
+    conversations = [
+        [{"role": "user", "content": "What is 1+1?"}],
+        [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Q {x} \\boxed{}"},
+            {"role": "assistant", "content": "<think>a</think> 2"},
+        ],
+    ]
+    for messages in conversations:
+        for generation_prompt in (True, False):
+            expected = tokenizer.apply_chat_template(
+                messages, tokenize=False, add_generation_prompt=generation_prompt
+            )
+            assert template.render(messages, generation_prompt) == expected
+    texts = ["hello world", "What is \\frac{1}{2}?"]
+    expected = [len(tokenizer(t, add_special_tokens=False).input_ids) for t in texts]
+    assert TokenCounter(tokenizer_dir)(texts) == expected
+
+
+def test_model_without_a_chat_template(tmp_path):
+    from distillery.chat_template import ChatTemplate
+
+    (tmp_path / "tokenizer_config.json").write_text("{}")
+    with pytest.raises(DistilleryError, match="has no chat template"):
+        ChatTemplate.from_pretrained(tmp_path)

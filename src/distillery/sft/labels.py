@@ -34,10 +34,21 @@ def add_predicted_answer(row: dict, extraction: ExtractionConfig) -> None:
 
 def label(row: dict) -> None:
     """Sets ``symbolic_correct``: the predicted answer is equivalent to ``expected_answer``."""
-    expected = row.get("expected_answer")
-    row["symbolic_correct"] = expected not in (None, NO_VALID_ANSWER) and is_equivalent(
-        expected, row["predicted_answer"]
-    )
+    label_group([row])
+
+
+def label_group(rows: list[dict]) -> None:
+    """:func:`label` for one problem's rows, grading each distinct (gold, predicted) pair once:
+    seeds of a problem mostly agree, and grading is the costly part."""
+    verdicts: dict[tuple, bool] = {}
+    for row in rows:
+        key = (row.get("expected_answer"), row["predicted_answer"])
+        if key not in verdicts:
+            expected, predicted = key
+            verdicts[key] = expected not in (None, NO_VALID_ANSWER) and is_equivalent(
+                expected, predicted
+            )
+        row["symbolic_correct"] = verdicts[key]
 
 
 def is_unlabeled(row: dict) -> bool:

@@ -10,9 +10,13 @@ files. Every step's removals are counted, in order, for the report.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import itertools
 import logging
+import multiprocessing
 import random
+import shutil
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -31,7 +35,7 @@ from distillery.sft.labels import (
     add_predicted_answer,
     fill_majority_answer,
     is_unlabeled,
-    label,
+    label_group,
     passes_majority_filter,
 )
 
@@ -80,6 +84,7 @@ class Options:
     system_off: str | None = None
     reasoning_end: str = "</think>"
     validation_share: float = 0.0
+    shuffle: bool = True
     seed: int = 42
     extraction: ExtractionConfig = field(default_factory=ExtractionConfig)
 
@@ -115,39 +120,135 @@ class Report:
         return "# SFT data report\n\n" + "\n".join(lines) + "\n\n" + "\n".join(notes) + "\n"
 
 
-def _seed_groups(paths: list[str], report: Report) -> Iterator[list[dict]]:
-    """Rows of line i of every seed file; rows without generation or problem are counted."""
+def _line_groups(paths: list[str]) -> Iterator[tuple[int, tuple[bytes, ...]]]:
+    """``(line number, lines)``: line i of every seed file, in lockstep."""
     with ExitStack() as stack:
-        handles = [stack.enter_context(open(path, "rb")) for path in paths]
-        number = 0
-        while True:
-            lines = [handle.readline() for handle in handles]
-            number += 1
-            if not any(lines):
-                return
-            if not all(lines):
+        handles = [stack.enter_context(open(path, "rb", buffering=1 << 20)) for path in paths]
+        for number, lines in enumerate(itertools.zip_longest(*handles), start=1):
+            if None in lines:
                 raise DistilleryError(
                     f"solution files have different line counts (they differ at line {number}); "
                     "each seed must cover the same problems in the same order"
                 )
-            group = []
-            for path, line in zip(paths, lines, strict=True):
-                report.read += 1
-                try:
-                    row = orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    try:
-                        line.decode("utf-8")
-                    except UnicodeDecodeError:
-                        raise DistilleryError(
-                            f"{path}:{number}: line is not valid UTF-8; fix or remove it"
-                        ) from None
-                    raise DistilleryError(f"{path}:{number}: line is not valid JSON") from None
-                if not isinstance(row, dict) or not row.get("generation") or not row.get("problem"):
-                    report.drop("rows missing generation or problem")
-                    continue
-                group.append(row)
-            yield group
+            yield number, lines
+
+
+@dataclass
+class _Labels:
+    """Per line group, per valid row: ``(predicted_answer, symbolic_correct, majority)`` where
+    majority is ``(expected_answer, votes, total)`` for majority-labelled problems."""
+
+    groups: list[list[tuple]]
+    missing: int = 0
+    filled: int = 0
+
+
+def _parse(number: int, lines: tuple[bytes, ...], paths: list[str]) -> tuple[list[dict], int]:
+    rows, missing = [], 0
+    for path, line in zip(paths, lines, strict=True):
+        try:
+            row = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            raise DistilleryError(f"{path}:{number}: {_why_unreadable(line)}") from None
+        if not isinstance(row, dict) or not row.get("generation") or not row.get("problem"):
+            missing += 1
+            continue
+        rows.append(row)
+    return rows, missing
+
+
+def _label_rows(rows: list[dict], options: Options) -> bool:
+    """Adds predicted answers, majority answers and correctness to one problem's rows."""
+    filled = False
+    if rows:
+        for row in rows:
+            add_predicted_answer(row, options.extraction)
+        if options.fill_majority:
+            filled = fill_majority_answer(rows)
+        label_group(rows)
+    return filled
+
+
+def _label_chunk(chunk: list[tuple[int, tuple[bytes, ...]]], paths, options) -> _Labels:
+    """Labels a chunk of line groups in a worker process; only the compact labels travel back
+    (sending whole rows back would cost the main process as much as grading them)."""
+    out = _Labels([])
+    for number, lines in chunk:
+        rows, missing = _parse(number, lines, paths)
+        out.missing += missing
+        out.filled += _label_rows(rows, options)
+        out.groups.append(
+            [
+                (
+                    r["predicted_answer"],
+                    r["symbolic_correct"],
+                    (r["expected_answer"], r["majority_votes"], r["total_votes"])
+                    if "majority_votes" in r
+                    else None,
+                )
+                for r in rows
+            ]
+        )
+    return out
+
+
+def _labelled_groups(
+    paths: list[str], options: Options, workers: int, report: Report, chunk_size: int = 256
+) -> Iterator[list[dict]]:
+    """Labelled line groups in input order; with ``workers``, grading runs in that many
+    processes while this one parses and filters."""
+    if workers <= 0:
+        for number, lines in _line_groups(paths):
+            rows, missing = _parse(number, lines, paths)
+            report.read += len(lines)
+            report.drop("rows missing generation or problem", missing)
+            report.notes["problems_labelled_by_majority"] += _label_rows(rows, options)
+            yield rows
+        return
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["distillery.sft.pipeline"])
+    work = functools.partial(_label_chunk, paths=paths, options=options)
+    chunks = _chunks(_line_groups(paths), chunk_size)
+    pending: list[list[tuple[int, tuple[bytes, ...]]]] = []
+
+    def remember(items):
+        for chunk in items:
+            pending.append(chunk)
+            yield chunk
+
+    with context.Pool(workers) as pool:
+        for labels in pool.imap(work, remember(chunks)):
+            chunk = pending.pop(0)
+            report.drop("rows missing generation or problem", labels.missing)
+            report.notes["problems_labelled_by_majority"] += labels.filled
+            for (number, lines), group_labels in zip(chunk, labels.groups, strict=True):
+                report.read += len(lines)
+                rows, _ = _parse(number, lines, paths)
+                for row, (predicted, correct, majority) in zip(rows, group_labels, strict=True):
+                    row["predicted_answer"] = predicted
+                    row["symbolic_correct"] = correct
+                    if majority is not None:
+                        expected, votes, total = majority
+                        row.update(
+                            expected_answer=expected,
+                            majority_votes=votes,
+                            total_votes=total,
+                            fill_mode="majority",
+                        )
+                yield rows
+
+
+def _chunks(items: Iterator, size: int) -> Iterator[list]:
+    while chunk := list(itertools.islice(items, size)):
+        yield chunk
+
+
+def _why_unreadable(line: bytes) -> str:
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        return "line is not valid UTF-8; fix or remove it"
+    return "line is not valid JSON; fix or remove it"
 
 
 def _keep(row: dict, options: Options) -> bool:
@@ -174,6 +275,21 @@ class Tokens:
         return self.count(texts)
 
 
+STEPS = (
+    "rows missing generation or problem",
+    "correctness selection",
+    "deduplicate (problem, generation)",
+    "drop_multi_boxed",
+    "remove_contaminated",
+    "remove_no_think_tags",
+    "majority filter",
+    "remove_len_outlier_problems",
+    "remove_len_outlier_solutions",
+    "downsampling",
+    "max_seq_length",
+)
+
+
 def prepare(
     inputs: list[str],
     options: Options,
@@ -186,164 +302,166 @@ def prepare(
     count_tokens: Callable[[list[str]], list[int]] | None = None,
     ngrams: NGramIndex | None = None,
     flagged_by_embedding: dict[str, tuple[Match, float]] | None = None,
+    workers: int = 0,
 ) -> Report:
-    """Runs both passes; returns the report. See the module docstring."""
+    """Runs the pipeline; returns the report. See the module docstring.
+
+    Downsampling to a total (``num_output_samples``) needs every problem's count first, so it
+    takes two passes through a scratch file; otherwise filtered groups go straight to the
+    writer.
+    """
     report = Report()
+    for name in STEPS:
+        report.step(name)
+    report.notes["problems_labelled_by_majority"] = 0
     tokens = Tokens(count_tokens)
-    keep_fields = set(_SCRATCH_FIELDS) | prompt.fields()
-    counts = _filter_pass(
-        inputs,
-        options,
-        report,
-        tokens,
-        ngrams,
-        flagged_by_embedding,
-        scratch,
-        contamination_path,
-        keep_fields,
-    )
-    survivors = sum(counts.values())
-    if survivors == 0:
+    writer = _Writer(options, prompt, formatter, tokens, report, scratch)
+    with ExitStack() as stack:
+        flagged_file = (
+            stack.enter_context(atomic_output(contamination_path)) if contamination_path else None
+        )
+        selector = _Filter(options, report, tokens, ngrams, flagged_by_embedding, flagged_file)
+        groups = (
+            (index, selector.select(rows))
+            for index, rows in enumerate(_labelled_groups(inputs, options, workers, report))
+        )
+        if options.downsampling is not None and options.num_output_samples is not None:
+            counts = _write_scratch(groups, scratch / "filtered.jsonl", prompt)
+            quotas = downsampling_quotas(counts, options)
+            for group, rows in _scratch_groups(scratch / "filtered.jsonl"):
+                writer.add(_sample(rows, quotas.get(group, 0), group, options, report))
+        else:
+            for group, rows in groups:
+                if options.max_per_problem is not None:
+                    rows = _sample(rows, options.max_per_problem, group, options, report)
+                writer.add(rows)
+    report.notes["problems_flagged_as_contaminated"] = selector.flagged
+    if selector.survivors == 0:
         raise DistilleryError(
             "nothing to train on: every solution was filtered out.\n"
             + report.markdown()
             + "Generate more solutions (seeds, problems), use a stronger teacher, or relax the "
             "selection (add_incorrect, add_unlabeled, min_majority_votes, filters)."
         )
-    quotas = downsampling_quotas(counts, options)
-    written = _format_pass(
-        options,
-        prompt,
-        formatter,
-        scratch,
-        quotas,
-        counts,
-        tokens,
-        report,
-        train_path,
-        validation_path,
-    )
-    report.notes.update(written)
+    report.notes.update(writer.finish(train_path, validation_path))
     return report
 
 
-def _filter_pass(
-    inputs,
-    options,
-    report,
-    tokens,
-    ngrams,
-    flagged_by_embedding,
-    scratch,
-    contamination_path,
-    keep_fields,
-) -> dict[int, int]:
-    seen: set[int] = set()
+def _sample(rows: list[dict], quota: int, group: int, options: Options, report: Report):
+    if quota >= len(rows):
+        return rows
+    report.drop("downsampling", len(rows) - quota)
+    return random.Random(f"{options.seed}-{group}").sample(rows, quota)
+
+
+def _write_scratch(groups, path: Path, prompt: PromptConfig) -> dict[int, int]:
+    keep = set(_SCRATCH_FIELDS) | prompt.fields()
     counts: dict[int, int] = {}
-    filled = 0
-    flagged = 0
-    for name in (
-        "correctness selection",
-        "deduplicate (problem, generation)",
-        "drop_multi_boxed",
-        "remove_contaminated",
-        "remove_no_think_tags",
-        "majority filter",
-        "remove_len_outlier_problems",
-        "remove_len_outlier_solutions",
-    ):
-        report.step(name)
-    with ExitStack() as stack:
-        scratch_file = stack.enter_context(open(scratch / "filtered.jsonl", "wb"))
-        flagged_file = (
-            stack.enter_context(atomic_output(contamination_path)) if contamination_path else None
-        )
-        for index, rows in enumerate(_seed_groups(inputs, report)):
-            if not rows:
-                continue
+    with open(path, "wb") as handle:
+        for group, rows in groups:
             for row in rows:
-                add_predicted_answer(row, options.extraction)
-            if options.fill_majority:
-                filled += fill_majority_answer(rows)
-            for row in rows:
-                label(row)
-            kept = [r for r in rows if _keep(r, options)]
-            report.drop("correctness selection", len(rows) - len(kept))
-            if options.deduplicate:
-                unique = []
-                for row in kept:
-                    key = hash((row["problem"], row["generation"]))
-                    if key not in seen:
-                        seen.add(key)
-                        unique.append(row)
-                report.drop("deduplicate (problem, generation)", len(kept) - len(unique))
-                kept = unique
-            if options.drop_multi_boxed:
-                before = len(kept)
-                kept = [r for r in kept if not has_multiple_boxed(r["generation"])]
-                report.drop("drop_multi_boxed", before - len(kept))
-            if options.remove_contaminated and kept:
-                problem = kept[0]["problem"]
-                match = ngrams.match(problem) if ngrams is not None else None
-                score = None
-                if match is None and flagged_by_embedding and problem in flagged_by_embedding:
-                    match, score = flagged_by_embedding[problem]
-                if match is not None:
-                    flagged += 1
-                    if flagged_file is not None:
-                        flagged_file.write(
-                            dumps(
-                                {
-                                    "problem": problem,
-                                    "benchmark": match.benchmark,
-                                    "benchmark_id": match.benchmark_id,
-                                    "overlap": match.overlap,
-                                    "method": "ngram" if score is None else "embedding",
-                                    "similarity": score,
-                                }
-                            )
-                        )
-                    report.drop("remove_contaminated", len(kept))
-                    kept = []
-            if options.remove_no_think_tags:
-                before = len(kept)
-                kept = [r for r in kept if has_think_tags(r["generation"], options.think_tags)]
-                report.drop("remove_no_think_tags", before - len(kept))
-            before = len(kept)
-            kept = [
-                r
-                for r in kept
-                if passes_majority_filter(
+                record = {k: row[k] for k in keep if k in row}
+                record["_group"] = group
+                handle.write(dumps(record))
+            if rows:
+                counts[group] = len(rows)
+    return counts
+
+
+class _Filter:
+    """Labels one problem's solutions and applies the filters in order, counting removals."""
+
+    def __init__(self, options, report, tokens, ngrams, flagged_by_embedding, flagged_file):
+        self.options = options
+        self.report = report
+        self.tokens = tokens
+        self.ngrams = ngrams
+        self.flagged_by_embedding = flagged_by_embedding
+        self.flagged_file = flagged_file
+        self.seen: set[int] = set()
+        self.flagged = 0
+        self.survivors = 0
+
+    def select(self, rows: list[dict]) -> list[dict]:
+        options, report = self.options, self.report
+        if not rows:
+            return rows
+        kept = [r for r in rows if _keep(r, options)]
+        report.drop("correctness selection", len(rows) - len(kept))
+        if options.deduplicate:
+            unique = []
+            for row in kept:
+                key = hash((row["problem"], row["generation"]))
+                if key not in self.seen:
+                    self.seen.add(key)
+                    unique.append(row)
+            report.drop("deduplicate (problem, generation)", len(kept) - len(unique))
+            kept = unique
+        if options.drop_multi_boxed:
+            kept = self._drop(
+                kept, "drop_multi_boxed", lambda r: has_multiple_boxed(r["generation"])
+            )
+        if options.remove_contaminated and kept and self._contaminated(kept[0]["problem"]):
+            report.drop("remove_contaminated", len(kept))
+            kept = []
+        if options.remove_no_think_tags:
+            tags = options.think_tags
+            kept = self._drop(
+                kept, "remove_no_think_tags", lambda r: not has_think_tags(r["generation"], tags)
+            )
+        kept = self._drop(
+            kept,
+            "majority filter",
+            lambda r: (
+                not passes_majority_filter(
                     r, options.min_majority_votes, options.min_majority_percentage
                 )
-            ]
-            report.drop("majority filter", before - len(kept))
-            if options.trim_solutions:
-                for row in kept:
-                    row["generation"] = trim_solution(row["generation"])
-            if options.remove_len_outlier_problems and kept:
-                (length,) = tokens([kept[0]["problem"]])
-                if not options.min_problem_length <= length <= options.max_problem_length:
-                    report.drop("remove_len_outlier_problems", len(kept))
-                    kept = []
-            if options.remove_len_outlier_solutions and kept:
-                lengths = tokens([r["generation"] for r in kept])
-                before = len(kept)
-                kept = [
-                    r
-                    for r, n in zip(kept, lengths, strict=True)
-                    if options.min_solution_length <= n <= options.max_solution_length
-                ]
-                report.drop("remove_len_outlier_solutions", before - len(kept))
+            ),
+        )
+        if options.trim_solutions:
             for row in kept:
-                record = {k: row[k] for k in keep_fields if k in row}
-                record["_group"] = index
-                scratch_file.write(dumps(record))
-            if kept:
-                counts[index] = len(kept)
-    report.notes["problems_labelled_by_majority"] = filled
-    report.notes["problems_flagged_as_contaminated"] = flagged
-    return counts
+                row["generation"] = trim_solution(row["generation"])
+        if options.remove_len_outlier_problems and kept:
+            (length,) = self.tokens([kept[0]["problem"]])
+            if not options.min_problem_length <= length <= options.max_problem_length:
+                report.drop("remove_len_outlier_problems", len(kept))
+                kept = []
+        if options.remove_len_outlier_solutions and kept:
+            lengths = self.tokens([r["generation"] for r in kept])
+            low, high = options.min_solution_length, options.max_solution_length
+            before = len(kept)
+            kept = [r for r, n in zip(kept, lengths, strict=True) if low <= n <= high]
+            report.drop("remove_len_outlier_solutions", before - len(kept))
+        self.survivors += len(kept)
+        return kept
+
+    def _drop(self, rows: list[dict], step: str, reject) -> list[dict]:
+        kept = [r for r in rows if not reject(r)]
+        self.report.drop(step, len(rows) - len(kept))
+        return kept
+
+    def _contaminated(self, problem: str) -> bool:
+        match = self.ngrams.match(problem) if self.ngrams is not None else None
+        score = None
+        if match is None and self.flagged_by_embedding and problem in self.flagged_by_embedding:
+            match, score = self.flagged_by_embedding[problem]
+        if match is None:
+            return False
+        self.flagged += 1
+        if self.flagged_file is not None:
+            self.flagged_file.write(
+                dumps(
+                    {
+                        "problem": problem,
+                        "benchmark": match.benchmark,
+                        "benchmark_id": match.benchmark_id,
+                        "overlap": match.overlap,
+                        "method": "ngram" if score is None else "embedding",
+                        "similarity": score,
+                    }
+                )
+            )
+        return True
 
 
 def downsampling_quotas(counts: dict[int, int], options: Options) -> dict[int, int]:
@@ -396,66 +514,70 @@ def downsampling_quotas(counts: dict[int, int], options: Options) -> dict[int, i
     return chosen
 
 
-def _format_pass(
-    options,
-    prompt,
-    formatter,
-    scratch,
-    quotas,
-    counts,
-    tokens,
-    report,
-    train_path,
-    validation_path,
-) -> dict:
-    report.step("downsampling")
-    report.step("max_seq_length")
-    rng = random.Random(options.seed)
-    buckets = {
-        name: [open(scratch / f"{name}-{b}.jsonl", "wb") for b in range(BUCKETS)]
-        for name in ("train", "validation")
-    }
-    written = {"train": 0, "validation": 0, "thinking_off": 0}
-    try:
-        for group, rows in _scratch_groups(scratch / "filtered.jsonl"):
-            quota = quotas.get(group, 0)
-            if quota < len(rows):
-                rows = random.Random(f"{options.seed}-{group}").sample(rows, quota)
-                report.drop("downsampling", counts[group] - quota)
-            records = [_record(row, options, prompt, formatter) for row in rows]
-            if options.max_seq_length is not None and records:
-                lengths = tokens([r["input"] + r["output"] for r in records])
-                before = len(records)
-                records = [
-                    r for r, n in zip(records, lengths, strict=True) if n <= options.max_seq_length
-                ]
-                report.drop("max_seq_length", before - len(records))
-            for record in records:
-                is_validation = (
-                    options.validation_share > 0
-                    and _unit(record["problem"], options.seed) < options.validation_share
-                )
-                name = "validation" if is_validation else "train"
-                buckets[name][rng.randrange(BUCKETS)].write(dumps(record))
-                written[name] += 1
-                written["thinking_off"] += record.get("thinking") == "off"
-    finally:
-        for files in buckets.values():
+class _Writer:
+    """Formats records, applies the sequence-length limit, splits by problem, and writes them
+    to bucket files that :meth:`finish` shuffles into the outputs."""
+
+    def __init__(self, options, prompt, formatter, tokens, report, scratch: Path):
+        self.options = options
+        self.prompt = prompt
+        self.formatter = formatter
+        self.tokens = tokens
+        self.report = report
+        self.scratch = scratch
+        self.rng = random.Random(options.seed)
+        # without shuffling, one "bucket" per split, concatenated as it is
+        count = BUCKETS if options.shuffle else 1
+        self.buckets = {
+            name: [
+                open(scratch / f"{name}-{b}.jsonl", "wb", buffering=1 << 20) for b in range(count)
+            ]
+            for name in ("train", "validation")
+        }
+        self.written = {"train": 0, "validation": 0, "thinking_off": 0}
+
+    def add(self, rows: list[dict]) -> None:
+        if not rows:
+            return
+        options = self.options
+        records = [_record(row, options, self.prompt, self.formatter) for row in rows]
+        if options.max_seq_length is not None:
+            lengths = self.tokens([r["input"] + r["output"] for r in records])
+            before = len(records)
+            records = [
+                r for r, n in zip(records, lengths, strict=True) if n <= options.max_seq_length
+            ]
+            self.report.drop("max_seq_length", before - len(records))
+        for record in records:
+            is_validation = (
+                options.validation_share > 0
+                and _unit(record["problem"], options.seed) < options.validation_share
+            )
+            name = "validation" if is_validation else "train"
+            files = self.buckets[name]
+            files[self.rng.randrange(len(files)) if len(files) > 1 else 0].write(dumps(record))
+            self.written[name] += 1
+            self.written["thinking_off"] += record.get("thinking") == "off"
+
+    def finish(self, train_path: str, validation_path: str | None) -> dict:
+        for files in self.buckets.values():
             for handle in files:
                 handle.close()
-    if written["train"] == 0:
-        raise DistilleryError(
-            "nothing to train on after downsampling and the sequence-length limit.\n"
-            + report.markdown()
-        )
-    _concatenate_shuffled(scratch, "train", train_path, options.seed)
-    if validation_path:
-        _concatenate_shuffled(scratch, "validation", validation_path, options.seed)
-    return {
-        "written_train": written["train"],
-        "written_validation": written["validation"],
-        "thinking_off_records": written["thinking_off"],
-    }
+        if self.written["train"] == 0:
+            raise DistilleryError(
+                "nothing to train on after downsampling and the sequence-length limit.\n"
+                + self.report.markdown()
+            )
+        seed = self.options.seed if self.options.shuffle else None
+        count = len(self.buckets["train"])
+        _concatenate(self.scratch, "train", count, train_path, seed)
+        if validation_path:
+            _concatenate(self.scratch, "validation", count, validation_path, seed)
+        return {
+            "written_train": self.written["train"],
+            "written_validation": self.written["validation"],
+            "thinking_off_records": self.written["thinking_off"],
+        }
 
 
 def _scratch_groups(path: Path) -> Iterator[tuple[int, list[dict]]]:
@@ -501,12 +623,17 @@ def _record(row: dict, options: Options, prompt: PromptConfig, formatter: ChatFo
     return record
 
 
-def _concatenate_shuffled(scratch: Path, name: str, path: str, seed: int) -> None:
+def _concatenate(scratch: Path, name: str, count: int, path: str, seed: int | None) -> None:
+    """Joins the bucket files into ``path``; each bucket shuffled when ``seed`` is given."""
     rng = random.Random(seed)
     with atomic_output(path) as out:
-        for bucket in range(BUCKETS):
+        for bucket in range(count):
             part = scratch / f"{name}-{bucket}.jsonl"
-            lines = part.read_bytes().splitlines(keepends=True)
-            rng.shuffle(lines)
-            out.writelines(lines)
+            if seed is None:
+                with open(part, "rb") as handle:
+                    shutil.copyfileobj(handle, out, 1 << 20)
+            else:
+                lines = part.read_bytes().splitlines(keepends=True)
+                rng.shuffle(lines)
+                out.writelines(lines)
             part.unlink()
