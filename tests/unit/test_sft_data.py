@@ -350,3 +350,15 @@ def test_model_without_a_chat_template(tmp_path):
     (tmp_path / "tokenizer_config.json").write_text("{}")
     with pytest.raises(DistilleryError, match="has no chat template"):
         ChatTemplate.from_pretrained(tmp_path)
+
+
+def test_grading_in_a_worker_gives_the_same_output(tmp_path, tokenizer_dir):
+    seeds = [[(str(i % 7), str(i % 5)) for i in range(300)] for _ in range(3)]
+    inputs = solutions(tmp_path, seeds)
+    outputs = []
+    for threads in (1, 2):
+        out = tmp_path / f"sft-{threads}.jsonl"
+        config = stage_config(tmp_path, inputs, tokenizer_dir, add_incorrect=True, threads=threads)
+        prepare_sft_data.main(prepare_sft_data.Config(**{**config.__dict__, "output": str(out)}))
+        outputs.append((out.read_bytes(), steps(tmp_path)[1]))
+    assert outputs[0] == outputs[1]

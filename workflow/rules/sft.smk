@@ -23,6 +23,7 @@ rule prepare_sft_data:
         "benchmarks/prepare_sft_data.tsv"
     conda:
         "../../envs/train.yaml"
+    threads: 2
     resources:
         mem_mb=2000,
     params:
@@ -38,6 +39,7 @@ rule prepare_sft_data:
         " --report {output.report}"
         " --prompt {input.prompt}"
         " --tokenizer {input.tokenizer}"
+        " --threads {threads}"
         " {params.benchmarks}"
         " {params.options}"
         " {params.grading}"
