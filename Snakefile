@@ -17,13 +17,23 @@ from snakemake.utils import min_version
 min_version("9.19")
 
 
-configfile: "config/config.yaml"
+# The embedded default, unless a config is given (--configfile): recipes are complete on their
+# own, and merging them into the default would leak its settings into them.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/data.smk"
-include: "workflow/rules/sdg.smk"
+
+
+if wf.solutions_generated(config):
+
+    include: "workflow/rules/sdg.smk"
+
+
 include: "workflow/rules/sft.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/eval.smk"

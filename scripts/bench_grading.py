@@ -134,8 +134,10 @@ def _one(contender, gold, pred, checkout, queue):
 
 
 class TreeMemory:
-    """Peak summed RSS of this process and all its descendants, sampled every 50 ms (worker
-    processes started through a fork server are not our children, so rusage misses them)."""
+    """Peak summed PSS (proportional set size: shared pages split between the processes that
+    share them) of this process and its workers, sampled every 50 ms. Workers started through a
+    fork server are not our children, so rusage misses them; summing RSS would count the
+    math-verify pages they share with the fork server several times."""
 
     def __init__(self):
         import threading
@@ -155,7 +157,7 @@ class TreeMemory:
             total = 0
             for proc in [self._me, *self._me.children(recursive=True), *_forkserver_tree()]:
                 try:
-                    total += proc.memory_info().rss
+                    total += proc.memory_full_info().pss
                 except psutil.Error:
                     pass
             self.peak = max(self.peak, total)
@@ -290,7 +292,7 @@ def main() -> None:
         "× math-verify",
         "worst pair (s)",
         "capped / timed out",
-        "peak RSS (MB)",
+        "peak PSS (MB)",
         "agrees with math-verify",
     ]
     print("| " + " | ".join(columns) + " |")

@@ -70,22 +70,39 @@ def check_references(
         extra = f" or '{TRAINED}' (the trained model)" if allow_trained else ""
         problems.append(f"config key '{key}' names model '{name}'; known models: {known}{extra}")
 
-    for stage in ("problem_extraction", "solutions", "evaluation"):
+    generated = config["solutions"].get("source", "generate") == "generate"
+    if generated and "problem_extraction" not in config:
+        problems.append("config key 'problem_extraction' is missing (solutions are generated)")
+    if not generated and config["raw_data"]["source"] != "nemotron":
+        problems.append(
+            "config key 'solutions.source' is raw_data, but only raw_data.source nemotron "
+            "carries solutions"
+        )
+    stages = ("problem_extraction", "solutions", "evaluation") if generated else ("evaluation",)
+    for stage in stages:
+        if stage not in config:
+            continue
         server = config[stage]["server"]
         if server["type"] == "openai":
             if not server.get("base_url"):
                 problems.append(f"config key '{stage}.server.base_url' is needed for type openai")
             continue
         if stage == "evaluation":
-            for run, name in config["evaluation"]["runs"].items():
+            for run, entry in config["evaluation"]["runs"].items():
+                name = entry if isinstance(entry, str) else entry["model"]
                 model_ref(f"evaluation.runs.{run}", name, allow_trained=True)
         elif "model" not in server:
             problems.append(f"config key '{stage}.server.model' is missing")
         else:
             model_ref(f"{stage}.server.model", server["model"])
     model_ref("training.model", config["training"]["model"])
+    tokenizer = config["raw_data"].get("tokenizer")
+    if tokenizer is not None:
+        model_ref("raw_data.tokenizer", tokenizer)
     for stage in ("problem_extraction", "solutions", "sft_data", "evaluation"):
-        prompt = config[stage]["prompt"]
+        prompt = config.get(stage, {}).get("prompt")
+        if prompt is None:
+            continue
         if not any((base / prompt).is_file() for base in search):
             problems.append(f"config key '{stage}.prompt': file {prompt} does not exist")
     for name, model in models.items():
@@ -100,6 +117,22 @@ def check_references(
                 f"config key 'evaluation.benchmarks.{bench}' is not defined under 'benchmarks'; "
                 f"defined: {', '.join(sorted(config['benchmarks']))}"
             )
+    from distillery.benchmarks import known_benchmarks
+
+    known = known_benchmarks()
+    for bench, block in config["benchmarks"].items():
+        source = block.get("source", bench)
+        if source not in known:
+            problems.append(
+                f"config key 'benchmarks.{bench}': no benchmark definition {source!r}; known: "
+                f"{', '.join(known)} (set `source:` to one of them)"
+            )
+        path = block.get("path")
+        if path is not None and not (workdir / path).is_file():
+            problems.append(f"config key 'benchmarks.{bench}.path': file {path} does not exist")
+        prompt = block.get("prompt")
+        if prompt is not None and not any((base / prompt).is_file() for base in search):
+            problems.append(f"config key 'benchmarks.{bench}.prompt': file {prompt} does not exist")
     if problems:
         raise DistilleryError("invalid config:\n" + "\n".join(f"  - {p}" for p in problems))
 

@@ -46,7 +46,10 @@ class Config:
     checkpoint_dir: str | None = field(
         default=None, metadata={"help": "checkpoints, for resuming (default: <output>-checkpoints)"}
     )
-    method: Literal["full", "lora"] = field(default="lora", metadata={"help": "what to train"})
+    method: Literal["full", "lora", "qlora"] = field(
+        default="lora",
+        metadata={"help": "full: every weight; lora: adapters; qlora: adapters on a 4-bit base"},
+    )
     lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
     lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha"})
     lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout"})
@@ -69,14 +72,17 @@ class Config:
         default="auto",
         metadata={"help": "bf16 mixed precision (auto: on GPUs that support it), or fp32"},
     )
+    gradient_checkpointing: bool = field(
+        default=False, metadata={"help": "recompute activations: less memory, ~20% slower"}
+    )
     seed: int = field(default=0, metadata={"help": "random seed"})
     threads: int = field(default=1, metadata={"help": "CPU threads for torch"})
 
     def __post_init__(self):
         if self.max_seq_length < 8:
             raise DistilleryError("--max-seq-length is too small")
-        if self.method == "lora" and not self.adapter_output:
-            raise DistilleryError("--method lora needs --adapter-output")
+        if self.method in ("lora", "qlora") and not self.adapter_output:
+            raise DistilleryError(f"--method {self.method} needs --adapter-output")
         if not 0 <= self.warmup_ratio < 1:
             raise DistilleryError("--warmup-ratio must be in [0, 1)")
         if self.micro_batch_size < 1 or self.gradient_accumulation_steps < 1:
@@ -115,7 +121,10 @@ def main(config: Config) -> None:
     tokenizer = AutoTokenizer.from_pretrained(config.model)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(config.model, dtype=torch.float32)
+    if config.method == "qlora":
+        model = load_quantized(config.model, config.gradient_checkpointing)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(config.model, dtype=torch.float32)
     positions = getattr(model.config, "max_position_embeddings", None)
     if positions and config.max_seq_length > positions:
         raise DistilleryError(
@@ -139,7 +148,7 @@ def main(config: Config) -> None:
         )
 
     peft_config = None
-    if config.method == "lora":
+    if config.method in ("lora", "qlora"):
         from peft import LoraConfig
 
         targets = list(config.lora_target_modules)
@@ -180,6 +189,7 @@ def main(config: Config) -> None:
         bf16=use_bf16,
         dataloader_num_workers=0,
         disable_tqdm=True,
+        gradient_checkpointing=config.gradient_checkpointing,
     )
     trainer = SFTTrainer(
         model=model,
@@ -196,9 +206,12 @@ def main(config: Config) -> None:
     elapsed = time.time() - began
 
     trained = trainer.model
-    if config.method == "lora":
+    if config.method in ("lora", "qlora"):
         trained.save_pretrained(config.adapter_output)
         tokenizer.save_pretrained(config.adapter_output)
+    if config.method == "qlora":
+        trained = merge_into_full_precision(config.model, config.adapter_output)
+    elif config.method == "lora":
         trained = trained.merge_and_unload()
     save_model(trained, tokenizer, config.output)
     history = [
@@ -229,6 +242,43 @@ def main(config: Config) -> None:
         elapsed,
         history[-1]["loss"] if history else math.nan,
     )
+
+
+def load_quantized(model_path: str, gradient_checkpointing: bool):
+    """The base model in 4-bit NF4 with double quantisation and bf16 compute (QLoRA)."""
+    import importlib.util
+
+    import torch
+
+    if not torch.cuda.is_available() or importlib.util.find_spec("bitsandbytes") is None:
+        raise DistilleryError(
+            "method qlora needs a CUDA GPU and bitsandbytes (pip install bitsandbytes); use "
+            "method lora on this machine"
+        )
+    from peft import prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    quantization = BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.bfloat16,
+    )
+    model = AutoModelForCausalLM.from_pretrained(
+        model_path, quantization_config=quantization, dtype=torch.bfloat16
+    )
+    return prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
+
+
+def merge_into_full_precision(model_path: str, adapter: str):
+    """QLoRA adapters merged into the base loaded in bf16 (4-bit weights cannot take a merge
+    without losing the adapter's precision)."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.bfloat16)
+    return PeftModel.from_pretrained(base, adapter).merge_and_unload()
 
 
 def _claim_checkpoints(directory: Path, config: Config) -> None:

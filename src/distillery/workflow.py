@@ -70,6 +70,35 @@ def converted_models(config: dict) -> list[str]:
     return [n for n, m in config["models"].items() if m["source"] == "gguf"]
 
 
+def downloaded_models(config: dict) -> list[str]:
+    """Names of the models fetched by ``download_model``."""
+    return [n for n, m in config["models"].items() if m["source"] == "hf"]
+
+
+def name_pattern(names: list[str]) -> str:
+    """A wildcard constraint matching exactly ``names`` (nothing if empty)."""
+    import re
+
+    return "|".join(map(re.escape, names)) or "(?!)"
+
+
+def solutions_generated(config: dict) -> bool:
+    return config["solutions"].get("source", "generate") == "generate"
+
+
+def raw_data_args(config: dict) -> str:
+    """Flags of ``distillery.prepare_raw_data`` (output and tokenizer aside)."""
+    block = config["raw_data"]
+    args = option_args(
+        block,
+        ["source", "path", "num_posts", "seed", "unlabeled_share", "chatter_share", "max_tokens"],
+    )
+    if block.get("subsets"):
+        entries = [f"{name}={cap}" for name, cap in block["subsets"].items()]
+        args = f"{args} {shlex.join(['--subsets', *entries])}"
+    return args
+
+
 def gguf_file(model: dict) -> str:
     """The GGUF file of a ``source: gguf`` model: a path, or a file in an installed package."""
     if "path" in model:
@@ -179,6 +208,7 @@ def training_args(training: dict) -> str:
         "max_seq_length",
         "save_steps",
         "precision",
+        "gradient_checkpointing",
         "seed",
     ]
     lora_keys = ["lora_r", "lora_alpha", "lora_dropout", "lora_target_modules", "use_rslora"]
@@ -245,3 +275,75 @@ def sft_data_args(config: dict) -> str:
         )
     )
     return " ".join(p for p in parts if p)
+
+
+def benchmark_definition(config: dict, bench: str):
+    """The definition behind ``benchmarks.<bench>`` (its ``source``, default its own name)."""
+    from distillery.benchmarks import load_definition
+
+    return load_definition(config["benchmarks"][bench].get("source", bench))
+
+
+def benchmark_args(config: dict, bench: str) -> str:
+    """Flags of ``distillery.prepare_benchmark`` (output aside)."""
+    block = config["benchmarks"][bench]
+    args = ["--benchmark", block.get("source", bench)]
+    return " ".join([shlex.join(args), option_args(block, ["path", "size", "seed", "max_samples"])])
+
+
+def benchmark_grading(config: dict, bench: str) -> str:
+    block = config["benchmarks"][bench]
+    return block.get("grading") or benchmark_definition(config, bench).grading
+
+
+def benchmark_prompt(config: dict, bench: str) -> str:
+    """The evaluation prompt: the benchmark's own, its definition's, or the evaluation's."""
+    block = config["benchmarks"][bench]
+    return (
+        block.get("prompt")
+        or benchmark_definition(config, bench).prompt
+        or config["evaluation"]["prompt"]
+    )
+
+
+def eval_generation_args(config: dict, bench: str) -> str:
+    """The evaluation's generation flags, with the benchmark's default generation length when
+    the config sets none."""
+    args = generation_args(config["evaluation"])
+    if "max_tokens" not in config["evaluation"].get("inference", {}):
+        default = benchmark_definition(config, bench).max_tokens
+        if default:
+            args = f"{args} --max-tokens {default}"
+    return args
+
+
+def run_model(config: dict, run: str) -> str:
+    """The model name of an evaluation run (``runs.<run>`` is a name or ``{model: ...}``)."""
+    entry = config["evaluation"]["runs"][run]
+    return entry if isinstance(entry, str) else entry["model"]
+
+
+def run_generation_args(config: dict, run: str, bench: str) -> str:
+    """The evaluation's generation flags for one run and benchmark: the run's own
+    ``parse_reasoning`` and ``inference`` settings override the evaluation's."""
+    entry = config["evaluation"]["runs"][run]
+    overrides = {} if isinstance(entry, str) else entry
+    stage = dict(config["evaluation"])
+    if "parse_reasoning" in overrides:
+        stage["parse_reasoning"] = overrides["parse_reasoning"]
+    stage["inference"] = {**stage.get("inference", {}), **overrides.get("inference", {})}
+    return eval_generation_args({**config, "evaluation": stage}, bench)
+
+
+def train_launcher(config: dict) -> str:
+    """How the training stage is started: plain Python on one device, ``accelerate launch``
+    with one process per GPU beyond that.
+
+    Example:
+        >>> train_launcher({"training": {"gpus": 8}})
+        'accelerate launch --num_processes 8 --module'
+    """
+    gpus = int(config["training"].get("gpus", 0))
+    if gpus <= 1:
+        return "python -m"
+    return f"accelerate launch --num_processes {gpus} --module"

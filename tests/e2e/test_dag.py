@@ -79,3 +79,64 @@ def test_model_path_that_does_not_exist(tmp_path):
 def test_lint_is_clean(tmp_path):
     result = snakemake(tmp_path, "--lint", configfile=DEFAULT)
     assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr
+
+
+OMR = REPO / "config" / "recipes" / "openmathreasoning.yaml"
+QLORA = REPO / "config" / "recipes" / "qlora-8b-reasoning.yaml"
+
+
+def test_openmathreasoning_recipe_plans_every_stage(tmp_path):
+    assert planned_jobs(tmp_path, configfile=OMR) == {
+        "download_model": 2,  # Qwen2.5-14B-Instruct, QwQ-32B
+        "prepare_raw_data": 1,
+        "prepare_benchmark": 2,  # aime24, aime25
+        "extract_problems": 1,
+        "postprocess_problems": 1,
+        "generate_solutions": 4,  # 1 seed x 4 chunks
+        "merge_solutions": 1,
+        "prepare_sft_data": 1,
+        "train_sft": 1,
+        "generate_eval": 32,  # 2 runs x 2 benchmarks x 8 seeds
+        "merge_eval_chunks": 32,
+        "grade": 32,
+        "summarize": 4,
+        "compare_runs": 1,
+        "log_wandb": 2,
+    }
+
+
+def test_qlora_recipe_plans_every_stage(tmp_path):
+    assert planned_jobs(tmp_path, configfile=QLORA) == {
+        "download_model": 1,
+        "prepare_raw_data": 1,  # Nemotron: problems with their solutions, no teacher
+        "prepare_benchmark": 2,  # gpqa-diamond, mmlu
+        "prepare_sft_data": 1,
+        "train_sft": 1,
+        "generate_eval": 10,  # 2 runs x (4 + 1 seeds)
+        "merge_eval_chunks": 10,
+        "grade": 10,
+        "summarize": 4,
+        "compare_runs": 1,
+        "log_wandb": 2,
+    }
+
+
+def test_recipe_settings_reach_the_commands(tmp_path):
+    result = snakemake(tmp_path, "-n", "-p", "--forceall", configfile=OMR)
+    commands = result.stdout
+    assert "trtllm" in commands and "--gpus 8" in commands
+    assert "accelerate launch --num_processes 8 --module distillery.train_sft" in commands
+    assert "--learning-rate 1e-05" in commands and "--max-seq-length 8192" in commands
+    assert "--parse-reasoning" in commands and "--max-tokens 16384" in commands
+    result = snakemake(tmp_path, "-n", "-p", "--forceall", configfile=QLORA)
+    commands = result.stdout
+    assert "--method qlora" in commands and "--use-rslora" in commands
+    assert "--lora-r 64 --lora-alpha 128" in commands
+    assert "--subsets math=50000 code=20000 science=5000" in commands
+    assert "--mode multichoice" in commands
+
+
+def test_recipes_do_not_inherit_the_default_config(tmp_path):
+    result = snakemake(tmp_path, "-n", "-p", "--forceall", configfile=QLORA)
+    assert "smollm2" not in result.stdout
+    assert "--max-steps" not in result.stdout  # the default's 12 steps must not leak in

@@ -1,6 +1,5 @@
 # Config validation and the small helpers rules use; the logic lives in src/distillery.
 import os
-import re
 import shlex
 import sys
 
@@ -27,7 +26,7 @@ def get_prompt(stage):
 
 
 EVAL = config["evaluation"]
-SOLUTION_SEEDS = wf.seeds(config["solutions"]["seeds"])
+SOLUTION_SEEDS = wf.seeds(config["solutions"].get("seeds", 1))
 SOLUTION_CHUNKS = list(range(config["solutions"].get("chunks", 1)))
 EVAL_CHUNKS = list(range(EVAL.get("chunks", 1)))
 GRADING = config.get("grading", {})
@@ -38,8 +37,6 @@ CONFIG_HASH = config_hash(config)
 wildcard_constraints:
     seed=r"\d+",
     chunk=r"\d+",
-    # only models that gguf_to_hf builds; `path` models are used where they are
-    model="|".join(map(re.escape, wf.converted_models(config))) or "(?!)",
     run=r"[A-Za-z0-9][A-Za-z0-9._-]*",
     bench=r"[A-Za-z0-9][A-Za-z0-9._-]*",
 
@@ -64,11 +61,11 @@ def get_model_param(stage):
 
 
 def get_eval_model_param(wildcards, input):
-    return input.model if input.model else EVAL["runs"][wildcards.run]
+    return input.model if input.model else wf.run_model(config, wildcards.run)
 
 
 def get_eval_model_inputs(wildcards):
-    return wf.stage_model_inputs(config, "evaluation", EVAL["runs"][wildcards.run])
+    return wf.stage_model_inputs(config, "evaluation", wf.run_model(config, wildcards.run))
 
 
 def get_eval_seed_files(wildcards):
@@ -91,7 +88,20 @@ def get_eval_chunks(wildcards):
 
 
 def get_grading_mode(wildcards):
-    return config["benchmarks"][wildcards.bench].get("grading", "math")
+    return wf.benchmark_grading(config, wildcards.bench)
+
+
+def get_eval_prompt(wildcards):
+    return wf.resource_path(wf.benchmark_prompt(config, wildcards.bench), workflow.basedir)
+
+
+def get_eval_generation_args(wildcards):
+    return wf.run_generation_args(config, wildcards.run, wildcards.bench)
+
+
+def get_benchmark_file(wildcards):
+    path = config["benchmarks"][wildcards.bench].get("path")
+    return [path] if path else []
 
 
 def get_comparison_inputs():
@@ -103,8 +113,7 @@ def get_comparison_inputs():
 
 
 def get_benchmark_options(wildcards):
-    bench = config["benchmarks"][wildcards.bench]
-    return f"--benchmark {bench['source']} {wf.option_args(bench, ['size', 'seed'])}"
+    return wf.benchmark_args(config, wildcards.bench)
 
 
 def get_model_dtype(wildcards):
@@ -143,3 +152,22 @@ def get_contamination_entries(wildcards, input):
     names = wf.contamination_benchmarks(config)
     pairs = " ".join(f"{n}={p}" for n, p in zip(names, input.benchmarks))
     return f"--contamination-benchmarks {pairs}"
+
+
+def get_sft_inputs(wildcards):
+    if wf.solutions_generated(config):
+        return expand("results/sdg/solutions/output-rs{seed}.jsonl", seed=SOLUTION_SEEDS)
+    return ["results/data/raw-posts.jsonl"]
+
+
+def get_raw_data_tokenizer(wildcards):
+    name = config["raw_data"].get("tokenizer")
+    return [wf.model_dir(config, name)] if name else []
+
+
+def get_raw_data_tokenizer_flag(wildcards, input):
+    return f"--tokenizer {input.tokenizer}" if input.tokenizer else ""
+
+
+def get_download_options(wildcards):
+    return wf.option_args(config["models"][wildcards.model], ["repo", "revision"])

@@ -1,4 +1,6 @@
 rule prepare_raw_data:
+    input:
+        tokenizer=get_raw_data_tokenizer,
     output:
         posts="results/data/raw-posts.jsonl",
     log:
@@ -8,18 +10,19 @@ rule prepare_raw_data:
     resources:
         mem_mb=1000,
     params:
-        options=wf.option_args(
-            config["raw_data"],
-            ["source", "num_posts", "seed", "unlabeled_share", "chatter_share"],
-        ),
+        options=wf.raw_data_args(config),
+        tokenizer=get_raw_data_tokenizer_flag,
     shell:
         "python -m distillery.prepare_raw_data"
         " --output {output.posts}"
+        " {params.tokenizer}"
         " {params.options}"
         " > {log} 2>&1"
 
 
 rule prepare_benchmark:
+    input:
+        local=get_benchmark_file,
     output:
         test="results/benchmarks/{bench}/test.jsonl",
     log:

@@ -1,7 +1,7 @@
 rule generate_eval:
     input:
         data=rules.prepare_benchmark.output.test,
-        prompt=get_prompt("evaluation"),
+        prompt=get_eval_prompt,
         model=get_eval_model_inputs,
     output:
         generations=temp(
@@ -19,7 +19,7 @@ rule generate_eval:
         gpu=wf.stage_gpus(config, "evaluation"),
     params:
         model=get_eval_model_param,
-        generation=wf.generation_args(EVAL),
+        generation=get_eval_generation_args,
         chunks=len(EVAL_CHUNKS),
     shell:
         "python -m distillery.generate"

@@ -7,6 +7,8 @@ rule gguf_to_hf:
         "logs/gguf_to_hf/{model}.log",
     benchmark:
         "benchmarks/gguf_to_hf/{model}.tsv"
+    wildcard_constraints:
+        model=wf.name_pattern(wf.converted_models(config)),
     conda:
         "../../envs/train.yaml"
     threads: 2
@@ -20,4 +22,26 @@ rule gguf_to_hf:
         " --output {output.model}"
         " --dtype {params.dtype}"
         " --threads {threads}"
+        " > {log} 2>&1"
+
+
+rule download_model:
+    output:
+        model=directory("results/models/{model}"),
+    log:
+        "logs/download_model/{model}.log",
+    benchmark:
+        "benchmarks/download_model/{model}.tsv"
+    wildcard_constraints:
+        model=wf.name_pattern(wf.downloaded_models(config)),
+    conda:
+        "../../envs/core.yaml"
+    resources:
+        mem_mb=2000,
+    params:
+        options=get_download_options,
+    shell:
+        "python -m distillery.download_model"
+        " --output {output.model}"
+        " {params.options}"
         " > {log} 2>&1"

@@ -1,6 +1,6 @@
 rule prepare_sft_data:
     input:
-        solutions=expand(rules.merge_solutions.output.generations, seed=SOLUTION_SEEDS),
+        solutions=get_sft_inputs,
         prompt=get_prompt("sft_data"),
         tokenizer=get_model_dir(config["training"]["model"]),
         benchmarks=expand(

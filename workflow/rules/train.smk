@@ -14,12 +14,14 @@ rule train_sft:
     threads: 2
     resources:
         mem_mb=6000,
+        gpu=config["training"].get("gpus", 0),
     params:
         adapter="results/train/adapter",
         checkpoints="results/train/checkpoints",
         options=wf.training_args(config["training"]),
+        launcher=wf.train_launcher(config),
     shell:
-        "python -m distillery.train_sft"
+        "{params.launcher} distillery.train_sft"
         " --data {input.data}"
         " --model {input.model}"
         " --output {output.model}"

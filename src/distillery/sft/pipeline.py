@@ -50,6 +50,8 @@ _SCRATCH_FIELDS = (
     "symbolic_correct",
     "majority_votes",
     "total_votes",
+    "reasoning",
+    "system_prompt",
 )
 
 
@@ -599,7 +601,17 @@ def _record(row: dict, options: Options, prompt: PromptConfig, formatter: ChatFo
     messages = prompt.messages(row)
     answer = row["generation"]
     thinking = None
-    if options.thinking_off_share > 0 or options.system_on or options.system_off:
+    given = row.get("reasoning")
+    if given in ("on", "off"):
+        # the data says which mode the answer is in (Llama-Nemotron): keep it as it is
+        thinking = given
+        system = (options.system_on if given == "on" else options.system_off) or row.get(
+            "system_prompt"
+        )
+        messages = [m for m in messages if m["role"] != "system"]
+        if system:
+            messages.insert(0, {"role": "system", "content": system})
+    elif options.thinking_off_share > 0 or options.system_on or options.system_off:
         thinking = "on"
         short = answer_part(answer, options.reasoning_end)
         off = short is not None and _unit(answer, options.seed + 1) < options.thinking_off_share

@@ -1,0 +1,74 @@
+"""Reading datasets: local files (JSONL, CSV, parquet) and the Hugging Face hub, with errors
+that say what to do."""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from distillery.errors import DistilleryError
+from distillery.jsonl import iter_jsonl
+
+LOCAL_FORMATS = (".jsonl", ".json", ".csv", ".parquet")
+
+
+def iter_local_rows(path: str | Path) -> Iterator[dict]:
+    """Rows of a local JSONL, CSV or parquet file, streamed."""
+    path = Path(path)
+    if not path.is_file():
+        raise DistilleryError(f"{path}: file does not exist; fix the `path:` in the config")
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".json"):
+        for _, row in iter_jsonl(path):
+            yield row
+    elif suffix == ".csv":
+        with path.open(newline="", encoding="utf-8") as handle:
+            yield from csv.DictReader(handle)
+    elif suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=1024):
+            yield from batch.to_pylist()
+    else:
+        raise DistilleryError(f"{path}: unknown format; use one of {', '.join(LOCAL_FORMATS)}")
+
+
+def require_columns(row: dict, columns: list[str], where: str) -> None:
+    missing = [c for c in columns if c not in row]
+    if missing:
+        raise DistilleryError(
+            f"{where}: missing column(s) {missing}; it has {sorted(row)}. Map the columns in "
+            "the benchmark definition or fix the file"
+        )
+
+
+def iter_hub_rows(
+    repo: str,
+    config: str | None,
+    split: str,
+    revision: str | None = None,
+    gated: bool = False,
+    streaming: bool = True,
+) -> Iterator[dict]:
+    """Rows of a hub dataset through ``datasets.load_dataset``; ``HF_TOKEN`` from the
+    environment for gated datasets."""
+    token = os.environ.get("HF_TOKEN")
+    if gated and not token:
+        raise DistilleryError(
+            f"{repo} is gated: accept its terms on the Hugging Face hub and export HF_TOKEN, or "
+            "download it elsewhere and set `path:` to the local file"
+        )
+    from datasets import load_dataset
+
+    try:
+        dataset = load_dataset(
+            repo, config, split=split, revision=revision, token=token, streaming=streaming
+        )
+        yield from dataset
+    except (ConnectionError, OSError, TimeoutError) as err:
+        raise DistilleryError(
+            f"cannot load {repo}" + (f" ({config})" if config else "") + f" from the hub: {err}. "
+            "Without network access, download the file elsewhere and set `path:` to it"
+        ) from None
