@@ -43,8 +43,8 @@ def test_scenario_configs_are_valid():
             "config key 'solutions.seeds' must be of type integer, got '4'",
         ),
         (
-            lambda c: c["training"].update(method="qlora"),
-            "config key 'training.method' must be one of 'full', 'lora', got 'qlora'",
+            lambda c: c["training"].update(method="dpo"),
+            "config key 'training.method' must be one of 'full', 'lora', 'qlora', got 'dpo'",
         ),
         (lambda c: c["training"].pop("model"), "config key 'training' is missing: 'model'"),
         (
