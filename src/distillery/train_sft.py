@@ -26,6 +26,7 @@ from distillery import cli
 from distillery.errors import DistilleryError
 from distillery.generation.resume import fingerprint
 from distillery.jsonl import read_jsonl, write_json
+from distillery.merge_lora import merge
 from distillery.models import save_model
 from distillery.sft_tokenize import tokenize_records
 
@@ -210,7 +211,8 @@ def main(config: Config) -> None:
         trained.save_pretrained(config.adapter_output)
         tokenizer.save_pretrained(config.adapter_output)
     if config.method == "qlora":
-        trained = merge_into_full_precision(config.model, config.adapter_output)
+        # 4-bit weights cannot take the merge without losing the adapter's precision
+        trained = merge(config.model, config.adapter_output, "bfloat16")
     elif config.method == "lora":
         trained = trained.merge_and_unload()
     save_model(trained, tokenizer, config.output)
@@ -268,17 +270,6 @@ def load_quantized(model_path: str, gradient_checkpointing: bool):
         model_path, quantization_config=quantization, dtype=torch.bfloat16
     )
     return prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
-
-
-def merge_into_full_precision(model_path: str, adapter: str):
-    """QLoRA adapters merged into the base loaded in bf16 (4-bit weights cannot take a merge
-    without losing the adapter's precision)."""
-    import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM
-
-    base = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.bfloat16)
-    return PeftModel.from_pretrained(base, adapter).merge_and_unload()
 
 
 def _claim_checkpoints(directory: Path, config: Config) -> None:

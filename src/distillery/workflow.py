@@ -13,6 +13,7 @@ from distillery.config_check import TRAINED
 
 RESULTS = "results"
 TRAINED_MODEL_DIR = f"{RESULTS}/train/model"
+TRAINED_ADAPTER_DIR = f"{RESULTS}/train/adapter"
 
 # config key -> command-line flag of distillery.generate
 _SAMPLING_FLAGS = {
@@ -65,14 +66,81 @@ def model_dir(config: dict, name: str) -> str:
     return f"{RESULTS}/models/{name}"
 
 
+def models_from(config: dict, source: str) -> list[str]:
+    """Names of the models with this ``source`` (each source has its own building rule)."""
+    return [n for n, m in config["models"].items() if m["source"] == source]
+
+
 def converted_models(config: dict) -> list[str]:
     """Names of the models built by ``gguf_to_hf``."""
-    return [n for n, m in config["models"].items() if m["source"] == "gguf"]
+    return models_from(config, "gguf")
 
 
 def downloaded_models(config: dict) -> list[str]:
     """Names of the models fetched by ``download_model``."""
-    return [n for n, m in config["models"].items() if m["source"] == "hf"]
+    return models_from(config, "hf")
+
+
+def base_model_dir(config: dict, name: str) -> str:
+    """The directory of the model a converted model (lora, trtllm, nemo) is built from."""
+    return model_dir(config, config["models"][name]["base"])
+
+
+def adapter_inputs(adapter: str) -> list[str]:
+    """What a merge waits for: the adapter, or the training output it is written with (the
+    training rule does not declare its adapter, which only LoRA runs write).
+
+    Example:
+        >>> adapter_inputs("results/train/adapter")
+        ['results/train/model']
+    """
+    if Path(adapter) == Path(TRAINED_ADAPTER_DIR):
+        return [TRAINED_MODEL_DIR]
+    return [adapter]
+
+
+def engine_args(model: dict) -> str:
+    """Flags of ``distillery.convert_trtllm`` for a ``source: trtllm`` model.
+
+    Example:
+        >>> engine_args({"gpus": 8, "engine": {"max_seq_len": 10000, "quantization": "fp8"}})
+        '--gpus 8 --max-seq-len 10000 --quantization fp8'
+    """
+    block = {"gpus": model.get("gpus"), **model.get("engine", {})}
+    return option_args(
+        block,
+        ["gpus", "dtype", "max_batch_size", "max_input_len", "max_seq_len", "max_num_tokens",
+         "quantization"],
+    )  # fmt: skip
+
+
+# The public image of each rule family, used with --software-deployment-method apptainer unless
+# `containers.<family>` names another. They carry the frameworks (CUDA, torch, the servers), not
+# distillery's own light dependencies: docs/cluster.md says how to extend them.
+DEFAULT_CONTAINERS = {
+    "core": "docker://pytorch/pytorch:2.8.0-cuda12.8-cudnn9-runtime",
+    "train": "docker://pytorch/pytorch:2.8.0-cuda12.8-cudnn9-runtime",
+    "vllm": "docker://vllm/vllm-openai:v0.11.0",
+    "sglang": "docker://lmsysorg/sglang:v0.5.4",
+    "trtllm": "docker://nvcr.io/nvidia/tensorrt-llm/release:1.0.0",
+    "nemo": "docker://nvcr.io/nvidia/nemo:25.07",
+}
+
+
+def container(config: dict, family: str) -> str | None:
+    """The image of a rule family (``containers.<family>``), or None: the job's own environment.
+
+    Example:
+        >>> container({"containers": {"vllm": "docker://vllm/vllm-openai:v0.11.0"}}, "vllm")
+        'docker://vllm/vllm-openai:v0.11.0'
+    """
+    return config.get("containers", {}).get(family, DEFAULT_CONTAINERS.get(family))
+
+
+def server_family(config: dict, stage: str) -> str:
+    """The container family of a generation stage: its server type (hf runs in-process)."""
+    kind = config[stage].get("server", {}).get("type", "hf")
+    return {"hf": "train", "openai": "core"}.get(kind, kind)
 
 
 def name_pattern(names: list[str]) -> str:
@@ -347,3 +415,60 @@ def train_launcher(config: dict) -> str:
     if gpus <= 1:
         return "python -m"
     return f"accelerate launch --num_processes {gpus} --module"
+
+
+def serving(config: dict) -> dict:
+    """How ``serve_<run>`` serves a model: ``serving``, else the evaluation's own server when it
+    is one the job starts, else vLLM."""
+    if "serving" in config:
+        return {"type": "vllm", **config["serving"]}
+    server = config["evaluation"].get("server", {})
+    if server.get("type") in ("vllm", "sglang", "trtllm"):
+        keys = ("type", "gpus", "python", "args", "env", "health_timeout")
+        return {key: server[key] for key in keys if key in server}
+    return {"type": "vllm"}
+
+
+def serve_args(config: dict) -> str:
+    """Flags of ``distillery.serve`` (the model aside).
+
+    Example:
+        >>> serve_args({"serving": {"gpus": 2, "args": ["--max-model-len", "16384"]}})
+        "--backend vllm --gpus 2 '--server-args=--max-model-len 16384'"
+    """
+    block = serving(config)
+    args = shlex.split(
+        option_args({"backend": block["type"], **block}, ["backend", "gpus", "python", "host",
+                                                           "port", "health_timeout"])
+    )  # fmt: skip
+    args = [a if a != "--python" else "--server-python" for a in args]
+    if block.get("args"):
+        args.append(f"--server-args={shlex.join(block['args'])}")
+    if block.get("env"):
+        args += ["--server-env", *(f"{k}={v}" for k, v in block["env"].items())]
+    return shlex.join(args)
+
+
+def served_runs(config: dict) -> list[str]:
+    """Evaluation runs whose model can be served (not those on an external endpoint)."""
+    return [] if is_external(config["evaluation"]) else list(config["evaluation"]["runs"])
+
+
+def job_mem_mb(cpu_mb: int, gpus: int, per_gpu_mb: int) -> int:
+    """Host memory of a job: what the CPU path needs, or, on GPUs, room for loading the weights
+    that each GPU's process reads through host memory.
+
+    Example:
+        >>> job_mem_mb(3000, 0, 16000), job_mem_mb(3000, 8, 16000)
+        (3000, 131000)
+    """
+    return cpu_mb if gpus <= 0 else cpu_mb + per_gpu_mb * gpus
+
+
+def merge_mem_mb(config: dict, name: str, floor_mb: int = 4000) -> int:
+    """Host memory of a LoRA merge: the base model twice over (loaded, then saved), from its
+    size on disk or the parameter count in its repository name."""
+    from distillery.doctor import model_size_gib
+
+    size = model_size_gib(config, config["models"][name]["base"], Path("."))
+    return max(floor_mb, int((size or 0) * 2.5 * 1024))

@@ -1,5 +1,8 @@
 """The planned DAG (dry runs, seconds): what each target needs, and config errors."""
 
+import os
+import re
+
 import yaml
 
 from .conftest import REPO, planned_jobs, snakemake
@@ -88,6 +91,7 @@ QLORA = REPO / "config" / "recipes" / "qlora-8b-reasoning.yaml"
 def test_openmathreasoning_recipe_plans_every_stage(tmp_path):
     assert planned_jobs(tmp_path, configfile=OMR) == {
         "download_model": 2,  # Qwen2.5-14B-Instruct, QwQ-32B
+        "build_trtllm_engine": 1,  # QwQ-32B for the teacher
         "prepare_raw_data": 1,
         "prepare_benchmark": 2,  # aime24, aime25
         "extract_problems": 1,
@@ -125,6 +129,8 @@ def test_recipe_settings_reach_the_commands(tmp_path):
     result = snakemake(tmp_path, "-n", "-p", "--forceall", configfile=OMR)
     commands = result.stdout
     assert "trtllm" in commands and "--gpus 8" in commands
+    assert "distillery.convert_trtllm --model results/models/qwq-32b" in commands
+    assert "--max-seq-len 10000" in commands
     assert "accelerate launch --num_processes 8 --module distillery.train_sft" in commands
     assert "--learning-rate 1e-05" in commands and "--max-seq-length 8192" in commands
     assert "--parse-reasoning" in commands and "--max-tokens 16384" in commands
@@ -140,3 +146,139 @@ def test_recipes_do_not_inherit_the_default_config(tmp_path):
     result = snakemake(tmp_path, "-n", "-p", "--forceall", configfile=QLORA)
     assert "smollm2" not in result.stdout
     assert "--max-steps" not in result.stdout  # the default's 12 steps must not leak in
+
+
+def _with(tmp_path, **changes):
+    config = yaml.safe_load(TINY.read_text())
+    for key, value in changes.items():
+        config[key] = {**config.get(key, {}), **value}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_any_adapter_is_merged_by_naming_its_model(tmp_path):
+    (tmp_path / "adapters" / "mine").mkdir(parents=True)
+    models = {"merged": {"source": "lora", "base": "smollm2-135m", "adapter": "adapters/mine"}}
+    path = _with(tmp_path, models=models)
+    assert planned_jobs(tmp_path, "results/models/merged", configfile=path) == {
+        "gguf_to_hf": 1,
+        "merge_lora": 1,
+    }
+
+
+def test_the_training_adapter_is_merged_after_training(tmp_path):
+    models = {
+        "merged": {"source": "lora", "base": "smollm2-135m", "adapter": "results/train/adapter"}
+    }
+    jobs = planned_jobs(
+        tmp_path, "results/models/merged", configfile=_with(tmp_path, models=models)
+    )
+    assert jobs["merge_lora"] == 1 and jobs["train_sft"] == 1
+
+
+def test_a_missing_adapter_is_a_config_error(tmp_path):
+    models = {"merged": {"source": "lora", "base": "smollm2-135m", "adapter": "nowhere"}}
+    result = snakemake(tmp_path, "-n", configfile=_with(tmp_path, models=models), check=False)
+    assert result.returncode != 0
+    assert (
+        "config key 'models.merged.adapter': directory nowhere does not exist"
+        in result.stdout + result.stderr
+    )
+
+
+def test_an_unknown_base_is_a_config_error(tmp_path):
+    models = {"engine": {"source": "trtllm", "base": "qwq"}}
+    result = snakemake(tmp_path, "-n", configfile=_with(tmp_path, models=models), check=False)
+    assert result.returncode != 0
+    assert "config key 'models.engine.base' names model 'qwq'" in result.stdout + result.stderr
+
+
+def test_any_model_to_nemo_by_target(tmp_path):
+    jobs = planned_jobs(tmp_path, "results/nemo/smollm2-135m.nemo", configfile=TINY)
+    assert jobs == {"gguf_to_hf": 1, "hf_to_nemo": 1}
+
+
+def test_a_nemo_rl_checkpoint_comes_back_as_hf(tmp_path):
+    (tmp_path / "nemo-rl" / "step_100").mkdir(parents=True)
+    models = {
+        "sft": {
+            "source": "nemo", "base": "smollm2-135m", "path": "nemo-rl/step_100",
+            "format": "nemo-rl-fsdp",
+        }
+    }  # fmt: skip
+    path = _with(tmp_path, models=models)
+    result = snakemake(tmp_path, "-n", "-p", "results/models/sft", configfile=path)
+    assert "distillery.convert_nemo --direction to-hf --format nemo-rl-fsdp" in result.stdout
+
+
+def test_serve_a_run_builds_its_model_first(tmp_path):
+    assert planned_jobs(tmp_path, "serve_baseline", configfile=TINY) == {
+        "gguf_to_hf": 1,
+        "serve_baseline": 1,
+    }
+    serving = {"python": ".venv-vllm/bin/python", "gpus": 2, "args": ["--max-model-len", "4096"]}
+    path = _with(tmp_path, serving=serving)
+    result = snakemake(tmp_path, "-n", "-p", "serve_trained", configfile=path)
+    assert (
+        "python -m distillery.serve --model results/train/model --served-model-name trained"
+        " --backend vllm --gpus 2 --server-python .venv-vllm/bin/python"
+        " '--server-args=--max-model-len 4096'"
+    ) in result.stdout
+
+
+def _rule_settings(configfile):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "rule_requests", REPO / "scripts/rule_requests.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.rule_settings(str(configfile))
+
+
+def test_each_rule_family_runs_in_its_image_and_environment(tmp_path):
+    settings = _rule_settings(OMR)
+    image = {rule: value[1] for rule, value in settings.items()}
+    env = {rule: value[2] for rule, value in settings.items()}
+    assert image["extract_problems"] == image["generate_eval"] == "vllm/vllm-openai:v0.11.0"
+    assert env["extract_problems"] == env["generate_eval"] == "vllm.yaml"
+    assert image["generate_solutions"] == "nvcr.io/nvidia/tensorrt-llm/release:1.0.0"
+    assert image["build_trtllm_engine"] == image["generate_solutions"]
+    assert env["generate_solutions"] == "trtllm.yaml"
+    assert image["train_sft"].startswith("pytorch/pytorch:") and env["train_sft"] == "train.yaml"
+    assert env["grade"] == env["summarize"] == "core.yaml"
+    assert image["nemo_to_hf"].startswith("nvcr.io/nvidia/nemo:")
+    # the embedded default generates in-process: the training image and environment
+    default = _rule_settings(DEFAULT)
+    assert default["generate_eval"][2] == "train.yaml"
+
+
+def test_a_configured_image_replaces_the_default(tmp_path):
+    config = yaml.safe_load(OMR.read_text())
+    config["containers"] = {"vllm": "docker://registry.example/vllm:pinned"}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    settings = _rule_settings(path)
+    assert settings["generate_eval"][1] == "registry.example/vllm:pinned"
+    assert settings["generate_solutions"][1] == "nvcr.io/nvidia/tensorrt-llm/release:1.0.0"
+
+
+def test_apptainer_dry_run_pulls_one_image_per_family_in_use(tmp_path, monkeypatch):
+    # `--sdm apptainer` only checks that the binary answers; a stand-in lets the dry run plan
+    # here, where Apptainer cannot be installed
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "apptainer").write_text("#!/bin/sh\necho 'apptainer version 1.3.6'\n")
+    (bin_dir / "apptainer").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    result = snakemake(tmp_path, "-n", "--sdm", "apptainer", configfile=OMR)
+    pulls = set(
+        re.findall(r"Singularity image (\S+) will be pulled", result.stdout + result.stderr)
+    )
+    assert pulls == {
+        "docker://vllm/vllm-openai:v0.11.0",
+        "docker://nvcr.io/nvidia/tensorrt-llm/release:1.0.0",
+        "docker://pytorch/pytorch:2.8.0-cuda12.8-cudnn9-runtime",
+    }

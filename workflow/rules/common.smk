@@ -171,3 +171,32 @@ def get_raw_data_tokenizer_flag(wildcards, input):
 
 def get_download_options(wildcards):
     return wf.option_args(config["models"][wildcards.model], ["repo", "revision"])
+
+
+def get_base_model_dir(wildcards):
+    return wf.base_model_dir(config, wildcards.model)
+
+
+def get_adapter_inputs(wildcards):
+    return wf.adapter_inputs(config["models"][wildcards.model]["adapter"])
+
+
+def get_model_path(wildcards):
+    return config["models"][wildcards.model]["path"]
+
+
+def get_model_gpus(wildcards):
+    return int(config["models"][wildcards.model].get("gpus", 1))
+
+
+def get_engine_options(wildcards):
+    return wf.engine_args(config["models"][wildcards.model])
+
+
+def get_container(family):
+    return wf.container(config, family)
+
+
+def get_conda_env(family):
+    """The conda environment of a rule family (envs/<family>.yaml)."""
+    return f"../../envs/{family}.yaml"

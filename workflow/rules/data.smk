@@ -7,6 +7,8 @@ rule prepare_raw_data:
         "logs/prepare_raw_data.log",
     conda:
         "../../envs/core.yaml"
+    container:
+        get_container("core")
     resources:
         mem_mb=1000,
     params:
@@ -29,6 +31,8 @@ rule prepare_benchmark:
         "logs/prepare_benchmark/{bench}.log",
     conda:
         "../../envs/core.yaml"
+    container:
+        get_container("core")
     resources:
         mem_mb=1000,
     params:

@@ -12,10 +12,12 @@ rule generate_eval:
     benchmark:
         "benchmarks/generate_eval/{run}/{bench}/rs{seed}_chunk_{chunk}.tsv"
     conda:
-        "../../envs/train.yaml"
+        get_conda_env(wf.server_family(config, "evaluation"))
+    container:
+        get_container(wf.server_family(config, "evaluation"))
     threads: 2
     resources:
-        mem_mb=3000,
+        mem_mb=wf.job_mem_mb(3000, wf.stage_gpus(config, "evaluation"), 16000),
         gpu=wf.stage_gpus(config, "evaluation"),
     params:
         model=get_eval_model_param,
@@ -45,6 +47,8 @@ rule merge_eval_chunks:
     localrule: True
     conda:
         "../../envs/core.yaml"
+    container:
+        get_container("core")
     shell:
         "python -m distillery.merge_chunks"
         " --inputs {input.chunks}"
@@ -61,6 +65,8 @@ rule grade:
         "logs/grade/{run}/{bench}/rs{seed}.log",
     conda:
         "../../envs/core.yaml"
+    container:
+        get_container("core")
     resources:
         mem_mb=2000,
     params:

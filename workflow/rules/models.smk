@@ -11,6 +11,8 @@ rule gguf_to_hf:
         model=wf.name_pattern(wf.converted_models(config)),
     conda:
         "../../envs/train.yaml"
+    container:
+        get_container("train")
     threads: 2
     resources:
         mem_mb=3000,
@@ -36,6 +38,8 @@ rule download_model:
         model=wf.name_pattern(wf.downloaded_models(config)),
     conda:
         "../../envs/core.yaml"
+    container:
+        get_container("core")
     resources:
         mem_mb=2000,
     params:
@@ -44,4 +48,123 @@ rule download_model:
         "python -m distillery.download_model"
         " --output {output.model}"
         " {params.options}"
+        " > {log} 2>&1"
+
+
+# Any adapter, merged by naming its model: `snakemake results/models/<name>` for a model with
+# `source: lora`.
+rule merge_lora:
+    input:
+        base=get_base_model_dir,
+        adapter=get_adapter_inputs,
+    output:
+        model=directory("results/models/{model}"),
+    log:
+        "logs/merge_lora/{model}.log",
+    benchmark:
+        "benchmarks/merge_lora/{model}.tsv"
+    wildcard_constraints:
+        model=wf.name_pattern(wf.models_from(config, "lora")),
+    conda:
+        "../../envs/train.yaml"
+    container:
+        get_container("train")
+    threads: 2
+    resources:
+        mem_mb=lambda wildcards: wf.merge_mem_mb(config, wildcards.model),
+    params:
+        adapter=lambda wildcards: config["models"][wildcards.model]["adapter"],
+        dtype=get_model_dtype,
+    shell:
+        "python -m distillery.merge_lora"
+        " --base {input.base}"
+        " --adapter {params.adapter}"
+        " --output {output.model}"
+        " --dtype {params.dtype}"
+        " --threads {threads}"
+        " > {log} 2>&1"
+
+
+rule build_trtllm_engine:
+    input:
+        model=get_base_model_dir,
+    output:
+        model=directory("results/models/{model}"),
+    log:
+        "logs/build_trtllm_engine/{model}.log",
+    benchmark:
+        "benchmarks/build_trtllm_engine/{model}.tsv"
+    wildcard_constraints:
+        model=wf.name_pattern(wf.models_from(config, "trtllm")),
+    conda:
+        "../../envs/trtllm.yaml"
+    container:
+        get_container("trtllm")
+    threads: 8
+    resources:
+        mem_mb=64000,
+        gpu=get_model_gpus,
+        runtime=120,
+    params:
+        options=get_engine_options,
+    shell:
+        "python -m distillery.convert_trtllm"
+        " --model {input.model}"
+        " --output {output.model}"
+        " {params.options}"
+        " > {log} 2>&1"
+
+
+rule nemo_to_hf:
+    input:
+        checkpoint=get_model_path,
+        reference=get_base_model_dir,
+    output:
+        model=directory("results/models/{model}"),
+    log:
+        "logs/nemo_to_hf/{model}.log",
+    benchmark:
+        "benchmarks/nemo_to_hf/{model}.tsv"
+    wildcard_constraints:
+        model=wf.name_pattern(wf.models_from(config, "nemo")),
+    container:
+        get_container("nemo")
+    threads: 8
+    resources:
+        mem_mb=64000,
+        gpu=get_model_gpus,
+        runtime=120,
+    params:
+        format=lambda wildcards: config["models"][wildcards.model]["format"],
+    shell:
+        "python -m distillery.convert_nemo --direction to-hf"
+        " --format {params.format}"
+        " --checkpoint {input.checkpoint}"
+        " --reference {input.reference}"
+        " --output {output.model}"
+        " > {log} 2>&1"
+
+
+# Any model of the config as a .nemo file, by target: `snakemake results/nemo/<model>.nemo`.
+rule hf_to_nemo:
+    input:
+        model=lambda wildcards: get_model_dir(wildcards.model),
+    output:
+        nemo="results/nemo/{model}.nemo",
+    log:
+        "logs/hf_to_nemo/{model}.log",
+    benchmark:
+        "benchmarks/hf_to_nemo/{model}.tsv"
+    wildcard_constraints:
+        model=wf.name_pattern(list(config["models"])),
+    container:
+        get_container("nemo")
+    threads: 8
+    resources:
+        mem_mb=64000,
+        runtime=120,
+    shell:
+        "python -m distillery.convert_nemo --direction to-nemo"
+        " --checkpoint {input.model}"
+        " --output {output.nemo}"
         " > {log} 2>&1"

@@ -21,6 +21,8 @@ rule summarize:
     localrule: True
     conda:
         "../../envs/core.yaml"
+    container:
+        get_container("core")
     params:
         options=wf.option_args(EVAL, ["max_seq_len"]),
         config_hash=CONFIG_HASH,
@@ -49,6 +51,8 @@ rule compare_runs:
     localrule: True
     conda:
         "../../envs/core.yaml"
+    container:
+        get_container("core")
     params:
         entries=get_comparison_entries,
     shell:
@@ -69,6 +73,8 @@ rule log_wandb:
     localrule: True
     conda:
         "../../envs/core.yaml"
+    container:
+        get_container("core")
     params:
         options=wf.option_args(WANDB, ["mode", "project", "group", "num_samples"]),
     shell:

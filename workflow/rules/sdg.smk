@@ -14,10 +14,12 @@ rule extract_problems:
     benchmark:
         "benchmarks/extract_problems.tsv"
     conda:
-        "../../envs/train.yaml"
+        get_conda_env(wf.server_family(config, "problem_extraction"))
+    container:
+        get_container(wf.server_family(config, "problem_extraction"))
     threads: 2
     resources:
-        mem_mb=3000,
+        mem_mb=wf.job_mem_mb(3000, wf.stage_gpus(config, "problem_extraction"), 16000),
         gpu=wf.stage_gpus(config, "problem_extraction"),
     params:
         model=get_model_param("problem_extraction"),
@@ -43,6 +45,8 @@ rule postprocess_problems:
         "logs/postprocess_problems.log",
     conda:
         "../../envs/core.yaml"
+    container:
+        get_container("core")
     resources:
         mem_mb=1000,
     shell:
@@ -65,10 +69,12 @@ rule generate_solutions:
     benchmark:
         "benchmarks/generate_solutions/rs{seed}_chunk_{chunk}.tsv"
     conda:
-        "../../envs/train.yaml"
+        get_conda_env(wf.server_family(config, "solutions"))
+    container:
+        get_container(wf.server_family(config, "solutions"))
     threads: 2
     resources:
-        mem_mb=3000,
+        mem_mb=wf.job_mem_mb(3000, wf.stage_gpus(config, "solutions"), 16000),
         gpu=wf.stage_gpus(config, "solutions"),
     params:
         model=get_model_param("solutions"),
@@ -101,6 +107,8 @@ rule merge_solutions:
     localrule: True
     conda:
         "../../envs/core.yaml"
+    container:
+        get_container("core")
     shell:
         "python -m distillery.merge_chunks"
         " --inputs {input.chunks}"

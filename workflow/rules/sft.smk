@@ -23,6 +23,8 @@ rule prepare_sft_data:
         "benchmarks/prepare_sft_data.tsv"
     conda:
         "../../envs/train.yaml"
+    container:
+        get_container("train")
     threads: 2
     resources:
         mem_mb=2000,

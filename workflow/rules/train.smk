@@ -11,12 +11,14 @@ rule train_sft:
         "benchmarks/train_sft.tsv"
     conda:
         "../../envs/train.yaml"
+    container:
+        get_container("train")
     threads: 2
     resources:
-        mem_mb=6000,
+        mem_mb=wf.job_mem_mb(6000, config["training"].get("gpus", 0), 48000),
         gpu=config["training"].get("gpus", 0),
     params:
-        adapter="results/train/adapter",
+        adapter=wf.TRAINED_ADAPTER_DIR,
         checkpoints="results/train/checkpoints",
         options=wf.training_args(config["training"]),
         launcher=wf.train_launcher(config),

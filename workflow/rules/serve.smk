@@ -1,0 +1,43 @@
+# `snakemake --profile profiles/local serve_<run>`: an OpenAI-compatible server on the run's
+# model, in the foreground until Ctrl-C. The model is built first if it is not there yet.
+for run in wf.served_runs(config):
+
+    rule:
+        name:
+            f"serve_{run}"
+        input:
+            model=wf.stage_model_inputs(config, "evaluation", wf.run_model(config, run)),
+        log:
+            f"logs/serve/{run}.log",
+        localrule: True
+        conda:
+            get_conda_env(wf.serving(config)["type"])
+        container:
+            get_container(wf.serving(config)["type"])
+        resources:
+            gpu=wf.serving(config).get("gpus", 0),
+        params:
+            options=wf.serve_args(config),
+            name=run,
+        shell:
+            "python -m distillery.serve"
+            " --model {input.model}"
+            " --served-model-name {params.name}"
+            " {params.options}"
+            " 2>&1 | tee {log}"
+
+
+# `snakemake doctor`: what this config needs against what the machine has (see distillery.doctor).
+rule doctor:
+    log:
+        "logs/doctor.log",
+    localrule: True
+    conda:
+        "../../envs/core.yaml"
+    container:
+        get_container("core")
+    run:
+        from distillery.doctor import report
+
+        if report(config, log=log[0]) != 0:
+            raise WorkflowError("preflight found problems; see the lines above")
