@@ -96,6 +96,12 @@ def check_references(
         else:
             model_ref(f"{stage}.server.model", server["model"])
     model_ref("training.model", config["training"]["model"])
+    training = config["training"]
+    if training.get("backend") == "nemo_rl" and training.get("method") == "qlora":
+        problems.append(
+            "config key 'training.method': qlora runs with backend trl only; use full or lora "
+            "with nemo_rl"
+        )
     tokenizer = config["raw_data"].get("tokenizer")
     if tokenizer is not None:
         model_ref("raw_data.tokenizer", tokenizer)

@@ -124,6 +124,7 @@ DEFAULT_CONTAINERS = {
     "sglang": "docker://lmsysorg/sglang:v0.5.4",
     "trtllm": "docker://nvcr.io/nvidia/tensorrt-llm/release:1.0.0",
     "nemo": "docker://nvcr.io/nvidia/nemo:25.07",
+    "nemo_rl": "docker://nvcr.io/nvidia/nemo-rl:v0.7.0",
 }
 
 
@@ -277,6 +278,12 @@ def training_args(training: dict) -> str:
         "save_steps",
         "precision",
         "gradient_checkpointing",
+        "packing",
+        "attn_implementation",
+        "liger",
+        "keep_best",
+        "average_last",
+        "gpus",
         "seed",
     ]
     lora_keys = ["lora_r", "lora_alpha", "lora_dropout", "lora_target_modules", "use_rslora"]
@@ -412,7 +419,8 @@ def train_launcher(config: dict) -> str:
         'accelerate launch --num_processes 8 --module'
     """
     gpus = int(config["training"].get("gpus", 0))
-    if gpus <= 1:
+    if gpus <= 1 or config["training"].get("backend", "trl") == "nemo_rl":
+        # NeMo-RL starts its own workers (Ray) on the node's GPUs
         return "python -m"
     return f"accelerate launch --num_processes {gpus} --module"
 
@@ -472,3 +480,36 @@ def merge_mem_mb(config: dict, name: str, floor_mb: int = 4000) -> int:
 
     size = model_size_gib(config, config["models"][name]["base"], Path("."))
     return max(floor_mb, int((size or 0) * 2.5 * 1024))
+
+
+def train_module(config: dict) -> str:
+    """The training stage's module for ``training.backend``."""
+    if config["training"].get("backend", "trl") == "nemo_rl":
+        return "distillery.train_nemo_rl"
+    return "distillery.train_sft"
+
+
+def train_family(config: dict) -> str:
+    return "nemo_rl" if config["training"].get("backend", "trl") == "nemo_rl" else "train"
+
+
+def nemo_rl_args(training: dict) -> str:
+    """Flags of ``distillery.train_nemo_rl``: its global batch is the TRL path's micro-batch x
+    accumulation x GPUs.
+
+    Example:
+        >>> nemo_rl_args({"method": "full", "gpus": 8, "micro_batch_size": 1,
+        ...               "gradient_accumulation_steps": 4, "learning_rate": 1e-5})
+        '--method full --learning-rate 1e-05 --micro-batch-size 1 --gpus 8 --global-batch-size 32'
+    """
+    gpus = max(1, int(training.get("gpus", 1)))
+    micro = int(training.get("micro_batch_size", 1))
+    block = {
+        **training,
+        "global_batch_size": micro * gpus * training.get("gradient_accumulation_steps", 1),
+    }
+    lora = {f"lora_{k}": v for k, v in training.get("lora", {}).items() if k in ("r", "alpha")}
+    keys = ["method", "learning_rate", "weight_decay", "epochs", "max_steps", "micro_batch_size",
+            "max_seq_length", "save_steps", "gradient_checkpointing", "seed", "gpus",
+            "global_batch_size"]  # fmt: skip
+    return " ".join(a for a in (option_args(block, keys), option_args(lora, list(lora))) if a)

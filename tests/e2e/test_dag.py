@@ -282,3 +282,18 @@ def test_apptainer_dry_run_pulls_one_image_per_family_in_use(tmp_path, monkeypat
         "docker://nvcr.io/nvidia/tensorrt-llm/release:1.0.0",
         "docker://pytorch/pytorch:2.8.0-cuda12.8-cudnn9-runtime",
     }
+
+
+def test_nemo_rl_backend_runs_its_own_launcher(tmp_path):
+    config = yaml.safe_load(OMR.read_text())
+    config["training"]["backend"] = "nemo_rl"
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = snakemake(tmp_path, "-n", "-p", "--forceall", "results/train/model", configfile=path)
+    assert "python -m distillery.train_nemo_rl" in result.stdout
+    assert "--global-batch-size 32" in result.stdout  # micro 1 x accumulation 4 x 8 GPUs
+    assert "accelerate launch" not in result.stdout
+    config["training"]["method"] = "qlora"
+    path.write_text(yaml.safe_dump(config))
+    result = snakemake(tmp_path, "-n", configfile=path, check=False)
+    assert "qlora runs with backend trl only" in result.stdout + result.stderr

@@ -144,3 +144,98 @@ def test_missing_base_model(tmp_path):
     write_jsonl(tmp_path / "sft.jsonl", records(2))
     with pytest.raises(DistilleryError, match="not a Hugging Face model directory"):
         train_sft.main(config(tmp_path, tmp_path / "nope"))
+
+
+def test_packed_samples_do_not_attend_to_each_other(tmp_path, tiny_model_dir):
+    """The packed batch gives every token the logits it has when its sample runs alone."""
+    import torch
+
+    cfg = config(tmp_path, tiny_model_dir, max_seq_length=256, micro_batch_size=1)
+    model, tokenizer = train_sft.load_model(cfg)
+    examples, _ = tokenize_records(records(5), tokenizer, cfg.max_seq_length)
+    trainer = train_sft.build_trainer(cfg, model, tokenizer, examples, [])
+    batch = next(iter(trainer.get_train_dataloader()))
+    assert "attention_mask" not in batch and batch["input_ids"].shape[0] == 1  # padding-free
+    positions = batch["position_ids"][0].tolist()
+    starts = [i for i, p in enumerate(positions) if p == 0]
+    assert len(starts) >= 3  # several samples in one row
+    model.eval()
+    with torch.no_grad():
+        packed = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"]).logits[0]
+        for start, end in zip(starts, starts[1:] + [len(positions)], strict=True):
+            alone = model(input_ids=batch["input_ids"][:, start:end]).logits[0]
+            torch.testing.assert_close(packed[start:end], alone, atol=1e-4, rtol=1e-4)
+
+
+def test_gpus_asked_for_but_none_visible(tmp_path, tiny_model_dir, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    write_jsonl(tmp_path / "sft.jsonl", records(2))
+    with pytest.raises(DistilleryError, match=r"asks for 2 GPU\(s\) but none is visible"):
+        train_sft.main(config(tmp_path, tiny_model_dir, gpus=2))
+
+
+def test_eval_loss_and_keep_best(tmp_path, tiny_model_dir):
+    write_jsonl(tmp_path / "sft.jsonl", records(8))
+    write_jsonl(tmp_path / "val.jsonl", records(3))
+    cfg = config(
+        tmp_path, tiny_model_dir, max_steps=3, validation=str(tmp_path / "val.jsonl"),
+        keep_best=True, method="full", learning_rate=1e-2,
+    )  # fmt: skip
+    train_sft.main(cfg)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert [h["step"] for h in metrics["eval_history"]] == [1, 2, 3]
+    best = min(metrics["eval_history"], key=lambda h: h["eval_loss"])["step"]
+    assert metrics["best_checkpoint"].endswith(f"checkpoint-{best}")
+
+
+def test_keep_best_needs_validation(tmp_path, tiny_model_dir):
+    with pytest.raises(DistilleryError, match="--keep-best needs --validation"):
+        config(tmp_path, tiny_model_dir, keep_best=True)
+
+
+@pytest.mark.parametrize("method", ["full", "lora"])
+def test_average_of_the_last_checkpoints(tmp_path, tiny_model_dir, method, monkeypatch):
+    """The output is the mean of the final weights and the two checkpoints before them."""
+    import torch
+    from safetensors.torch import load_file
+
+    captured = {}
+    real = train_sft.average_checkpoints
+
+    def spy(model, directory, count):
+        name = "model.layers.0.self_attn.q_proj" + (
+            ".lora_B.default.weight" if method == "lora" else ".weight"
+        )
+        key = next(k for k in model.state_dict() if k.endswith(name))
+        captured["final"] = model.state_dict()[key].detach().clone()
+        files = sorted(directory.glob("checkpoint-*/*model.safetensors"))
+        captured["saved"] = {f.parent.name: load_file(f) for f in files}
+        used = real(model, directory, count)
+        captured["averaged"] = model.state_dict()[key].detach().clone()
+        captured["key"] = key
+        return used
+
+    monkeypatch.setattr(train_sft, "average_checkpoints", spy)
+    write_jsonl(tmp_path / "sft.jsonl", records(8))
+    cfg = config(
+        tmp_path, tiny_model_dir, method=method, max_steps=4, save_steps=1, average_last=3,
+        learning_rate=5e-2,
+    )  # fmt: skip
+    train_sft.main(cfg)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    used = [p.rsplit("/", 1)[1] for p in metrics["averaged_checkpoints"]]
+    assert used == ["checkpoint-3", "checkpoint-2"]
+    saved_key = captured["key"].replace(".default", "")
+    earlier = [captured["saved"][name][saved_key] for name in used]
+    expected = (captured["final"] + earlier[0] + earlier[1]) / 3
+    torch.testing.assert_close(captured["averaged"], expected)
+    assert not torch.equal(captured["averaged"], captured["final"])
+
+
+def test_an_empty_validation_split_means_no_eval(tmp_path, tiny_model_dir):
+    write_jsonl(tmp_path / "sft.jsonl", records(4))
+    (tmp_path / "val.jsonl").write_text("")
+    train_sft.main(config(tmp_path, tiny_model_dir, validation=str(tmp_path / "val.jsonl")))
+    assert json.loads((tmp_path / "metrics.json").read_text())["eval_history"] == []

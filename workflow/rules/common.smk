@@ -200,3 +200,13 @@ def get_container(family):
 def get_conda_env(family):
     """The conda environment of a rule family (envs/<family>.yaml)."""
     return f"../../envs/{family}.yaml"
+
+
+def get_training_options(wildcards, threads):
+    training = config["training"]
+    if training.get("backend", "trl") == "nemo_rl":
+        return wf.nemo_rl_args(training) + " --checkpoint-dir results/train/nemo-rl"
+    return (
+        f"--adapter-output {wf.TRAINED_ADAPTER_DIR} --checkpoint-dir results/train/checkpoints"
+        f" --threads {threads} {wf.training_args(training)}"
+    )

@@ -1,6 +1,7 @@
 rule train_sft:
     input:
         data=rules.prepare_sft_data.output.data,
+        validation=rules.prepare_sft_data.output.validation,
         model=get_model_dir(config["training"]["model"]),
     output:
         model=directory(wf.TRAINED_MODEL_DIR),
@@ -12,24 +13,24 @@ rule train_sft:
     conda:
         "../../envs/train.yaml"
     container:
-        get_container("train")
+        get_container(wf.train_family(config))
     threads: 2
     resources:
         mem_mb=wf.job_mem_mb(6000, config["training"].get("gpus", 0), 48000),
         gpu=config["training"].get("gpus", 0),
     params:
-        adapter=wf.TRAINED_ADAPTER_DIR,
-        checkpoints="results/train/checkpoints",
-        options=wf.training_args(config["training"]),
+        module=wf.train_module(config),
         launcher=wf.train_launcher(config),
+        options=get_training_options,
+        validation=lambda wildcards, input: (
+            f"--validation {input.validation}" if config["training"].get("evaluate", True) else ""
+        ),
     shell:
-        "{params.launcher} distillery.train_sft"
+        "{params.launcher} {params.module}"
         " --data {input.data}"
         " --model {input.model}"
         " --output {output.model}"
         " --metrics {output.metrics}"
-        " --adapter-output {params.adapter}"
-        " --checkpoint-dir {params.checkpoints}"
-        " --threads {threads}"
+        " {params.validation}"
         " {params.options}"
         " > {log} 2>&1"
