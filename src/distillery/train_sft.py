@@ -70,7 +70,9 @@ class Config:
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
     epochs: float = field(default=1.0, metadata={"help": "passes over the data"})
     max_steps: int = field(default=-1, metadata={"help": "optimizer steps (-1 = from epochs)"})
-    micro_batch_size: int = field(default=1, metadata={"help": "sequences per forward pass"})
+    micro_batch_size: int = field(
+        default=1, metadata={"help": "rows per forward pass (packed rows when packing)"}
+    )
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "micro-batches a step"})
     max_seq_length: int = field(default=2048, metadata={"help": "longer samples are dropped"})
     save_steps: int = field(default=50, metadata={"help": "checkpoint every N steps"})
