@@ -283,6 +283,7 @@ def training_args(training: dict) -> str:
         "liger",
         "keep_best",
         "average_last",
+        "compile",
         "gpus",
         "seed",
     ]
