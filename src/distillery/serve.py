@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import shlex
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,9 @@ class Config:
 
 
 def main(config: Config) -> None:
+    # Ctrl-C must stop the server even when this process was started with SIGINT ignored (as
+    # commands started in the background by a non-interactive shell are)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if not (Path(config.model) / "config.json").is_file():
         raise DistilleryError(f"{config.model}: not a model directory; train or build it first")
     name = config.served_model_name or Path(config.model).name

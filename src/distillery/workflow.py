@@ -514,3 +514,15 @@ def nemo_rl_args(training: dict) -> str:
             "max_seq_length", "save_steps", "gradient_checkpointing", "seed", "gpus",
             "global_batch_size"]  # fmt: skip
     return " ".join(a for a in (option_args(block, keys), option_args(lora, list(lora))) if a)
+
+
+def training_options(config: dict) -> str:
+    """The training stage's flags besides its inputs, outputs and threads (a plain string, so
+    Snakemake sees a changed setting and reruns training)."""
+    training = config["training"]
+    if training.get("backend", "trl") == "nemo_rl":
+        return f"{nemo_rl_args(training)} --checkpoint-dir {RESULTS}/train/nemo-rl"
+    return (
+        f"--adapter-output {TRAINED_ADAPTER_DIR} --checkpoint-dir {RESULTS}/train/checkpoints "
+        f"{training_args(training)}"
+    )

@@ -48,6 +48,8 @@ def test_serve_target_answers_and_stops_on_ctrl_c(tmp_path, smollm2):
     job = subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True,
+        # a terminal's Snakemake handles Ctrl-C, even where this test runs with SIGINT ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(job.stdout), daemon=True)
@@ -79,7 +81,12 @@ def test_serve_target_answers_and_stops_on_ctrl_c(tmp_path, smollm2):
     finally:
         if job.poll() is None:
             os.killpg(job.pid, signal.SIGINT)  # what Ctrl-C in the terminal sends
-            job.wait(timeout=120)
+            try:
+                job.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                os.killpg(job.pid, signal.SIGTERM)  # leave nothing behind for other tests
+                job.wait(timeout=60)
+                raise
     deadline = time.time() + 30
     while vllm_processes() and time.time() < deadline:
         time.sleep(1)

@@ -202,11 +202,8 @@ def get_conda_env(family):
     return f"../../envs/{family}.yaml"
 
 
-def get_training_options(wildcards, threads):
-    training = config["training"]
-    if training.get("backend", "trl") == "nemo_rl":
-        return wf.nemo_rl_args(training) + " --checkpoint-dir results/train/nemo-rl"
-    return (
-        f"--adapter-output {wf.TRAINED_ADAPTER_DIR} --checkpoint-dir results/train/checkpoints"
-        f" --threads {threads} {wf.training_args(training)}"
-    )
+def get_threads_flag(wildcards, threads):
+    """TRL's stage pins torch's CPU threads; NeMo-RL sizes its own workers."""
+    if config["training"].get("backend", "trl") == "nemo_rl":
+        return ""
+    return f"--threads {threads}"

@@ -21,7 +21,8 @@ rule train_sft:
     params:
         module=wf.train_module(config),
         launcher=wf.train_launcher(config),
-        options=get_training_options,
+        options=wf.training_options(config),
+        threads=get_threads_flag,
         validation=lambda wildcards, input: (
             f"--validation {input.validation}" if config["training"].get("evaluate", True) else ""
         ),
@@ -32,5 +33,6 @@ rule train_sft:
         " --output {output.model}"
         " --metrics {output.metrics}"
         " {params.validation}"
+        " {params.threads}"
         " {params.options}"
         " > {log} 2>&1"
