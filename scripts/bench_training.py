@@ -170,10 +170,45 @@ def stage_trainer(model_dir: Path, samples, method: str, args, workdir: Path):
     return train_sft.build_trainer(config, model, tokenizer, samples, None), config
 
 
+def profiler_callback(warmup: int, steps: int = 2):
+    """torch.profiler over `steps` optimizer steps after the warm-up; prints the kernels that
+    took the most GPU time and how much of the wall time the GPU was busy."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile, schedule
+    from transformers import TrainerCallback
+
+    def report(prof):
+        events = prof.key_averages()
+        busy = sum(e.self_device_time_total for e in events) / 1e3
+        print(prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=25))
+        print(f"GPU busy {busy:.0f} ms over {steps} steps", flush=True)
+
+    prof = profile(
+        activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA],
+        schedule=schedule(wait=max(0, warmup - 1), warmup=1, active=steps, repeat=1),
+        on_trace_ready=report,
+    )
+
+    class Callback(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            prof.start()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            torch.cuda.synchronize()
+            prof.step()
+
+        def on_train_end(self, args, state, control, **kwargs):
+            prof.stop()
+
+    return Callback()
+
+
 def run_stage(model_dir, samples, method, args, workdir):
     trainer, _ = stage_trainer(model_dir, samples, method, args, workdir)
     timer = StepTimer(trainer.model)
     trainer.add_callback(trainer_callback(timer))
+    if args.profile:
+        trainer.add_callback(profiler_callback(args.warmup))
     trainer.train()
     return timer.steps, trainer.model.config
 
@@ -190,6 +225,8 @@ def run_raw(model_dir, samples, args, workdir):
             break
     model = trainer.model
     del trainer
+    # the model's own forward and loss (full logits), not TRL's chunked LM head
+    model.__dict__.pop("forward", None)
     if args.liger:
         # what the Trainer applies when training starts
         from liger_kernel.transformers import _apply_liger_kernel_to_instance
@@ -312,7 +349,9 @@ def main() -> None:
     parser.add_argument("--micro", type=int, default=1, help="packed rows per micro-batch")
     parser.add_argument("--logging-steps", type=int, default=1)
     parser.add_argument("--compile", action="store_true", help="torch.compile (stage)")
-    parser.add_argument("--json", help="append one JSON line per mode here")
+    parser.add_argument("--profile", action="store_true", help="profile two stage steps")
+    parser.add_argument("--repeat", type=int, default=1, help="run the modes this many times")
+    parser.add_argument("--json", help="append one JSON line per mode run here")
     args = parser.parse_args()
 
     import torch
@@ -323,39 +362,70 @@ def main() -> None:
         (args.warmup + args.steps) * args.accumulation * args.micro * args.pack_length // 1000 + 64,
         vocab,
     )
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         model_dir = workdir / "model"
         save_model(args.shape, model_dir, vocab)
-        for mode in args.modes.split(","):
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-                torch.cuda.reset_peak_memory_stats()
-            if mode in ("stage", "lora", "qlora"):
-                method = "full" if mode == "stage" else mode
-                steps, config = run_stage(model_dir, samples, method, args, workdir)
-            elif mode == "raw":
-                steps, config = run_raw(model_dir, samples, args, workdir)
-            elif mode == "padded":
-                steps, config = run_padded(model_dir, samples, args, workdir)
-            else:
-                raise SystemExit(f"unknown mode {mode}")
-            row = summarise(mode, steps, config, samples, args)
-            row.update(
-                attn=args.attn,
-                liger=args.liger,
-                ckpt=args.gradient_checkpointing,
-                micro=args.micro,
-                compile=args.compile,
-                logging_steps=args.logging_steps,
-            )
-            print(json.dumps(row), flush=True)
-            if args.json:
-                with open(args.json, "a") as handle:
-                    handle.write(json.dumps(row) + "\n")
-            import gc
+        # modes interleaved, repeated: the GPU's first minute and its neighbours' load fall
+        # on every mode alike
+        for repeat in range(args.repeat):
+            for mode in args.modes.split(","):
+                row = run_mode(mode, model_dir, samples, args, workdir)
+                row["repeat"] = repeat
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+                if args.json:
+                    with open(args.json, "a") as handle:
+                        handle.write(json.dumps(row) + "\n")
+    print_table(rows)
 
-            gc.collect()
+
+def run_mode(mode, model_dir, samples, args, workdir) -> dict:
+    import gc
+
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    if mode in ("stage", "lora", "qlora"):
+        method = "full" if mode == "stage" else mode
+        steps, config = run_stage(model_dir, samples, method, args, workdir)
+    elif mode == "raw":
+        steps, config = run_raw(model_dir, samples, args, workdir)
+    elif mode == "padded":
+        steps, config = run_padded(model_dir, samples, args, workdir)
+    else:
+        raise SystemExit(f"unknown mode {mode}")
+    row = summarise(mode, steps, config, samples, args)
+    row.update(
+        attn=args.attn,
+        liger=args.liger,
+        ckpt=args.gradient_checkpointing,
+        micro=args.micro,
+        compile=args.compile,
+        logging_steps=args.logging_steps,
+    )
+    gc.collect()
+    return row
+
+
+def print_table(rows: list[dict]) -> None:
+    """Median over the repeats of each mode, and each mode against the stage."""
+    import statistics
+
+    modes = list(dict.fromkeys(r["mode"] for r in rows))
+    median = {
+        m: statistics.median(r["tokens_per_s"] for r in rows if r["mode"] == m) for m in modes
+    }
+    print(f"\n{'mode':<8} {'runs':>4} {'tokens/s':>10} {'MFU':>6} {'stage / mode':>12} {'GiB':>6}")
+    for m in modes:
+        mine = [r for r in rows if r["mode"] == m]
+        mfu = statistics.median(r["mfu"] for r in mine)
+        ratio = median.get("stage", float("nan")) / median[m]
+        peak = max((r["peak_gib"] or 0) for r in mine)
+        print(f"{m:<8} {len(mine):>4} {median[m]:>10,.0f} {mfu:>6.1%} {ratio:>12.2f} {peak:>6.1f}")
 
 
 if __name__ == "__main__":

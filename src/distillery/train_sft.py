@@ -13,8 +13,8 @@ merged into the base weights; the adapter is saved beside it). Checkpoints go to
 
 Samples are packed padding-free (best-fit decreasing into ``--max-seq-length`` tokens, position
 ids restarting per sample, so no token attends across samples: FlashAttention's varlen kernels
-where flash-attn is installed, flex attention on other GPUs, SDPA with a per-sample mask on CPUs).
-The loss covers the assistant turn only.
+from flash-attn or, without it, from PyTorch itself; flex attention on older GPUs; SDPA with a
+per-sample mask on CPUs). The loss covers the assistant turn only.
 """
 
 from __future__ import annotations
@@ -89,7 +89,10 @@ class Config:
     )
     attn_implementation: str = field(
         default="auto",
-        metadata={"help": "auto (flash_attention_2, else flex_attention on GPUs; sdpa on CPUs)"},
+        metadata={
+            "help": "auto (GPUs: flash_attention_2, else torch_varlen, else flex_attention; "
+            "sdpa on CPUs)"
+        },
     )
     liger: bool = field(
         default=True,
@@ -165,15 +168,27 @@ def attention_implementation(config: Config) -> str:
 
     import torch
 
+    from distillery.sft import varlen_attention
+
+    if config.attn_implementation == varlen_attention.NAME:
+        if not varlen_attention.available():
+            raise DistilleryError(
+                f"training.attn_implementation {varlen_attention.NAME} needs PyTorch >= 2.10 "
+                "and an Ampere or newer GPU; use auto"
+            )
+        return varlen_attention.register()
     if config.attn_implementation != "auto":
         return config.attn_implementation
     if not torch.cuda.is_available():
         return "sdpa"
     if importlib.util.find_spec("flash_attn") is not None:
         return "flash_attention_2"
-    # Packed samples need a per-sample causal mask: SDPA gets it as a dense mask and falls back
-    # to slow kernels, flex attention skips the masked blocks (2.5x the tokens/s on an H100)
-    return "flex_attention" if config.packing else "sdpa"
+    if not config.packing:
+        return "sdpa"
+    # Packed samples need per-sample causal attention: PyTorch's own FlashAttention varlen
+    # kernel takes the sample boundaries directly; flex attention skips the masked blocks of a
+    # block mask (2.5x SDPA with a dense mask on an H100)
+    return varlen_attention.register() if varlen_attention.available() else "flex_attention"
 
 
 def use_liger(config: Config) -> bool:
@@ -218,7 +233,9 @@ def build_trainer(config: Config, model, tokenizer, examples, eval_examples):
     """TRL's SFTTrainer with the stage's settings, on tokenized examples."""
     import torch
     from datasets import Dataset
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTConfig
+
+    from distillery.sft.trainer import trainer_class
 
     peft_config = None
     if config.method in ("lora", "qlora"):
@@ -275,7 +292,7 @@ def build_trainer(config: Config, model, tokenizer, examples, eval_examples):
         gradient_checkpointing=config.gradient_checkpointing,
         torch_compile=config.compile,
     )
-    return SFTTrainer(
+    return trainer_class()(
         model=model,
         args=args,
         train_dataset=Dataset.from_list(examples),

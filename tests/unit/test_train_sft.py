@@ -239,3 +239,36 @@ def test_an_empty_validation_split_means_no_eval(tmp_path, tiny_model_dir):
     (tmp_path / "val.jsonl").write_text("")
     train_sft.main(config(tmp_path, tiny_model_dir, validation=str(tmp_path / "val.jsonl")))
     assert json.loads((tmp_path / "metrics.json").read_text())["eval_history"] == []
+
+
+@pytest.mark.parametrize("method", ["full", "lora"])
+def test_stage_trainer_logs_what_trl_logs(tmp_path, tiny_model_dir, method):
+    """Same losses, gradients and logged metrics as TRL's SFTTrainer, with the metrics read
+    from the GPU once per logged step instead of on every micro-batch."""
+    import torch
+    from trl import SFTTrainer
+
+    from distillery.sft.trainer import trainer_class
+
+    histories = []
+    for cls in (SFTTrainer, trainer_class()):
+        cfg = config(
+            tmp_path,
+            tiny_model_dir,
+            method=method,
+            max_steps=3,
+            micro_batch_size=1,
+            checkpoint_dir=str(tmp_path / f"{cls.__name__}-ckpt"),
+        )
+        torch.manual_seed(0)
+        model, tokenizer = train_sft.load_model(cfg)
+        examples, _ = tokenize_records(records(12), tokenizer, cfg.max_seq_length)
+        trainer = train_sft.build_trainer(cfg, model, tokenizer, examples, [])
+        trainer.__class__ = cls  # the stage's trainer against TRL's, on one set-up
+        trainer.train()
+        histories.append([e for e in trainer.state.log_history if "loss" in e])
+    trl_logs, ours = histories
+    assert len(trl_logs) == len(ours) == 3
+    for theirs, mine in zip(trl_logs, ours, strict=True):
+        for key in ("loss", "grad_norm", "entropy", "mean_token_accuracy", "num_tokens"):
+            assert mine[key] == pytest.approx(theirs[key], rel=1e-4), key
