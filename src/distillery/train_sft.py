@@ -176,6 +176,11 @@ def attention_implementation(config: Config) -> str:
                 f"training.attn_implementation {varlen_attention.NAME} needs PyTorch >= 2.10 "
                 "and an Ampere or newer GPU; use auto"
             )
+        if not config.packing:
+            raise DistilleryError(
+                f"training.attn_implementation {varlen_attention.NAME} needs training.packing: "
+                "true (it reads the packed samples' boundaries); use auto or sdpa"
+            )
         return varlen_attention.register()
     if config.attn_implementation != "auto":
         return config.attn_implementation

@@ -103,3 +103,13 @@ def test_packed_row_gives_each_sample_its_own_logits(with_cu_seq_lens):
             alone = model(input_ids=ids[:, start : start + n]).logits[0]
             torch.testing.assert_close(packed[start : start + n], alone, atol=5e-2, rtol=5e-2)
             start += n
+
+
+def test_explicit_choice_needs_packing(tmp_path, monkeypatch):
+    monkeypatch.setattr(varlen_attention, "available", lambda: True)
+    config = train_sft.Config(
+        data="x", model="m", output=str(tmp_path), metrics="m.json", method="full",
+        attn_implementation="torch_varlen", packing=False,
+    )  # fmt: skip
+    with pytest.raises(DistilleryError, match="needs training.packing"):
+        train_sft.attention_implementation(config)
