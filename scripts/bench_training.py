@@ -222,8 +222,6 @@ def run_raw(model_dir, samples, args, workdir):
             break
     model = trainer.model
     del trainer
-    # the model's own forward and loss (full logits), not TRL's chunked LM head
-    model.__dict__.pop("forward", None)
     if args.liger:
         # what the Trainer applies when training starts
         from liger_kernel.transformers import _apply_liger_kernel_to_instance

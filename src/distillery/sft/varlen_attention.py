@@ -39,16 +39,16 @@ def _kernel():
 
 
 def boundaries(position_ids, batch: int, tokens: int):
-    """Sample starts of a flattened batch: every row start and every position id 0 (a packed
-    sample restarting), as cumulative lengths and the longest sample."""
+    """Sample boundaries of a flattened batch as transformers derives them for flash-attn (a
+    sample starts wherever the position id restarts), as cumulative lengths and the longest
+    sample; without position ids each row is one sample."""
     import torch
+    from transformers.modeling_flash_attention_utils import prepare_fa_kwargs_from_position_ids
 
-    starts = torch.arange(batch * tokens) % tokens == 0
-    if position_ids is not None:
-        starts = starts.to(position_ids.device) | (position_ids.expand(batch, -1).reshape(-1) == 0)
-    index = starts.nonzero().flatten()
-    cu = torch.cat([index, index.new_tensor([batch * tokens])]).to(torch.int32)
-    return cu, int(cu.diff().max())
+    if position_ids is None:
+        position_ids = torch.arange(tokens)
+    (cu, _), (longest, _) = prepare_fa_kwargs_from_position_ids(position_ids.expand(batch, -1))
+    return cu, int(longest)
 
 
 def varlen_attention_forward(
