@@ -8,14 +8,18 @@ Usage (one GPU)::
 
 Models are Qwen2.5-0.5B/1.5B-shaped, randomly initialised from a config (no download). Samples
 are SFT-shaped: lengths log-normal between 200 and 4000 tokens, the first ~20% prompt (no loss).
-Every mode sees the same samples and the same number of tokens per optimizer step, in the same
-precision (fp32 master weights, bf16 autocast), with fused AdamW.
+Every mode sees the same samples and the same number of tokens per optimizer step, in bf16
+compute with fp32 master weights, with fused AdamW.
 
 - stage:  distillery.train_sft's own trainer (TRL SFTTrainer, padding-free BFD packing: no
           attention across samples), on a model directory saved to disk as the stage reads it;
-- raw:    a plain PyTorch loop over the very batches the stage's data loader yields;
+          the model in bf16 with fp32 masters in the optimizer (the stage's default on a GPU);
+- stage32: the same with fp32 weights under autocast (--param-dtype fp32);
+- raw:    a plain PyTorch loop over the very batches the stage's data loader yields, with the
+          stage's model and optimizer;
 - padded: transformers.Trainer with samples padded to the longest in each micro-batch and a
-          2-D attention mask (what a plain HF fine-tuning script does);
+          2-D attention mask, fp32 weights under autocast (what a plain HF fine-tuning script
+          does);
 - lora, qlora: the stage with method lora / qlora (bitsandbytes NF4), adapters on every linear.
 
 MFU counts matmul FLOPs only: 6 x (linear-layer parameters + the LM head) per token, plus
@@ -141,7 +145,9 @@ def trainer_callback(timer: StepTimer):
     return Callback()
 
 
-def stage_trainer(model_dir: Path, samples, method: str, args, workdir: Path):
+def stage_trainer(
+    model_dir: Path, samples, method: str, args, workdir: Path, param_dtype: str = "auto"
+):
     from distillery import train_sft
 
     config = train_sft.Config(
@@ -160,6 +166,7 @@ def stage_trainer(model_dir: Path, samples, method: str, args, workdir: Path):
         max_seq_length=args.pack_length,
         save_steps=10_000,
         precision="bf16",
+        param_dtype=param_dtype,
         gradient_checkpointing=args.gradient_checkpointing,
         attn_implementation=args.attn,
         liger=args.liger,
@@ -200,8 +207,8 @@ def profiler_callback(warmup: int, steps: int = 2):
     return Callback()
 
 
-def run_stage(model_dir, samples, method, args, workdir):
-    trainer, _ = stage_trainer(model_dir, samples, method, args, workdir)
+def run_stage(model_dir, samples, method, args, workdir, param_dtype="auto"):
+    trainer, _ = stage_trainer(model_dir, samples, method, args, workdir, param_dtype)
     timer = StepTimer(trainer.model)
     trainer.add_callback(trainer_callback(timer))
     if args.profile:
@@ -213,6 +220,8 @@ def run_stage(model_dir, samples, method, args, workdir):
 def run_raw(model_dir, samples, args, workdir):
     """The stage's own packed batches through a bare loop: what the Trainer costs on top."""
     import torch
+
+    from distillery.sft.master_weights import MasterWeightAdamW
 
     trainer, _ = stage_trainer(model_dir, samples, "full", args, workdir)
     batches = []
@@ -230,7 +239,10 @@ def run_raw(model_dir, samples, args, workdir):
     model.train()
     cuda = torch.cuda.is_available()
     device = "cuda" if cuda else "cpu"
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=cuda)
+    masters = model.dtype == torch.bfloat16
+    optimizer = (MasterWeightAdamW if masters else torch.optim.AdamW)(
+        model.parameters(), lr=1e-5, fused=cuda
+    )
     timer = StepTimer(model)
     for step in range(args.warmup + args.steps):
         timer.begin()
@@ -242,7 +254,10 @@ def run_raw(model_dir, samples, args, workdir):
             with torch.autocast(device, dtype=torch.bfloat16):
                 loss = model(**micro).loss / args.accumulation
             loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        if masters:
+            optimizer.clip_grad_norm_(1.0)
+        else:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         timer.end()
@@ -342,7 +357,9 @@ def main() -> None:
     )
     parser.add_argument("--gradient-checkpointing", action="store_true")
     parser.add_argument("--micro", type=int, default=1, help="packed rows per micro-batch")
-    parser.add_argument("--logging-steps", type=int, default=1)
+    parser.add_argument(
+        "--logging-steps", type=int, default=0, help="stage's logging interval (0: its default)"
+    )
     parser.add_argument("--compile", action="store_true", help="torch.compile (stage)")
     parser.add_argument("--profile", action="store_true", help="profile two stage steps")
     parser.add_argument("--repeat", type=int, default=1, help="run the modes this many times")
@@ -384,9 +401,10 @@ def run_mode(mode, model_dir, samples, args, workdir) -> dict:
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
-    if mode in ("stage", "lora", "qlora"):
-        method = "full" if mode == "stage" else mode
-        steps, config = run_stage(model_dir, samples, method, args, workdir)
+    if mode in ("stage", "stage32", "lora", "qlora"):
+        method = "full" if mode.startswith("stage") else mode
+        param_dtype = "fp32" if mode == "stage32" else "auto"
+        steps, config = run_stage(model_dir, samples, method, args, workdir, param_dtype)
     elif mode == "raw":
         steps, config = run_raw(model_dir, samples, args, workdir)
     elif mode == "padded":

@@ -76,10 +76,24 @@ class Config:
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "micro-batches a step"})
     max_seq_length: int = field(default=2048, metadata={"help": "longer samples are dropped"})
     save_steps: int = field(default=50, metadata={"help": "checkpoint every N steps"})
-    logging_steps: int = field(default=1, metadata={"help": "log loss every N steps"})
+    logging_steps: int = field(
+        default=0,
+        metadata={
+            "help": "log loss every N steps (0: 10 on GPUs, where each log waits for the GPU; "
+            "1 on CPUs)"
+        },
+    )
     precision: Literal["auto", "fp32", "bf16"] = field(
         default="auto",
         metadata={"help": "bf16 mixed precision (auto: on GPUs that support it), or fp32"},
+    )
+    param_dtype: Literal["auto", "fp32", "bf16"] = field(
+        default="auto",
+        metadata={
+            "help": "dtype the model is held in under bf16: bf16 keeps fp32 master weights and "
+            "gradient sums in the optimizer, without autocast's per-pass weight casts (auto: "
+            "bf16 for one-process CUDA training, fp32 otherwise)"
+        },
     )
     gradient_checkpointing: bool = field(
         default=False, metadata={"help": "recompute activations: less memory, ~20% slower"}
@@ -121,12 +135,16 @@ class Config:
             raise DistilleryError(f"--method {self.method} needs --adapter-output")
         if not 0 <= self.warmup_ratio < 1:
             raise DistilleryError("--warmup-ratio must be in [0, 1)")
+        if self.logging_steps < 0:
+            raise DistilleryError("--logging-steps must be 0 (automatic) or more")
         if self.micro_batch_size < 1 or self.gradient_accumulation_steps < 1:
             raise DistilleryError("batch sizes must be at least 1")
         if self.keep_best and not self.validation:
             raise DistilleryError("--keep-best needs --validation (the eval loss picks the best)")
         if self.average_last == 1 or self.average_last < 0:
             raise DistilleryError("--average-last must be 0 (off) or at least 2")
+        if self.param_dtype == "bf16" and self.precision == "fp32":
+            raise DistilleryError("--param-dtype bf16 needs --precision bf16 or auto")
         if self.average_last and self.keep_best:
             raise DistilleryError("--average-last and --keep-best exclude each other")
 
@@ -208,10 +226,29 @@ def use_liger(config: Config) -> bool:
     )
 
 
-def load_model(config: Config):
-    """The model to train (fp32 master weights; bf16 compute comes from autocast) and its
-    tokenizer."""
+def use_bf16(config: Config) -> bool:
     import torch
+
+    if config.precision == "auto":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return config.precision == "bf16"
+
+
+def param_dtype(config: Config):
+    """bf16 where the model trains in bf16 on one process (the optimizer keeps fp32 masters;
+    QLoRA's base is 4-bit either way); fp32 otherwise, bf16 compute then comes from autocast."""
+    import torch
+
+    if config.method == "qlora" or not use_bf16(config):
+        return torch.float32
+    if config.param_dtype == "auto":
+        one_process = int(os.environ.get("WORLD_SIZE", "1")) == 1
+        return torch.bfloat16 if torch.cuda.is_available() and one_process else torch.float32
+    return torch.bfloat16 if config.param_dtype == "bf16" else torch.float32
+
+
+def load_model(config: Config):
+    """The model to train, in :func:`param_dtype`, and its tokenizer."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(config.model)
@@ -222,7 +259,7 @@ def load_model(config: Config):
         model = load_quantized(config.model, config.gradient_checkpointing, attention)
     else:
         model = AutoModelForCausalLM.from_pretrained(
-            config.model, dtype=torch.float32, attn_implementation=attention
+            config.model, dtype=param_dtype(config), attn_implementation=attention
         )
     positions = getattr(model.config, "max_position_embeddings", None)
     if positions and config.max_seq_length > positions:
@@ -230,7 +267,7 @@ def load_model(config: Config):
             f"--max-seq-length {config.max_seq_length} exceeds the model's "
             f"{positions} positions; lower training.max_seq_length"
         )
-    logger.info("attention: %s", attention)
+    logger.info("attention: %s; weights in %s", attention, model.dtype)
     return model, tokenizer
 
 
@@ -256,10 +293,6 @@ def build_trainer(config: Config, model, tokenizer, examples, eval_examples):
             task_type="CAUSAL_LM",
         )
     use_cuda = torch.cuda.is_available()
-    if config.precision == "auto":
-        use_bf16 = use_cuda and torch.cuda.is_bf16_supported()
-    else:
-        use_bf16 = config.precision == "bf16"
     evaluate = bool(eval_examples)
     args = SFTConfig(
         output_dir=str(checkpoint_dir(config)),
@@ -276,7 +309,7 @@ def build_trainer(config: Config, model, tokenizer, examples, eval_examples):
         packing=config.packing,
         packing_strategy="bfd",
         completion_only_loss=True,
-        logging_steps=config.logging_steps,
+        logging_steps=config.logging_steps or (10 if use_cuda else 1),
         save_strategy="steps",
         save_steps=config.save_steps,
         save_total_limit=max(2, config.average_last),
@@ -288,7 +321,7 @@ def build_trainer(config: Config, model, tokenizer, examples, eval_examples):
         report_to="none",
         seed=config.seed,
         use_cpu=not use_cuda,
-        bf16=use_bf16,
+        bf16=use_bf16(config),
         tf32=use_cuda and torch.cuda.get_device_capability()[0] >= 8,
         optim="adamw_torch_fused" if use_cuda else "adamw_torch",
         use_liger_kernel=use_liger(config),
@@ -297,8 +330,22 @@ def build_trainer(config: Config, model, tokenizer, examples, eval_examples):
         gradient_checkpointing=config.gradient_checkpointing,
         torch_compile=config.compile,
     )
+    optimizer = None
+    if config.method == "full" and model.dtype == torch.bfloat16:
+        from distillery.sft.master_weights import MasterWeightAdamW
+
+        optimizer = (
+            MasterWeightAdamW,
+            dict(
+                lr=args.learning_rate,
+                betas=(args.adam_beta1, args.adam_beta2),
+                eps=args.adam_epsilon,
+                fused=use_cuda,
+            ),
+        )
     return trainer_class()(
         model=model,
+        optimizer_cls_and_kwargs=optimizer,
         args=args,
         train_dataset=Dataset.from_list(examples),
         eval_dataset=Dataset.from_list(eval_examples) if evaluate else None,

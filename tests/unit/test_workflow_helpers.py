@@ -43,6 +43,8 @@ def test_training_args():
         {
             "method": "lora",
             "learning_rate": 1e-5,
+            "logging_steps": 5,
+            "param_dtype": "bf16",
             "lora": {
                 "r": 64,
                 "alpha": 128,
@@ -52,7 +54,8 @@ def test_training_args():
         }
     )
     assert args == (
-        "--method lora --learning-rate 1e-05 --lora-r 64 --lora-alpha 128 "
+        "--method lora --learning-rate 1e-05 --logging-steps 5 --param-dtype bf16 --lora-r 64 "
+        "--lora-alpha 128 "
         "--lora-target-modules q_proj v_proj --use-rslora"
     )
 

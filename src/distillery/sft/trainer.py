@@ -6,6 +6,9 @@ micro-batch's thousands of kernel launches then start from an idle GPU. This tra
 same loss from TRL's fused LM head, sums the metric numerators and denominators on the GPU and
 reads them once per logged step, where the Trainer syncs anyway. The logged entropy and accuracy
 are token-weighted over the logging window (TRL averages per micro-batch ratios).
+
+With a bf16 model (``param_dtype: bf16``) the gradients live in the optimizer's fp32 sums, not
+on the parameters, so clipping and the logged gradient norm are taken there.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from __future__ import annotations
 def trainer_class():
     import torch
     from trl import SFTTrainer
+
+    from distillery.sft.master_weights import master_optimizer
 
     class PackedSFTTrainer(SFTTrainer):
         _pending = None
@@ -57,6 +62,18 @@ def trainer_class():
                 self.accelerator.num_processes
             )
             return loss
+
+        def _clip_grad_norm(self, model):
+            masters = master_optimizer(self.optimizer)
+            if masters is None:
+                return super()._clip_grad_norm(model)
+            return masters.clip_grad_norm_(self.args.max_grad_norm)
+
+        def _get_grad_norm(self, model, grad_norm=None):
+            masters = master_optimizer(self.optimizer)
+            if grad_norm is None and masters is not None:
+                grad_norm = masters.clip_grad_norm_(float("inf"))
+            return super()._get_grad_norm(model, grad_norm)
 
         def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
             if self.model.training and self._pending is not None:
