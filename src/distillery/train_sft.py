@@ -330,6 +330,17 @@ def build_trainer(config: Config, model, tokenizer, examples, eval_examples):
         gradient_checkpointing=config.gradient_checkpointing,
         torch_compile=config.compile,
     )
+    if args.n_gpu > 1:
+        # several GPUs visible to one process: the Trainer would wrap the model in
+        # DataParallel, which TRL refuses
+        if config.gpus > 1:
+            raise DistilleryError(
+                f"--gpus {config.gpus} runs one process per GPU: start it with `accelerate "
+                f"launch --num_processes {config.gpus} --module distillery.train_sft` (the "
+                "workflow does)"
+            )
+        logger.warning("%d GPUs visible to one process; training on the first", args.n_gpu)
+        args._n_gpu = 1
     optimizer = None
     if config.method == "full" and model.dtype == torch.bfloat16:
         from distillery.sft.master_weights import MasterWeightAdamW
@@ -390,14 +401,22 @@ def main(config: Config) -> None:
         raise DistilleryError(f"{config.validation}: no validation example; --keep-best needs some")
 
     checkpoints = checkpoint_dir(config)
-    _claim_checkpoints(checkpoints, config)
     trainer = build_trainer(config, model, tokenizer, examples, eval_examples)
+    # one process per GPU: the first decides which checkpoints are this run's, the others
+    # wait for it before they look for one to resume
+    if trainer.is_world_process_zero():
+        _claim_checkpoints(checkpoints, config)
+    trainer.accelerator.wait_for_everyone()
     resume = last_checkpoint(checkpoints)
     if resume:
         logger.info("resuming from %s", resume)
     began = time.time()
     result = trainer.train(resume_from_checkpoint=resume)
     elapsed = time.time() - began
+    # every process has written its part of the last checkpoint before the first removes them
+    trainer.accelerator.wait_for_everyone()
+    if not trainer.is_world_process_zero():
+        return  # the first process writes the outputs
 
     trained = trainer.model
     averaged = []
@@ -548,7 +567,9 @@ def _claim_checkpoints(directory: Path, config: Config) -> None:
         {k: v for k, v in asdict(config).items() if k != "threads"}, data.st_size, data.st_mtime_ns
     )
     stamp = directory / "distillery-run.json"
-    if directory.exists() and (not stamp.is_file() or stamp.read_text() != key):
+    # the Trainer creates its output directory: an empty one holds nothing to resume
+    left = directory.is_dir() and any(directory.iterdir())
+    if left and (not stamp.is_file() or stamp.read_text() != key):
         logger.warning("%s: checkpoints of a different run; starting afresh", directory)
         shutil.rmtree(directory)
     directory.mkdir(parents=True, exist_ok=True)
