@@ -241,9 +241,15 @@ def param_dtype(config: Config):
 
     if config.method == "qlora" or not use_bf16(config):
         return torch.float32
+    one_process = int(os.environ.get("WORLD_SIZE", "1")) == 1
     if config.param_dtype == "auto":
-        one_process = int(os.environ.get("WORLD_SIZE", "1")) == 1
         return torch.bfloat16 if torch.cuda.is_available() and one_process else torch.float32
+    if config.param_dtype == "bf16" and config.method == "full" and not one_process:
+        # data-parallel reduction works on param.grad, which the fp32-master optimizer empties
+        raise DistilleryError(
+            "--param-dtype bf16 with --method full trains in one process; with several GPUs "
+            "leave training.param_dtype at auto (fp32 weights under autocast)"
+        )
     return torch.bfloat16 if config.param_dtype == "bf16" else torch.float32
 
 

@@ -202,3 +202,13 @@ def test_the_model_outlives_its_optimizer():
     assert gone() is None  # its fp32 copies went with it
     backward(params, 0)
     assert all(p.grad is not None for p in params)  # gradients stay on the model again
+
+
+def test_bf16_full_training_is_one_process(tmp_path, tiny_model_dir, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    bf16 = config(tmp_path, tiny_model_dir, method="full", precision="bf16", param_dtype="bf16")
+    with pytest.raises(DistilleryError, match="trains in one process"):
+        train_sft.param_dtype(bf16)
+    # LoRA's trainable adapters stay fp32: a bf16 base is fine across processes
+    lora = config(tmp_path, tiny_model_dir, method="lora", precision="bf16", param_dtype="bf16")
+    assert train_sft.param_dtype(lora) == torch.bfloat16
