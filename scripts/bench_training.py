@@ -221,7 +221,7 @@ def run_raw(model_dir, samples, args, workdir):
     """The stage's own packed batches through a bare loop: what the Trainer costs on top."""
     import torch
 
-    from distillery.sft.master_weights import MasterWeightAdamW
+    from distillery.sft.master_weights import master_optimizer
 
     trainer, _ = stage_trainer(model_dir, samples, "full", args, workdir)
     batches = []
@@ -230,6 +230,8 @@ def run_raw(model_dir, samples, args, workdir):
         if len(batches) == (args.warmup + args.steps) * args.accumulation:
             break
     model = trainer.model
+    optimizer = trainer.create_optimizer()  # the stage's own: fp32 masters for a bf16 model
+    masters = master_optimizer(optimizer)
     del trainer
     if args.liger:
         # what the Trainer applies when training starts
@@ -239,10 +241,6 @@ def run_raw(model_dir, samples, args, workdir):
     model.train()
     cuda = torch.cuda.is_available()
     device = "cuda" if cuda else "cpu"
-    masters = model.dtype == torch.bfloat16
-    optimizer = (MasterWeightAdamW if masters else torch.optim.AdamW)(
-        model.parameters(), lr=1e-5, fused=cuda
-    )
     timer = StepTimer(model)
     for step in range(args.warmup + args.steps):
         timer.begin()
@@ -254,8 +252,8 @@ def run_raw(model_dir, samples, args, workdir):
             with torch.autocast(device, dtype=torch.bfloat16):
                 loss = model(**micro).loss / args.accumulation
             loss.backward()
-        if masters:
-            optimizer.clip_grad_norm_(1.0)
+        if masters is not None:
+            masters.clip_grad_norm_(1.0)
         else:
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()

@@ -347,20 +347,15 @@ def build_trainer(config: Config, model, tokenizer, examples, eval_examples):
             )
         logger.warning("%d GPUs visible to one process; training on the first", args.n_gpu)
         args._n_gpu = 1
+    trainer = trainer_class()
     optimizer = None
     if config.method == "full" and model.dtype == torch.bfloat16:
         from distillery.sft.master_weights import MasterWeightAdamW
 
-        optimizer = (
-            MasterWeightAdamW,
-            dict(
-                lr=args.learning_rate,
-                betas=(args.adam_beta1, args.adam_beta2),
-                eps=args.adam_epsilon,
-                fused=use_cuda,
-            ),
-        )
-    return trainer_class()(
+        # the AdamW the Trainer would build from `optim`, over fp32 copies of the weights
+        _, adamw = trainer.get_optimizer_cls_and_kwargs(args)
+        optimizer = (MasterWeightAdamW, adamw)
+    return trainer(
         model=model,
         optimizer_cls_and_kwargs=optimizer,
         args=args,

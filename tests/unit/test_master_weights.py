@@ -8,7 +8,7 @@ from distillery.errors import DistilleryError
 from distillery.sft.master_weights import MasterWeightAdamW, master_optimizer
 
 from ..conftest import write_jsonl
-from .test_train_sft import config, records
+from .test_train_sft import config, preempted, records
 
 SHAPES = [(8, 16), (16,), (3, 5)]
 
@@ -142,36 +142,21 @@ def test_stage_trains_bf16_weights_with_fp32_masters(tmp_path, tiny_model_dir):
 
 def test_stage_resumes_bf16_training_exactly(tmp_path, tiny_model_dir, monkeypatch):
     from safetensors.torch import load_file
-    from trl import SFTTrainer
 
     write_jsonl(tmp_path / "sft.jsonl", records(16))
     settings = dict(
         method="full", precision="bf16", param_dtype="bf16", max_steps=4, learning_rate=1e-3
     )
 
-    def run(name):
-        cfg = config(
+    def run_config(name):
+        return config(
             tmp_path, tiny_model_dir, output=str(tmp_path / name),
             checkpoint_dir=str(tmp_path / f"{name}-ckpt"), **settings,
         )  # fmt: skip
-        train_sft.main(cfg)
-        return cfg
 
-    run("straight")
-    real_step = SFTTrainer.training_step
-    calls = {"n": 0}
-
-    def dying_step(self, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 4:
-            raise KeyboardInterrupt("preempted")
-        return real_step(self, *args, **kwargs)
-
-    monkeypatch.setattr(SFTTrainer, "training_step", dying_step)
-    with pytest.raises(KeyboardInterrupt):
-        run("resumed")
-    monkeypatch.setattr(SFTTrainer, "training_step", real_step)
-    run("resumed")
+    train_sft.main(run_config("straight"))
+    preempted(monkeypatch, run_config("resumed"), 4)
+    train_sft.main(run_config("resumed"))
     assert json.loads((tmp_path / "metrics.json").read_text())["resumed_from"]
     straight = load_file(tmp_path / "straight" / "model.safetensors")
     resumed = load_file(tmp_path / "resumed" / "model.safetensors")

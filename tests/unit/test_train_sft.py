@@ -92,26 +92,31 @@ def test_lora_merge_changes_weights(tmp_path, tiny_model_dir):
     assert not torch.equal(before[key], after[key])
 
 
-def test_resume_after_interruption(tmp_path, tiny_model_dir, monkeypatch):
+def preempted(monkeypatch, cfg, micro_batch: int) -> None:
+    """train_sft.main interrupted (KeyboardInterrupt) on its `micro_batch`-th training step."""
     from trl import SFTTrainer
 
-    write_jsonl(tmp_path / "sft.jsonl", records(8))
-    cfg = config(tmp_path, tiny_model_dir, max_steps=4)
     real_step = SFTTrainer.training_step
     calls = {"n": 0}
 
     def dying_step(self, *args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 3:
+        if calls["n"] == micro_batch:
             raise KeyboardInterrupt("preempted")
         return real_step(self, *args, **kwargs)
 
     monkeypatch.setattr(SFTTrainer, "training_step", dying_step)
     with pytest.raises(KeyboardInterrupt):
         train_sft.main(cfg)
+    monkeypatch.setattr(SFTTrainer, "training_step", real_step)
+
+
+def test_resume_after_interruption(tmp_path, tiny_model_dir, monkeypatch):
+    write_jsonl(tmp_path / "sft.jsonl", records(8))
+    cfg = config(tmp_path, tiny_model_dir, max_steps=4)
+    preempted(monkeypatch, cfg, 3)
     assert train_sft.last_checkpoint(tmp_path / "ckpt").endswith("checkpoint-2")
     assert not (tmp_path / "model").exists()
-    monkeypatch.setattr(SFTTrainer, "training_step", real_step)
     train_sft.main(cfg)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["resumed_from"].endswith("checkpoint-2")

@@ -27,9 +27,6 @@ class MasterWeightAdamW(torch.optim.AdamW):
         if groups and not isinstance(groups[0], dict):
             groups = [{"params": groups}]
         self.model_params: list[torch.nn.Parameter] = []
-        # masters whose gradient buffer holds nothing of this step yet: the first micro-batch
-        # copies into the buffer instead of adding to a zeroed one (one pass over it, not two)
-        self._empty: set[int] = set()
         master_groups = []
         handles = []
         for group in groups:
@@ -45,6 +42,8 @@ class MasterWeightAdamW(torch.optim.AdamW):
             master_groups.append({**group, "params": masters})
         super().__init__(master_groups, **kwargs)
         self.masters = [m for group in self.param_groups for m in group["params"]]
+        # masters whose gradient buffer holds nothing of this step yet: the first micro-batch
+        # copies into the buffer instead of adding to a zeroed one (one pass over it, not two)
         self._empty = {id(m) for m in self.masters}
         # the model outlives its optimizer (an evaluation, the next run in one process): the
         # hooks go with the optimizer, and hold it and its fp32 copies only weakly till then
@@ -52,7 +51,7 @@ class MasterWeightAdamW(torch.optim.AdamW):
 
     @torch.no_grad()
     def step(self, closure=None):
-        self._sums()
+        self._zero_untouched()
         loss = super().step(closure)
         torch._foreach_copy_(self.model_params, self.masters)
         self.zero_grad()
@@ -73,16 +72,15 @@ class MasterWeightAdamW(torch.optim.AdamW):
             master.grad.add_(param.grad)
         param.grad = None
 
-    def _sums(self) -> list[torch.Tensor]:
-        """The step's gradient sums; a parameter that got no gradient this step sums to 0."""
+    def _zero_untouched(self) -> None:
+        """A parameter that got no gradient this step sums to 0."""
         if self._empty:
             torch._foreach_zero_([m.grad for m in self.masters if id(m) in self._empty])
             self._empty.clear()
-        return [m.grad for m in self.masters]
 
     def clip_grad_norm_(self, max_norm: float) -> torch.Tensor:
         """The total L2 norm of the step's gradients, scaled down to ``max_norm`` if above."""
-        self._sums()
+        self._zero_untouched()
         return torch.nn.utils.clip_grad_norm_(self.masters, max_norm)
 
     def state_dict(self):
