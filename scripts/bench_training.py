@@ -20,7 +20,9 @@ compute with fp32 master weights, with fused AdamW.
 - padded: transformers.Trainer with samples padded to the longest in each micro-batch and a
           2-D attention mask, fp32 weights under autocast (what a plain HF fine-tuning script
           does);
-- lora, qlora: the stage with method lora / qlora (bitsandbytes NF4), adapters on every linear.
+- lora, qlora: the stage with method lora / qlora (bitsandbytes NF4), adapters on every linear;
+- qlora32: qlora with the unquantized weights (embeddings, LM head, norms) in fp32, as peft's
+          prepare_model_for_kbit_training leaves them (--param-dtype fp32).
 
 MFU counts matmul FLOPs only: 6 x (linear-layer parameters + the LM head) per token, plus
 causal attention 6 x layers x hidden x (sum of squared sample lengths / tokens), over the GPU's
@@ -399,9 +401,9 @@ def run_mode(mode, model_dir, samples, args, workdir) -> dict:
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
-    if mode in ("stage", "stage32", "lora", "qlora"):
-        method = "full" if mode.startswith("stage") else mode
-        param_dtype = "fp32" if mode == "stage32" else "auto"
+    if mode in ("stage", "stage32", "lora", "qlora", "qlora32"):
+        method = "full" if mode.startswith("stage") else mode.removesuffix("32")
+        param_dtype = "fp32" if mode.endswith("32") else "auto"
         steps, config = run_stage(model_dir, samples, method, args, workdir, param_dtype)
     elif mode == "raw":
         steps, config = run_raw(model_dir, samples, args, workdir)

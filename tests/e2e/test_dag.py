@@ -131,7 +131,8 @@ def test_recipe_settings_reach_the_commands(tmp_path):
     assert "trtllm" in commands and "--gpus 8" in commands
     assert "distillery.convert_trtllm --model results/models/qwq-32b" in commands
     assert "--max-seq-len 10000" in commands
-    assert "accelerate launch --num_processes 8 --module distillery.train_sft" in commands
+    assert "python -m distillery.launch --gpus 8 --nodes 1 -- distillery.train_sft" in commands
+    assert "--fsdp" in commands
     assert "--learning-rate 1e-05" in commands and "--max-seq-length 8192" in commands
     assert "--parse-reasoning" in commands and "--max-tokens 16384" in commands
     result = snakemake(tmp_path, "-n", "-p", "--forceall", configfile=QLORA)
@@ -292,8 +293,21 @@ def test_nemo_rl_backend_runs_its_own_launcher(tmp_path):
     result = snakemake(tmp_path, "-n", "-p", "--forceall", "results/train/model", configfile=path)
     assert "python -m distillery.train_nemo_rl" in result.stdout
     assert "--global-batch-size 32" in result.stdout  # micro 1 x accumulation 4 x 8 GPUs
-    assert "accelerate launch" not in result.stdout
+    assert "distillery.launch" not in result.stdout
     config["training"]["method"] = "qlora"
     path.write_text(yaml.safe_dump(config))
     result = snakemake(tmp_path, "-n", configfile=path, check=False)
     assert "qlora runs with backend trl only" in result.stdout + result.stderr
+
+
+def test_training_on_several_nodes_is_one_job_of_that_many_nodes(tmp_path):
+    config = yaml.safe_load(OMR.read_text())
+    config["training"]["nodes"] = 2
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = snakemake(tmp_path, "-n", "-p", "--forceall", "results/train/model", configfile=path)
+    assert "python -m distillery.launch --gpus 8 --nodes 2 -- distillery.train_sft" in result.stdout
+    config["training"]["backend"] = "nemo_rl"
+    path.write_text(yaml.safe_dump(config))
+    result = snakemake(tmp_path, "-n", configfile=path, check=False)
+    assert "several nodes run with backend trl only" in result.stdout + result.stderr

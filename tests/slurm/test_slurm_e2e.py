@@ -1,6 +1,7 @@
 """The tiny scenario through a real Slurm cluster (scripts/slurm/start-local-cluster.sh): every
-rule is submitted with sbatch, GPU rules get GPUs from Slurm, a failed job is reported with its
-Slurm log and a rerun completes the rest; a request larger than the cluster fails at once.
+rule is submitted with sbatch, GPU rules get GPUs from Slurm, training runs over two nodes where
+the cluster has a partition of two, a failed job is reported with its Slurm log and a rerun
+completes the rest; a request larger than the cluster fails at once.
 
 Needs the local cluster (CI starts it); skipped otherwise.
 """
@@ -21,6 +22,7 @@ import yaml
 from distillery.jsonl import read_jsonl
 
 from ..e2e.conftest import REPO, scratch_workdir
+from .test_multinode_training import PARTITION
 
 TINY = REPO / "tests" / "scenarios" / "tiny.yaml"
 PROFILE = REPO / "profiles" / "slurm-localhost"
@@ -83,13 +85,17 @@ def test_tiny_scenario_through_slurm(tmp_path):
     config = yaml.safe_load(TINY.read_text())
     config["evaluation"]["server"]["gpus"] = 1  # evaluation jobs must get a GPU from Slurm
     config["benchmarks"]["demo"]["prompt"] = "prompts/eval.yaml"
+    multinode = []
+    if PARTITION:  # one training job of two nodes: srun starts torchrun on each
+        config["training"]["nodes"] = 2
+        multinode = ["--set-resources", f"train_sft:slurm_partition={PARTITION}"]
     configfile = workdir / "config.yaml"
     configfile.write_text(yaml.safe_dump(config))
     good_prompt = (REPO / "prompts" / "math.yaml").read_text()
     # first run: the evaluation prompt names a field the benchmark lacks, so its jobs fail
     (workdir / "prompts" / "eval.yaml").write_text(good_prompt.replace("{problem}", "{question}"))
 
-    first = run(workdir, "--configfile", str(configfile))
+    first = run(workdir, "--configfile", str(configfile), *multinode)
     output = first.stdout + first.stderr
     assert first.returncode != 0
     assert re.search(r"Error in rule generate_eval", output), output[-3000:]
@@ -97,9 +103,15 @@ def test_tiny_scenario_through_slurm(tmp_path):
     assert "question" in output  # the stage's own one-line error, from the failed job's log
     first_jobs = slurm_jobs(workdir)
     assert {"gguf_to_hf", "train_sft", "prepare_sft_data"} <= set(first_jobs.values())
+    if PARTITION:
+        train = next(job for job, rule in first_jobs.items() if rule == "train_sft")
+        state, tres = accounting([train])[train]
+        assert state == "COMPLETED" and "node=2" in tres, (state, tres)
+        log = (workdir / "logs" / "train_sft.log").read_text()
+        assert "node 0: " in log and "node 1: " in log
 
     (workdir / "prompts" / "eval.yaml").write_text(good_prompt)
-    second = run(workdir, "--configfile", str(configfile))
+    second = run(workdir, "--configfile", str(configfile), *multinode)
     assert second.returncode == 0, (second.stdout + second.stderr)[-4000:]
 
     jobs = slurm_jobs(workdir)

@@ -72,6 +72,18 @@ def test_scenario_configs_are_valid():
             lambda c: c["evaluation"]["benchmarks"].update(aime99=8),
             "config key 'evaluation.benchmarks.aime99' is not defined under 'benchmarks'",
         ),
+        (
+            lambda c: c["training"].update(fsdp=True, method="qlora"),
+            "config key 'training.fsdp': FSDP does not shard qlora's 4-bit base",
+        ),
+        (
+            lambda c: c["training"].update(fsdp=True, average_last=3),
+            "config key 'training.fsdp': FSDP saves sharded checkpoints",
+        ),
+        (
+            lambda c: c["training"].update(nodes=0),
+            "config key 'training.nodes'",
+        ),
     ],
 )
 def test_errors_name_the_key(default_config, edit, message):

@@ -171,7 +171,8 @@ def test_bf16_weights_need_bf16_compute(tmp_path, tiny_model_dir):
         config(tmp_path, tiny_model_dir, precision="fp32", param_dtype="bf16")
 
 
-def test_auto_keeps_fp32_weights_on_cpu(tmp_path, tiny_model_dir):
+def test_auto_keeps_fp32_weights_on_cpu(tmp_path, tiny_model_dir, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     model, _ = train_sft.load_model(config(tmp_path, tiny_model_dir, precision="bf16"))
     assert model.dtype == torch.float32
 

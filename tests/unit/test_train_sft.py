@@ -49,17 +49,21 @@ def config(tmp_path, model, **kw):
         "micro_batch_size": 2,
         "max_seq_length": 128,
         "save_steps": 1,
+        "logging_steps": 1,
         **kw,
     }
     return train_sft.Config(**values)
 
 
 def generate_greedy(model_dir, text="What is 2+1?"):
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    # on a GPU, training has swapped in Liger's Triton kernels for this process's model classes
+    device = "cuda" if torch.cuda.is_available() else "cpu"
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir)
-    ids = tokenizer(text, return_tensors="pt").input_ids
+    model = AutoModelForCausalLM.from_pretrained(model_dir).to(device)
+    ids = tokenizer(text, return_tensors="pt").input_ids.to(device)
     return model.generate(
         ids, max_new_tokens=5, do_sample=False, pad_token_id=tokenizer.pad_token_id
     )
@@ -78,6 +82,49 @@ def test_training_produces_a_loadable_model(tmp_path, tiny_model_dir, method):
         assert (tmp_path / "adapter" / "adapter_config.json").is_file()
     assert generate_greedy(tmp_path / "model").shape[1] > 0
     assert not (tmp_path / "ckpt").exists()  # removed once the model is saved
+
+
+def qlora_runs() -> bool:
+    import importlib.util
+
+    import torch
+
+    return torch.cuda.is_available() and importlib.util.find_spec("bitsandbytes") is not None
+
+
+@pytest.mark.skipif(qlora_runs(), reason="a CUDA GPU and bitsandbytes are here: qlora trains")
+def test_qlora_without_a_gpu_or_bitsandbytes_is_a_clear_error(tmp_path, tiny_model_dir):
+    write_jsonl(tmp_path / "sft.jsonl", records(4))
+    with pytest.raises(DistilleryError, match="method qlora needs a CUDA GPU and bitsandbytes"):
+        train_sft.main(config(tmp_path, tiny_model_dir, method="qlora"))
+    assert not (tmp_path / "model").exists() and not (tmp_path / "adapter").exists()
+
+
+@pytest.mark.skipif(not qlora_runs(), reason="qlora needs a CUDA GPU and bitsandbytes")
+def test_qlora_trains_adapters_on_a_4bit_base_and_outputs_a_merged_model(tmp_path, tiny_model_dir):
+    import bitsandbytes as bnb
+    import torch
+    from safetensors.torch import load_file
+
+    base = train_sft.load_quantized(str(tiny_model_dir), torch.bfloat16)
+    assert isinstance(base.model.layers[0].self_attn.q_proj, bnb.nn.Linear4bit)
+    # the weights left unquantized stay in bf16 (peft's kbit preparation would upcast them)
+    assert base.get_input_embeddings().weight.dtype == torch.bfloat16
+    assert base.model.norm.weight.dtype == torch.bfloat16
+    assert not any(p.requires_grad for p in base.parameters())
+    del base
+
+    write_jsonl(tmp_path / "sft.jsonl", records(8))
+    train_sft.main(config(tmp_path, tiny_model_dir, method="qlora", learning_rate=5e-2))
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["method"] == "qlora" and metrics["steps"] == 2
+    assert (tmp_path / "adapter" / "adapter_config.json").is_file()
+    merged = load_file(tmp_path / "model" / "model.safetensors")
+    key = "model.layers.0.self_attn.q_proj.weight"
+    assert merged[key].dtype == torch.bfloat16  # merged into the bf16 base, not the 4-bit one
+    before = load_file(tiny_model_dir / "model.safetensors")[key]
+    assert not torch.equal(before.to(torch.bfloat16), merged[key])
+    assert generate_greedy(tmp_path / "model").shape[1] > 0
 
 
 def test_lora_merge_changes_weights(tmp_path, tiny_model_dir):
@@ -234,9 +281,10 @@ def test_average_of_the_last_checkpoints(tmp_path, tiny_model_dir, method, monke
     assert used == ["checkpoint-3", "checkpoint-2"]
     saved_key = captured["key"].replace(".default", "")
     earlier = [captured["saved"][name][saved_key] for name in used]
-    expected = (captured["final"] + earlier[0] + earlier[1]) / 3
-    torch.testing.assert_close(captured["averaged"], expected)
-    assert not torch.equal(captured["averaged"], captured["final"])
+    final, averaged = captured["final"].cpu(), captured["averaged"].cpu()
+    expected = (final.float() + earlier[0].float() + earlier[1].float()) / 3
+    torch.testing.assert_close(averaged, expected.to(averaged.dtype))
+    assert not torch.equal(averaged, final)
 
 
 def test_an_empty_validation_split_means_no_eval(tmp_path, tiny_model_dir):
@@ -264,6 +312,9 @@ def test_stage_trainer_logs_what_trl_logs(tmp_path, tiny_model_dir, method):
             max_steps=3,
             micro_batch_size=1,
             checkpoint_dir=str(tmp_path / f"{cls.__name__}-ckpt"),
+            # TRL's trainer clips param.grad, which the fp32-master optimizer of a bf16 model
+            # (auto on a GPU) empties: compare both on fp32 weights
+            param_dtype="fp32",
         )
         torch.manual_seed(0)
         model, tokenizer = train_sft.load_model(cfg)

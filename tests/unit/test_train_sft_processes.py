@@ -1,5 +1,6 @@
-"""train_sft as it runs with gpus > 1: one process per device, here two CPU processes started by
-torchrun (gloo) in place of two GPUs under `accelerate launch` (whose --cpu starts one)."""
+"""train_sft as it runs with gpus > 1: one process per device started by torchrun (what
+`distillery.launch` runs). On CPUs two gloo processes stand in for two GPUs (data parallel); the
+FSDP cases need two CUDA GPUs and are skipped without them."""
 
 import json
 import os
@@ -9,13 +10,17 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+import torch
+from safetensors.torch import load_file
+
 from ..conftest import write_jsonl
 from .test_train_sft import records
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 
-def launch(tmp_path, model, **popen):
+def launch(tmp_path, model, *extra, **popen):
     command = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
         "--module", "distillery.train_sft",
@@ -23,9 +28,10 @@ def launch(tmp_path, model, **popen):
         "--output", str(tmp_path / "model"), "--metrics", str(tmp_path / "metrics.json"),
         "--checkpoint-dir", str(tmp_path / "ckpt"), "--method", "full", "--max-steps", "6",
         "--save-steps", "2", "--micro-batch-size", "1", "--max-seq-length", "128",
-        "--learning-rate", "1e-3",
+        "--learning-rate", "1e-3", "--logging-steps", "1", *extra,
     ]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
+    path = os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
     log = open(tmp_path / "train.log", "a")
     return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, **popen)
 
@@ -42,11 +48,29 @@ def survivors(tmp_path) -> list[int]:
     return found
 
 
+GPUS = pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA GPUs")
+NO_GPU = pytest.mark.skipif(torch.cuda.is_available(), reason="runs where there is no GPU")
+
+
+@pytest.mark.parametrize(
+    "sharding",
+    [
+        # CPU processes where there are no GPUs (on a GPU host the GPU cases run instead)
+        pytest.param([], id="cpu-data-parallel", marks=NO_GPU),
+        pytest.param(["--gpus", "2"], id="gpu-data-parallel", marks=GPUS),
+        pytest.param(["--gpus", "2", "--fsdp"], id="gpu-fsdp", marks=GPUS),
+        pytest.param(["--gpus", "2", "--fsdp", "--method", "lora"], id="gpu-fsdp-lora", marks=GPUS),
+    ],
+)
 def test_two_processes_train_resume_after_a_kill_and_write_the_outputs_once(
-    tmp_path, tiny_model_dir
+    tmp_path, tiny_model_dir, sharding, monkeypatch
 ):
+    if not sharding:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    if "lora" in sharding:
+        sharding = [*sharding, "--adapter-output", str(tmp_path / "adapter")]
     write_jsonl(tmp_path / "sft.jsonl", records(24))
-    first = launch(tmp_path, tiny_model_dir, start_new_session=True)
+    first = launch(tmp_path, tiny_model_dir, *sharding, start_new_session=True)
     checkpoint = tmp_path / "ckpt" / "checkpoint-2" / "trainer_state.json"
     deadline = time.time() + 240
     while not checkpoint.exists() and first.poll() is None and time.time() < deadline:
@@ -58,7 +82,7 @@ def test_two_processes_train_resume_after_a_kill_and_write_the_outputs_once(
         os.kill(pid, signal.SIGKILL)
     assert not (tmp_path / "model").exists()
 
-    second = launch(tmp_path, tiny_model_dir)
+    second = launch(tmp_path, tiny_model_dir, *sharding)
     assert second.wait(timeout=300) == 0, (tmp_path / "train.log").read_text()[-3000:]
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["steps"] == 6
@@ -68,3 +92,50 @@ def test_two_processes_train_resume_after_a_kill_and_write_the_outputs_once(
     assert not (tmp_path / "ckpt").exists()  # removed after every process finished
     log = (tmp_path / "train.log").read_text()
     assert log.count("trained 6 steps") == 1  # the first process alone writes the outputs
+    assert ("FSDP2: weights" in log) == ("--fsdp" in sharding)
+    trained = load_file(tmp_path / "model" / "model.safetensors")
+    base = load_file(tiny_model_dir / "model.safetensors")
+    changed = [k for k in base if not torch.equal(base[k].float(), trained[k].float())]
+    assert "model.layers.0.self_attn.q_proj.weight" in changed  # the gathered weights are trained
+
+
+def test_fsdp_without_a_cuda_gpu_is_an_error_not_data_parallel(
+    tmp_path, tiny_model_dir, monkeypatch
+):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    write_jsonl(tmp_path / "sft.jsonl", records(4))
+    run = launch(tmp_path, tiny_model_dir, "--fsdp")
+    assert run.wait(timeout=300) != 0
+    log = (tmp_path / "train.log").read_text()
+    assert "--fsdp shards the model over CUDA GPUs and none is visible" in log
+    assert not (tmp_path / "model").exists()
+
+
+@GPUS
+def test_two_nodes_of_one_gpu_each_train_as_one(tmp_path, tiny_model_dir):
+    """The per-node step of `distillery.launch --nodes 2` as srun starts it on each node of a
+    Slurm job (here both nodes are this host, each with one of its GPUs): the two torchruns
+    meet at the first node's address and train with NCCL, sharded (FSDP)."""
+    write_jsonl(tmp_path / "sft.jsonl", records(24))
+    train = [
+        sys.executable, "-m", "distillery.launch", "--nodes", "2", "--gpus", "1", "--",
+        "distillery.train_sft", "--data", str(tmp_path / "sft.jsonl"),
+        "--model", str(tiny_model_dir), "--output", str(tmp_path / "model"),
+        "--metrics", str(tmp_path / "metrics.json"), "--method", "full", "--max-steps", "4",
+        "--save-steps", "2", "--max-seq-length", "128", "--gpus", "1", "--fsdp",
+    ]  # fmt: skip
+    path = os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")]))
+    job = {"SLURM_JOB_ID": "7", "SLURM_JOB_NUM_NODES": "2", "DISTILLERY_LAUNCH_JOB": "7",
+           "SLURM_LAUNCH_NODE_IPADDR": "127.0.0.1", "PYTHONPATH": path}  # fmt: skip
+    nodes = []
+    for node in (0, 1):
+        env = {**os.environ, **job, "SLURM_NODEID": str(node), "CUDA_VISIBLE_DEVICES": str(node)}
+        log = open(tmp_path / f"node{node}.log", "w")
+        nodes.append(subprocess.Popen(train, env=env, stdout=log, stderr=subprocess.STDOUT))
+    codes = [node.wait(timeout=600) for node in nodes]
+    logs = [(tmp_path / f"node{n}.log").read_text() for n in (0, 1)]
+    assert codes == [0, 0], logs[0][-3000:] + logs[1][-3000:]
+    assert "--node-rank=1" in logs[1] and "FSDP2: weights" in logs[1]
+    assert "sharded over 2 processes" in logs[0]
+    assert logs[0].count("trained 4 steps") == 1 and "trained 4 steps" not in logs[1]
+    assert json.loads((tmp_path / "metrics.json").read_text())["steps"] == 4

@@ -60,6 +60,23 @@ def test_training_args():
     )
 
 
+def test_training_launch_and_slurm_resources():
+    one = {"training": {"gpus": 1}}
+    assert wf.train_launcher(one) == "python -m"
+    assert wf.train_resources(one) == {"gpu": 1}
+    node = {"training": {"gpus": 4}}
+    assert wf.train_launcher(node) == "python -m distillery.launch --gpus 4 --nodes 1 --"
+    assert wf.train_resources(node) == {"gpu": 4}
+    # several nodes: a GRES per node (--gpus would count the whole job), one task per node
+    nodes = {"training": {"gpus": 4, "nodes": 3}}
+    assert wf.train_launcher(nodes) == "python -m distillery.launch --gpus 4 --nodes 3 --"
+    assert wf.train_resources(nodes) == {"nodes": 3, "tasks": 3, "mpi": "srun", "gres": "gpu:4"}
+    cpus = {"training": {"gpus": 0, "nodes": 2}}
+    assert wf.train_resources(cpus) == {"nodes": 2, "tasks": 2, "mpi": "srun"}
+    nemo = {"training": {"gpus": 8, "backend": "nemo_rl"}}
+    assert wf.train_launcher(nemo) == "python -m"
+
+
 def test_option_args_booleans():
     assert wf.option_args({"a_b": False, "c": None}, ["a_b", "c"]) == "--no-a-b"
 

@@ -16,8 +16,8 @@ rule train_sft:
         get_container(wf.train_family(config))
     threads: 2
     resources:
+        **wf.train_resources(config),
         mem_mb=wf.job_mem_mb(6000, config["training"].get("gpus", 0), 48000),
-        gpu=config["training"].get("gpus", 0),
     params:
         module=wf.train_module(config),
         launcher=wf.train_launcher(config),
