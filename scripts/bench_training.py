@@ -1,10 +1,12 @@
 """Training throughput of the train_sft stage on a GPU, against a plain padded HF Trainer and a
 raw PyTorch loop on the same packed batches.
 
-Usage (one GPU)::
+Usage (one GPU; several: one process per GPU under torchrun, the stage modes only, each GPU's
+own tokens/s)::
 
     python scripts/bench_training.py --shape 1.5b --modes stage,raw,padded --steps 20
     python scripts/bench_training.py --shape 1.5b --modes lora,qlora --steps 20
+    torchrun --standalone --nproc-per-node 2 scripts/bench_training.py --modes stage [--fsdp]
 
 Models are Qwen2.5-0.5B/1.5B-shaped, randomly initialised from a config (no download). Samples
 are SFT-shaped: lengths log-normal between 200 and 4000 tokens, the first ~20% prompt (no loss).
@@ -162,6 +164,7 @@ def stage_trainer(
         method=method,
         max_steps=args.warmup + args.steps,
         micro_batch_size=args.micro,
+        fsdp=args.fsdp,
         gradient_accumulation_steps=args.accumulation,
         logging_steps=args.logging_steps,
         compile=args.compile,
@@ -364,14 +367,27 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="profile two stage steps")
     parser.add_argument("--repeat", type=int, default=1, help="run the modes this many times")
     parser.add_argument("--json", help="append one JSON line per mode run here")
+    parser.add_argument("--fsdp", action="store_true", help="stage: FSDP2 (several processes)")
     args = parser.parse_args()
+    processes = int(os.environ.get("WORLD_SIZE", "1"))
+    first = int(os.environ.get("RANK", "0")) == 0
+    modes = args.modes.split(",")
+    if processes > 1 and not set(modes) <= {"stage", "stage32", "lora"}:
+        raise SystemExit("several processes run the stage modes only (stage, stage32, lora)")
 
     import torch
 
     torch.backends.cuda.matmul.allow_tf32 = True
     vocab = VOCAB if args.shape != "tiny" else 4096
+    # each process trains on its own share of the packs
     samples = make_samples(
-        (args.warmup + args.steps) * args.accumulation * args.micro * args.pack_length // 1000 + 64,
+        (args.warmup + args.steps)
+        * args.accumulation
+        * args.micro
+        * args.pack_length
+        // 1000
+        * processes
+        + 64,
         vocab,
     )
     rows = []
@@ -382,15 +398,18 @@ def main() -> None:
         # modes interleaved, repeated: the GPU's first minute and its neighbours' load fall
         # on every mode alike
         for repeat in range(args.repeat):
-            for mode in args.modes.split(","):
+            for mode in modes:
                 row = run_mode(mode, model_dir, samples, args, workdir)
-                row["repeat"] = repeat
+                row.update(repeat=repeat, processes=processes, fsdp=args.fsdp)
                 rows.append(row)
+                if not first:
+                    continue
                 print(json.dumps(row), flush=True)
                 if args.json:
                     with open(args.json, "a") as handle:
                         handle.write(json.dumps(row) + "\n")
-    print_table(rows)
+    if first:
+        print_table(rows)
 
 
 def run_mode(mode, model_dir, samples, args, workdir) -> dict:

@@ -113,3 +113,17 @@ def test_explicit_choice_needs_packing(tmp_path, monkeypatch):
     )  # fmt: skip
     with pytest.raises(DistilleryError, match="needs training.packing"):
         train_sft.attention_implementation(config)
+
+
+@cuda_only
+def test_fp32_inputs_without_autocast_give_an_fp32_output():
+    """fp32 training (precision: fp32) feeds fp32 projections: the output must be fp32 too."""
+    import torch
+
+    q = torch.randn(1, 4, 16, 64, device="cuda")
+    cu = torch.tensor([0, 6, 16], device="cuda")
+    out, _ = varlen_attention.varlen_attention_forward(
+        None, q, q[:, :2], q[:, :2], None, cu_seq_lens_q=cu, cu_seq_lens_k=cu,
+        max_length_q=10, max_length_k=10,
+    )  # fmt: skip
+    assert out.dtype == torch.float32 and out.shape == (1, 16, 4, 64)

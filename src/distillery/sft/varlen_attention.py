@@ -81,6 +81,8 @@ def varlen_attention_forward(
         cu_seq_lens_q, max_length_q = boundaries(kwargs.get("position_ids"), batch, tokens)
     if cu_seq_lens_k is None:
         cu_seq_lens_k, max_length_k = cu_seq_lens_q, max_length_q
+    # the kernel computes in bf16/fp16 only: fp32 inputs (fp32 training without autocast) are
+    # attended in bf16 and the output returned in fp32, as the next projection expects
     dtype = query.dtype
     if dtype == torch.float32:
         dtype = (
@@ -112,7 +114,7 @@ def varlen_attention_forward(
         scale=scaling,
         **extra,
     )
-    return out.view(batch, tokens, heads, head_dim), None
+    return out.view(batch, tokens, heads, head_dim).to(query.dtype), None
 
 
 def register() -> str:
