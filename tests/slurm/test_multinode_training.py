@@ -55,8 +55,7 @@ def test_training_over_two_slurm_nodes(tmp_path, tiny_model_dir):
     log = tmp_path / "job.log"
     submit = subprocess.run(
         ["sbatch", "--wait", f"--partition={PARTITION}", "--nodes=2", "--ntasks=2", "--mem=2000",
-         "-t", "10",
-         f"--output={log}", f"--chdir={tmp_path}", str(script)],
+         "-t", "10", f"--output={log}", f"--chdir={tmp_path}", str(script)],
         capture_output=True, text=True, env=env, timeout=900,
     )  # fmt: skip
     text = log.read_text() if log.exists() else ""
