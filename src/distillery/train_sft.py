@@ -611,7 +611,7 @@ def _tensors_equal(saved, value) -> bool:
 def load_quantized(model_path: str, dtype, attention: str = "sdpa"):
     """The base model in 4-bit NF4 with double quantisation and bf16 compute (QLoRA), frozen.
 
-    The weights left unquantized (embeddings, the LM head, norms) are held in ``dtype``. peft's
+    The weights left unquantized (embeddings, the LM head, norms) load in ``dtype``. peft's
     ``prepare_model_for_kbit_training`` would cast them to fp32, which guards fp16 training but
     under bf16 only adds casts to every pass; the frozen base of plain LoRA is bf16 too.
     Gradient checkpointing and input gradients are set up by the trainer, as for LoRA.
@@ -636,10 +636,7 @@ def load_quantized(model_path: str, dtype, attention: str = "sdpa"):
     model = AutoModelForCausalLM.from_pretrained(
         model_path, quantization_config=quantization, dtype=dtype, attn_implementation=attention
     )
-    for param in model.parameters():
-        param.requires_grad = False
-        if param.is_floating_point() and type(param).__name__ != "Params4bit":
-            param.data = param.data.to(dtype)
+    model.requires_grad_(False)
     return model
 
 

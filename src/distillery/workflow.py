@@ -414,6 +414,12 @@ def run_generation_args(config: dict, run: str, bench: str) -> str:
     return eval_generation_args({**config, "evaluation": stage}, bench)
 
 
+def train_scale(config: dict) -> tuple[int, int]:
+    """GPUs per node and nodes of the training stage."""
+    training = config["training"]
+    return int(training.get("gpus", 0)), int(training.get("nodes", 1))
+
+
 def train_launcher(config: dict) -> str:
     """How the training stage is started: plain Python on one device, else
     ``distillery.launch`` (torchrun, one process per GPU; srun and torchrun per node on several
@@ -425,9 +431,8 @@ def train_launcher(config: dict) -> str:
         >>> train_launcher({"training": {"gpus": 1}})
         'python -m'
     """
-    training = config["training"]
-    gpus, nodes = int(training.get("gpus", 0)), int(training.get("nodes", 1))
-    if (gpus <= 1 and nodes <= 1) or training.get("backend", "trl") == "nemo_rl":
+    gpus, nodes = train_scale(config)
+    if (gpus <= 1 and nodes <= 1) or config["training"].get("backend", "trl") == "nemo_rl":
         # NeMo-RL starts its own workers (Ray) on the node's GPUs
         return "python -m"
     return f"python -m distillery.launch --gpus {gpus} --nodes {nodes} --"
@@ -445,8 +450,7 @@ def train_resources(config: dict) -> dict:
         >>> train_resources({"training": {"gpus": 8, "nodes": 2}})
         {'nodes': 2, 'tasks': 2, 'mpi': 'srun', 'gres': 'gpu:8'}
     """
-    training = config["training"]
-    gpus, nodes = int(training.get("gpus", 0)), int(training.get("nodes", 1))
+    gpus, nodes = train_scale(config)
     if nodes <= 1:
         return {"gpu": gpus}
     resources = {"nodes": nodes, "tasks": nodes, "mpi": "srun"}

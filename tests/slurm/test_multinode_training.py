@@ -6,18 +6,15 @@ the run trains as one (CPU processes, gloo). Needs a cluster of two or more node
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from ..conftest import write_jsonl
 from ..unit.test_train_sft import records
-
-SRC = Path(__file__).resolve().parents[2] / "src"
+from ..unit.test_train_sft_processes import source_env, train_args
 
 
 def partition_of_two_nodes() -> str | None:
@@ -43,15 +40,11 @@ def test_training_over_two_slurm_nodes(tmp_path, tiny_model_dir):
     write_jsonl(tmp_path / "sft.jsonl", records(16))
     train = [
         sys.executable, "-m", "distillery.launch", "--nodes", "2", "--gpus", "0", "--",
-        "distillery.train_sft", "--data", str(tmp_path / "sft.jsonl"),
-        "--model", str(tiny_model_dir), "--output", str(tmp_path / "model"),
-        "--metrics", str(tmp_path / "metrics.json"), "--method", "full", "--max-steps", "3",
-        "--save-steps", "2", "--max-seq-length", "128", "--learning-rate", "1e-3",
+        *train_args(tmp_path, tiny_model_dir, "--max-steps", "3", "--learning-rate", "1e-3"),
     ]  # fmt: skip
     script = tmp_path / "job.sh"
     script.write_text(f"#!/bin/bash\n{subprocess.list2cmdline(train)}\n")
-    path = os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")]))
-    env = {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
+    env = source_env()
     log = tmp_path / "job.log"
     submit = subprocess.run(
         ["sbatch", "--wait", f"--partition={PARTITION}", "--nodes=2", "--ntasks=2", "--mem=2000",

@@ -20,20 +20,33 @@ from .test_train_sft import records
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 
+def train_args(tmp_path, model, *extra) -> list[str]:
+    """The module and arguments of a short full-weight run on ``tmp_path``'s SFT data."""
+    return [
+        "distillery.train_sft", "--data", str(tmp_path / "sft.jsonl"), "--model", str(model),
+        "--output", str(tmp_path / "model"), "--metrics", str(tmp_path / "metrics.json"),
+        "--method", "full", "--save-steps", "2", "--max-seq-length", "128", *extra,
+    ]  # fmt: skip
+
+
+def source_env(**extra) -> dict:
+    """This environment with the repository's sources importable and one thread a process."""
+    path = os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1", **extra}
+
+
 def launch(tmp_path, model, *extra, **popen):
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-        "--module", "distillery.train_sft",
-        "--data", str(tmp_path / "sft.jsonl"), "--model", str(model),
-        "--output", str(tmp_path / "model"), "--metrics", str(tmp_path / "metrics.json"),
-        "--checkpoint-dir", str(tmp_path / "ckpt"), "--method", "full", "--max-steps", "6",
-        "--save-steps", "2", "--micro-batch-size", "1", "--max-seq-length", "128",
-        "--learning-rate", "1e-3", "--logging-steps", "1", *extra,
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--module",
+        *train_args(
+            tmp_path, model, "--checkpoint-dir", str(tmp_path / "ckpt"), "--max-steps", "6",
+            "--micro-batch-size", "1", "--learning-rate", "1e-3", "--logging-steps", "1", *extra,
+        ),
     ]  # fmt: skip
-    path = os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")]))
-    env = {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
     log = open(tmp_path / "train.log", "a")
-    return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, **popen)
+    return subprocess.Popen(
+        command, env=source_env(), stdout=log, stderr=subprocess.STDOUT, **popen
+    )
 
 
 def survivors(tmp_path) -> list[int]:
@@ -119,17 +132,13 @@ def test_two_nodes_of_one_gpu_each_train_as_one(tmp_path, tiny_model_dir):
     write_jsonl(tmp_path / "sft.jsonl", records(24))
     train = [
         sys.executable, "-m", "distillery.launch", "--nodes", "2", "--gpus", "1", "--",
-        "distillery.train_sft", "--data", str(tmp_path / "sft.jsonl"),
-        "--model", str(tiny_model_dir), "--output", str(tmp_path / "model"),
-        "--metrics", str(tmp_path / "metrics.json"), "--method", "full", "--max-steps", "4",
-        "--save-steps", "2", "--max-seq-length", "128", "--gpus", "1", "--fsdp",
+        *train_args(tmp_path, tiny_model_dir, "--max-steps", "4", "--gpus", "1", "--fsdp"),
     ]  # fmt: skip
-    path = os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")]))
     job = {"SLURM_JOB_ID": "7", "SLURM_JOB_NUM_NODES": "2", "DISTILLERY_LAUNCH_JOB": "7",
-           "SLURM_LAUNCH_NODE_IPADDR": "127.0.0.1", "PYTHONPATH": path}  # fmt: skip
+           "SLURM_LAUNCH_NODE_IPADDR": "127.0.0.1"}  # fmt: skip
     nodes = []
     for node in (0, 1):
-        env = {**os.environ, **job, "SLURM_NODEID": str(node), "CUDA_VISIBLE_DEVICES": str(node)}
+        env = source_env(**job, SLURM_NODEID=str(node), CUDA_VISIBLE_DEVICES=str(node))
         log = open(tmp_path / f"node{node}.log", "w")
         nodes.append(subprocess.Popen(train, env=env, stdout=log, stderr=subprocess.STDOUT))
     codes = [node.wait(timeout=600) for node in nodes]
