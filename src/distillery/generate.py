@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from distillery import cli
+from distillery import cli, dtypes
 from distillery.chunks import chunk_bounds
 from distillery.errors import DistilleryError
 from distillery.generation.client import ClientConfig, OpenAIClient
@@ -55,7 +55,13 @@ class Config:
         },
     )
     batch_size: int = field(default=8, metadata={"help": "hf backend: prompts per batch"})
-    dtype: str = field(default="auto", metadata={"help": "hf backend: torch dtype"})
+    dtype: str = field(
+        default="auto",
+        metadata={
+            "help": "hf, and vllm/sglang on a CPU: number format (auto: bf16 where the hardware "
+            "computes it natively, else fp32; on GPUs a server's own choice)"
+        },
+    )
     gpus: int = field(default=0, metadata={"help": "GPUs for the server (tensor parallel size)"})
     server_args: str = field(default="", metadata={"help": "extra server arguments, one string"})
     server_env: tuple[str, ...] = field(
@@ -115,8 +121,8 @@ class Config:
             raise DistilleryError("--batch-size and --threads must be at least 1")
         if not 0 <= self.chunk_id < self.num_chunks:
             raise DistilleryError(f"--chunk-id must be in [0, {self.num_chunks})")
-        if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
-            raise DistilleryError("--dtype must be one of auto, float32, bfloat16, float16")
+        if self.dtype not in dtypes.NAMES:
+            raise DistilleryError(f"--dtype must be one of {', '.join(dtypes.NAMES)}")
         if self.backend == "openai" and not self.base_url:
             raise DistilleryError("--backend openai needs --base-url")
         if self.max_concurrency < 1 or self.max_retries < 0 or self.gpus < 0:
@@ -189,6 +195,7 @@ def open_backend(config: Config) -> Iterator:
         config.server_env,
         config.served_model_name,
         config.tokenizer,
+        config.dtype,
     )
     with gpu_lease(config.gpus) as gpu_env, serve(spec, config.health_timeout, gpu_env) as url:
         yield OpenAIClient(_client_config(config, url, None, spec.name), render, count_tokens)

@@ -5,9 +5,10 @@ Usage::
     python -m distillery.gguf_to_hf --gguf SmolLM2-135M-Instruct.Q4_1.gguf \\
         --output results/models/smollm2-135m
 
-The weights are dequantised to ``--dtype`` (transformers can only save a GGUF-loaded model once
-the GGUF quantizer is detached, which ``GgufConfig(dequantize=True)`` does). The tokenizer and
-chat template come from the GGUF metadata.
+The weights are dequantised to ``--dtype`` (``auto``: bf16 where this CPU computes it natively,
+else fp32). transformers can only save a GGUF-loaded model once the GGUF quantizer is detached,
+which ``GgufConfig(dequantize=True)`` does. The tokenizer and chat template come from the GGUF
+metadata.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from distillery import cli
+from distillery import cli, dtypes
 from distillery.errors import DistilleryError
 from distillery.models import save_model
 
@@ -29,12 +30,18 @@ class Config:
 
     gguf: str = field(metadata={"help": "the .gguf file"})
     output: str = field(metadata={"help": "output model directory"})
-    dtype: str = field(default="float32", metadata={"help": "dtype of the saved weights"})
+    dtype: str = field(
+        default="auto",
+        metadata={
+            "help": "dtype of the saved weights (auto: bf16 where this CPU computes it "
+            "natively, else fp32)"
+        },
+    )
     threads: int = field(default=1, metadata={"help": "CPU threads for torch"})
 
     def __post_init__(self):
-        if self.dtype not in ("float32", "bfloat16", "float16"):
-            raise DistilleryError("--dtype must be float32, bfloat16 or float16")
+        if self.dtype not in dtypes.NAMES:
+            raise DistilleryError(f"--dtype must be one of {', '.join(dtypes.NAMES)}")
 
 
 def main(config: Config) -> None:
@@ -44,13 +51,14 @@ def main(config: Config) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
+    dtype = dtypes.resolve(config.dtype, "cpu", "models.<name>.dtype")
     try:
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(
             gguf.parent,
             gguf_file=gguf.name,
             quantization_config=GgufConfig(dequantize=True),
-            dtype=getattr(torch, config.dtype),
+            dtype=getattr(torch, dtype),
         )
     except (ValueError, KeyError) as err:
         raise DistilleryError(f"{gguf}: transformers cannot load this GGUF file: {err}") from None
@@ -59,7 +67,7 @@ def main(config: Config) -> None:
     logger.info(
         "saved %s (%s, %.1fM parameters) to %s",
         gguf.name,
-        config.dtype,
+        dtype,
         params / 1e6,
         config.output,
     )

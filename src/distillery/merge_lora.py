@@ -18,13 +18,12 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from distillery import cli
+from distillery import cli, dtypes
 from distillery.errors import DistilleryError
 from distillery.models import save_model
 
 logger = logging.getLogger(__name__)
 
-DTYPES = ("float32", "bfloat16", "float16")
 _PREFIX = "base_model.model."
 
 
@@ -35,12 +34,18 @@ class Config:
     base: str = field(metadata={"help": "base model directory"})
     adapter: str = field(metadata={"help": "adapter directory (adapter_config.json, weights)"})
     output: str = field(metadata={"help": "merged model directory"})
-    dtype: str = field(default="float32", metadata={"help": "dtype of the merged weights"})
+    dtype: str = field(
+        default="auto",
+        metadata={
+            "help": "dtype of the merged weights (auto: bf16 where this CPU computes it "
+            "natively, else fp32)"
+        },
+    )
     threads: int = field(default=1, metadata={"help": "CPU threads for torch"})
 
     def __post_init__(self):
-        if self.dtype not in DTYPES:
-            raise DistilleryError(f"--dtype must be one of {', '.join(DTYPES)}")
+        if self.dtype not in dtypes.NAMES:
+            raise DistilleryError(f"--dtype must be one of {', '.join(dtypes.NAMES)}")
 
 
 def adapter_shapes(adapter: Path) -> dict[str, tuple[int, int]]:
@@ -87,8 +92,9 @@ def check_compatible(model, adapter: Path) -> None:
         )
 
 
-def merge(base: str, adapter: str, dtype: str = "float32"):
-    """The base model with the adapter merged in (checked first, see :func:`check_compatible`)."""
+def merge(base: str, adapter: str, dtype: str = "auto"):
+    """The base model with the adapter merged in (checked first, see :func:`check_compatible`),
+    on the CPU in ``dtype`` (:func:`distillery.dtypes.resolve`)."""
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
@@ -98,7 +104,8 @@ def merge(base: str, adapter: str, dtype: str = "float32"):
         raise DistilleryError(f"{adapter}: no adapter_config.json; is it a LoRA adapter?")
     if not (Path(base) / "config.json").is_file():
         raise DistilleryError(f"{base}: not a Hugging Face model directory (no config.json)")
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=getattr(torch, dtype))
+    torch_dtype = getattr(torch, dtypes.resolve(dtype, "cpu", "models.<name>.dtype"))
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch_dtype)
     check_compatible(model, adapter_dir)
     return PeftModel.from_pretrained(model, adapter).merge_and_unload()
 

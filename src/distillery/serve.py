@@ -45,6 +45,13 @@ class Config:
     server_args: str = field(default="", metadata={"help": "extra server arguments, one string"})
     server_env: tuple[str, ...] = field(default=(), metadata={"help": "KEY=VALUE for the server"})
     health_timeout: float = field(default=1800.0, metadata={"help": "seconds to become healthy"})
+    dtype: str = field(
+        default="auto",
+        metadata={
+            "help": "vllm/sglang: --dtype (auto: on a CPU bf16 where it is native, else fp32; "
+            "on GPUs the server's own choice)"
+        },
+    )
 
 
 def main(config: Config) -> None:
@@ -62,6 +69,7 @@ def main(config: Config) -> None:
         config.server_python,
         config.server_env,
         name,
+        dtype=config.dtype,
     )
     port = config.port or free_port(config.host)
     host = "127.0.0.1" if config.host in ("0.0.0.0", "::") else config.host

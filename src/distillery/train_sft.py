@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from distillery import cli
+from distillery import cli, dtypes
 from distillery.errors import DistilleryError
 from distillery.generation.resume import fingerprint
 from distillery.jsonl import read_jsonl, write_json
@@ -88,7 +88,10 @@ class Config:
     )
     precision: Literal["auto", "fp32", "bf16"] = field(
         default="auto",
-        metadata={"help": "bf16 mixed precision (auto: on GPUs that support it), or fp32"},
+        metadata={
+            "help": "bf16 mixed precision or fp32 (auto: bf16 where the hardware computes it "
+            "natively: GPUs that support it, CPUs with AVX512-BF16 or AMX)"
+        },
     )
     param_dtype: Literal["auto", "fp32", "bf16"] = field(
         default="auto",
@@ -258,11 +261,10 @@ def use_liger(config: Config) -> bool:
 
 
 def use_bf16(config: Config) -> bool:
-    import torch
-
-    if config.precision == "auto":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    return config.precision == "bf16"
+    """bf16 mixed precision: as configured, or under ``auto`` where the training device (a GPU,
+    else the CPU) computes bf16 natively (:func:`distillery.dtypes.resolve`)."""
+    device = dtypes.default_device()
+    return dtypes.resolve(config.precision, device, "training.precision") == "bfloat16"
 
 
 def param_dtype(config: Config):
@@ -305,7 +307,13 @@ def load_model(config: Config):
             f"--max-seq-length {config.max_seq_length} exceeds the model's "
             f"{positions} positions; lower training.max_seq_length"
         )
-    logger.info("attention: %s; weights in %s", attention, model.dtype)
+    logger.info(
+        "attention: %s; weights in %s; compute in %s (%s)",
+        attention,
+        model.dtype,
+        "bf16" if use_bf16(config) else "fp32",
+        "CUDA" if dtypes.default_device() == "cuda" else dtypes.describe_cpu(),
+    )
     return model, tokenizer
 
 

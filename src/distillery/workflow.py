@@ -466,7 +466,7 @@ def serving(config: dict) -> dict:
         return {"type": "vllm", **config["serving"]}
     server = config["evaluation"].get("server", {})
     if server.get("type") in ("vllm", "sglang", "trtllm"):
-        keys = ("type", "gpus", "python", "args", "env", "health_timeout")
+        keys = ("type", "gpus", "dtype", "python", "args", "env", "health_timeout")
         return {key: server[key] for key in keys if key in server}
     return {"type": "vllm"}
 
@@ -480,8 +480,8 @@ def serve_args(config: dict) -> str:
     """
     block = serving(config)
     args = shlex.split(
-        option_args({"backend": block["type"], **block}, ["backend", "gpus", "python", "host",
-                                                           "port", "health_timeout"])
+        option_args({"backend": block["type"], **block}, ["backend", "gpus", "dtype", "python",
+                                                           "host", "port", "health_timeout"])
     )  # fmt: skip
     args = [a if a != "--python" else "--server-python" for a in args]
     if block.get("args"):

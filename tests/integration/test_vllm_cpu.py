@@ -15,7 +15,7 @@ import pytest
 from distillery.jsonl import read_jsonl
 
 from ..conftest import REPO, write_jsonl
-from .conftest import VLLM_PYTHON, vllm_processes
+from .conftest import VLLM_ARGS, VLLM_PYTHON, vllm_processes
 
 pytestmark = [
     pytest.mark.vllm,
@@ -35,7 +35,7 @@ def test_generation_through_vllm_survives_a_kill(tmp_path, smollm2):
         "--input", str(tmp_path / "in.jsonl"), "--output", str(out),
         "--prompt", str(REPO / "prompts" / "math.yaml"), "--model", str(smollm2),
         "--backend", "vllm", "--server-python", str(VLLM_PYTHON),
-        "--server-args=--dtype bfloat16 --enforce-eager --max-model-len 1024",
+        f"--server-args={VLLM_ARGS}",
         "--server-env", "VLLM_CPU_KVCACHE_SPACE=1", "VLLM_CPU_NUM_OF_RESERVED_CPU=0",
         "VLLM_NO_USAGE_STATS=1",
         "--max-concurrency", "4", "--temperature", "0.7", "--seed", "3", "--max-tokens", "48",

@@ -117,7 +117,7 @@ def get_benchmark_options(wildcards):
 
 
 def get_model_dtype(wildcards):
-    return config["models"][wildcards.model].get("dtype", "float32")
+    return config["models"][wildcards.model].get("dtype", "auto")
 
 
 def get_comparison_entries(wildcards, input):

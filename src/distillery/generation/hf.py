@@ -11,12 +11,11 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from distillery import dtypes
 from distillery.errors import DistilleryError
 from distillery.generation.types import Request, Result, SamplingParams
 
 logger = logging.getLogger(__name__)
-
-DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
 def render_chat(tokenizer, messages: list[dict]) -> str:
@@ -29,7 +28,8 @@ def render_chat(tokenizer, messages: list[dict]) -> str:
 
 
 def load_model_and_tokenizer(model_path: str | Path, dtype: str = "auto"):
-    """Loads an HF model directory for inference (left padding, eval mode)."""
+    """Loads an HF model directory for inference (left padding, eval mode) in ``dtype``
+    (``auto``: this CPU's native format, :func:`distillery.dtypes.resolve`)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -43,9 +43,10 @@ def load_model_and_tokenizer(model_path: str | Path, dtype: str = "auto"):
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
+    torch_dtype = getattr(torch, dtypes.resolve(dtype, "cpu", "server.dtype"))
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch_dtype)
     model.eval()
+    logger.info("%s in %s (%s)", model_path, torch_dtype, dtypes.describe_cpu())
     return model, tokenizer
 
 

@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from distillery import dtypes
 from distillery.errors import DistilleryError
 
 logger = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class ServerSpec:
         python: interpreter that runs the server (vLLM, SGLang) when it lives in another env.
         served_model_name: the name clients use; defaults to the model path.
         tokenizer: tokenizer directory, for TensorRT-LLM engines that do not carry one.
+        dtype: the server's ``--dtype`` (vLLM, SGLang), or None for the server's own choice.
     """
 
     type: str
@@ -55,6 +57,7 @@ class ServerSpec:
     served_model_name: str | None = None
     tokenizer: str | None = None
     env: dict = field(default_factory=dict, hash=False)
+    dtype: str | None = None
 
     @property
     def name(self) -> str:
@@ -71,9 +74,10 @@ class ServerSpec:
         server_env: tuple[str, ...],
         served_model_name: str | None = None,
         tokenizer: str | None = None,
+        dtype: str = "auto",
     ) -> ServerSpec:
         """A spec from the stages' command-line flags (``--server-args`` as one string,
-        ``--server-env KEY=VALUE ...``)."""
+        ``--server-env KEY=VALUE ...``; ``gpus`` 0 = a CPU build)."""
         return cls(
             type=type,
             model=model,
@@ -83,7 +87,25 @@ class ServerSpec:
             served_model_name=served_model_name,
             tokenizer=tokenizer,
             env=dict(entry.split("=", 1) for entry in server_env),
+            dtype=server_dtype(type, gpus, dtype),
         )
+
+
+def server_dtype(type: str, gpus: int, dtype: str) -> str | None:
+    """The ``--dtype`` a vLLM or SGLang server is started with. On GPUs ``auto`` is the server's
+    own choice; on a CPU (``gpus`` 0) it is the CPU's native format (:mod:`distillery.dtypes`),
+    since the server's own choice follows the model's stored dtype, not what the CPU computes
+    natively.
+
+    Example:
+        >>> server_dtype("vllm", 1, "auto") is None
+        True
+    """
+    if type not in ("vllm", "sglang"):
+        return None
+    if gpus > 0:
+        return None if dtype == "auto" else dtypes.resolve(dtype, "cuda", "server.dtype")
+    return dtypes.resolve(dtype, "cpu", "server.dtype")
 
 
 def server_command(spec: ServerSpec, port: int, host: str = "127.0.0.1") -> list[str]:
@@ -130,6 +152,9 @@ def server_command(spec: ServerSpec, port: int, host: str = "127.0.0.1") -> list
         raise DistilleryError(
             f"unknown server type {spec.type!r}; known: {', '.join(SERVER_TYPES)}"
         )
+    if spec.dtype and spec.type in ("vllm", "sglang"):
+        # before the user's args, so an explicit --dtype there wins (the last flag counts)
+        command += ["--dtype", spec.dtype]
     return command + list(spec.args)
 
 
