@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import logging
 import os
 import sys
@@ -150,3 +151,36 @@ def run(main: Callable[[C], Any], cls: type[C], argv: Sequence[str] | None = Non
     except DistilleryError as err:
         logger.error("%s", err)
         sys.exit(1)
+    except OSError as err:
+        # a full disk, a read-only directory, a corrupt model file: one line, not a traceback
+        logger.error("%s", describe_os_error(err))
+        sys.exit(1)
+
+
+_OS_ERROR_FIXES = {
+    errno.ENOSPC: "the disk is full: free space (or point results/ at a larger disk) and rerun",
+    errno.EDQUOT: "the disk quota is exceeded: free space and rerun",
+    errno.EROFS: "the file system is read-only: run from a writable directory",
+    errno.EACCES: "permission denied: fix the directory's permissions or run elsewhere",
+    errno.EPERM: "operation not permitted: fix the permissions or run elsewhere",
+}
+
+
+def describe_os_error(err: OSError) -> str:
+    """One line for an error of the machine or its files: the path and what to do.
+
+    Example:
+        >>> describe_os_error(OSError(28, "No space left on device", "out.jsonl")).split(":")[:2]
+        ['out.jsonl', ' the disk is full']
+    """
+    fix = _OS_ERROR_FIXES.get(err.errno)
+    if fix and err.filename:
+        return f"{err.filename}: {fix}"
+    if fix:
+        return f"{err.strerror or err}: {fix}"
+    # libraries (transformers on a corrupt config.json) put the path in the message
+    where = f"{err.filename}: " if err.filename else ""
+    return (
+        f"{where}{str(err).splitlines()[0] if str(err) else type(err).__name__}; check that "
+        "file, or delete it and rerun the rule that builds it"
+    )

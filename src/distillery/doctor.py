@@ -330,11 +330,23 @@ def load_config(configfiles: list[str], workflow_dir: Path) -> dict:
     for path in configfiles or [str(workflow_dir / "config/config.yaml")]:
         if not Path(path).is_file():
             raise DistilleryError(f"{path}: no such config file")
-        _merge(config, yaml.safe_load(Path(path).read_text()) or {})
+        try:
+            _merge(config, yaml.safe_load(Path(path).read_text()) or {})
+        except yaml.YAMLError as err:
+            raise DistilleryError(yaml_error_message(path, err)) from None
     validate_config(
         config, workflow_dir / "workflow/schemas/config.schema.yaml", workflow_dir=workflow_dir
     )
     return config
+
+
+def yaml_error_message(path: str, err) -> str:
+    """``file:line:column: problem`` for a YAML file that does not parse (Snakemake's own
+    message names neither line nor column)."""
+    mark = getattr(err, "problem_mark", None)
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    return f"{where}: not valid YAML ({problem}); fix that line or the one before it"
 
 
 def _merge(into: dict, update: dict) -> None:

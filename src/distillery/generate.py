@@ -268,7 +268,7 @@ def main(config: Config) -> None:
     )
     if todo:
         progress = Progress(len(rows), "samples", done=len(rows) - len(todo))
-        tokens = 0
+        tokens = errors = 0
         try:
             with open_backend(config) as backend:
                 for count, result in enumerate(backend.generate(todo, config.sampling()), 1):
@@ -277,6 +277,10 @@ def main(config: Config) -> None:
                         fields = parse_reasoning(fields, config.reasoning_end)
                     partial.add(result.index, {**rows[result.index], **fields})
                     tokens += result.num_generated_tokens
+                    if result.finish_reason == "error":
+                        errors += 1
+                        line = numbered[result.index][0]
+                        logger.warning("%s:%d: not generated: %s", config.input, line, result.error)
                     if count % config.batch_size == 0:
                         partial.sync()
                     progress.update()
@@ -284,6 +288,12 @@ def main(config: Config) -> None:
             partial.close()
             progress.close()
         logger.info("generated %d tokens (%s)", tokens, progress.status())
+        if errors:
+            logger.warning(
+                "%d sample(s) could not be generated: written with finish_reason 'error' and an "
+                "empty generation (they count as unanswered)",
+                errors,
+            )
     partial.finish(len(rows))
     logger.info("wrote %d rows to %s", len(rows), config.output)
 

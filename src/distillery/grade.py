@@ -24,6 +24,9 @@ from distillery.jsonl import iter_jsonl, write_jsonl
 
 logger = logging.getLogger(__name__)
 
+# set on a graded row whose verdict ran out of time or memory (it counts as wrong)
+TIMED_OUT = "grading_timed_out"
+
 
 @dataclass(frozen=True)
 class Config:
@@ -57,7 +60,11 @@ class Config:
 
 
 def grade_rows(rows: list[dict], config: Config) -> tuple[list[dict], int]:
-    """The rows with ``predicted_answer`` and ``symbolic_correct``; also how many timed out."""
+    """The rows with ``predicted_answer`` and ``symbolic_correct``; also how many timed out.
+
+    A verdict that could not be reached within the time or memory budget is "not equivalent",
+    and its row also carries ``grading_timed_out: true``.
+    """
     extraction = config.extraction()
     if config.mode == "multichoice":
         predicted = [extract_letter(r["generation"], extraction) for r in rows]
@@ -65,18 +72,20 @@ def grade_rows(rows: list[dict], config: Config) -> tuple[list[dict], int]:
             p is not None and p == str(r["expected_answer"]).strip()
             for p, r in zip(predicted, rows, strict=True)
         ]
-        timed_out = 0
+        timeouts = [False] * len(rows)
     else:
         predicted = [extract_answer(r["generation"], extraction) for r in rows]
         pairs = [(r["expected_answer"], p) for r, p in zip(rows, predicted, strict=True)]
         verdicts = grade_pairs(pairs, config.workers, config.timeout)
         correct = [v.correct for v in verdicts]
-        timed_out = sum(v.timed_out for v in verdicts)
-    graded = [
-        {**row, "predicted_answer": p, "symbolic_correct": c}
-        for row, p, c in zip(rows, predicted, correct, strict=True)
-    ]
-    return graded, timed_out
+        timeouts = [v.timed_out for v in verdicts]
+    graded = []
+    for row, answer, right, timed_out in zip(rows, predicted, correct, timeouts, strict=True):
+        out = {**row, "predicted_answer": answer, "symbolic_correct": right}
+        if timed_out:
+            out[TIMED_OUT] = True
+        graded.append(out)
+    return graded, sum(timeouts)
 
 
 def main(config: Config) -> None:

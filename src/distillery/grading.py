@@ -16,6 +16,9 @@ from fractions import Fraction
 
 from distillery.numeric import same_value
 
+# Python refuses to convert longer digit strings to int (sys.get_int_max_str_digits)
+MAX_DIGITS = 4000
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_EXTRACT_REGEX = r"The final answer is (.+)$"
@@ -92,6 +95,8 @@ def extract_answer(text: str | None, config: ExtractionConfig = ExtractionConfig
     return answer.strip() or None
 
 
+# control characters are never part of an answer (and make sympy's parser crawl)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|mathrm|mbox)\{([^{}]*)\}")
 _ASSIGNMENT = re.compile(r"^[a-zA-Z]\s*=\s*(?!=)")
 _THOUSANDS = re.compile(r"^-?\d{1,3}(,\d{3})+(\.\d+)?$")
@@ -107,7 +112,7 @@ def normalize(answer: str) -> str:
         >>> normalize("016.")
         '16'
     """
-    text = answer.strip()
+    text = _CONTROL.sub("", answer).strip()
     if "\\boxed" in text:
         text = last_boxed(text) or text
     text = text.strip("$").strip()
@@ -131,6 +136,8 @@ def normalize(answer: str) -> str:
 
 
 def _canonical_number(text: str) -> str:
+    if len(text) > MAX_DIGITS:
+        return text  # Fraction and str() refuse numbers this long (int_max_str_digits)
     value = Fraction(text)
     return str(value.numerator) if value.denominator == 1 else str(float(value))
 
@@ -166,7 +173,16 @@ def fast_verdict(gold: str | None, predicted: str | None) -> bool | None:
     """
     if gold is None or predicted is None:
         return False
-    gold_n, pred_n = normalize(str(gold)), normalize(str(predicted))
+    try:
+        return _fast_verdict(str(gold), str(predicted))
+    except Exception as err:
+        # this runs outside the workers' timeout: a failure leaves the pair to them
+        logger.debug("fast path failed on gold=%.80r predicted=%.80r: %s", gold, predicted, err)
+        return None
+
+
+def _fast_verdict(gold: str, predicted: str) -> bool | None:
+    gold_n, pred_n = normalize(gold), normalize(predicted)
     if gold_n == pred_n:
         return True
     verdict = same_value(gold_n, pred_n)
@@ -175,6 +191,37 @@ def fast_verdict(gold: str | None, predicted: str | None) -> bool | None:
     if _WORDS.fullmatch(gold_n) and _WORDS.fullmatch(pred_n):
         return False
     return None
+
+
+# Beyond these, sympy is not tried: no benchmark answer is this long or nested this deep, and
+# parsing such input can take minutes or exhaust the stack.
+MAX_SYMBOLIC_LENGTH = 2_000
+MAX_SYMBOLIC_DEPTH = 64
+
+
+def over_budget(gold: str, predicted: str) -> bool:
+    """Whether a pair the fast path left undecided is too long or too deeply nested for sympy
+    (it then counts as not equivalent, and as timed out).
+
+    Example:
+        >>> over_budget("1", "(" * 100 + "1" + ")" * 100), over_budget("1", "(1)")
+        (True, False)
+    """
+    return any(
+        len(text) > MAX_SYMBOLIC_LENGTH or _depth(text) > MAX_SYMBOLIC_DEPTH
+        for text in (gold, predicted)
+    )
+
+
+def _depth(text: str) -> int:
+    depth = deepest = 0
+    for char in text:
+        if char in "({[":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in ")}]":
+            depth = max(0, depth - 1)
+    return deepest
 
 
 def _wrap_latex(text: str) -> str:
@@ -192,12 +239,14 @@ def symbolic_equal(gold: str, predicted: str, timeout_seconds: int) -> bool:
         if not gold_parsed or not pred_parsed:
             return False
         return bool(verify(gold_parsed, pred_parsed, timeout_seconds=timeout_seconds))
+    except MemoryError:
+        raise  # the caller's budget was exceeded: not a verdict
     except Exception as err:  # math-verify raises many types on odd input; a failure is "wrong"
         logger.warning("math-verify failed on gold=%r predicted=%r: %s", gold, predicted, err)
         return False
 
 
-_LAST_LETTER = re.compile(r"\b[A-Z]\b(?!.*\b[A-Z]\b)", re.DOTALL)
+_LETTER = re.compile(r"\b[A-Z]\b")
 _ANSWER_LETTER = re.compile(
     r"(?i)[\*\_]{0,2}Answer[\*\_]{0,2}\s*:[\s\*\_]{0,2}\s*([A-Z])(?![a-zA-Z0-9])"
 )
@@ -223,8 +272,8 @@ def extract_letter(text: str | None, config: ExtractionConfig = ExtractionConfig
         if len(answer) == 1:
             letter = answer
         else:
-            found = _LAST_LETTER.findall(answer)
-            letter = found[-1].strip() if found else None
+            found = _LETTER.findall(answer)
+            letter = found[-1] if found else None
     if letter is None:
         found = _ANSWER_LETTER.findall(text)
         letter = found[-1].strip().upper() if found else None

@@ -9,14 +9,18 @@ the answer counts as wrong. Identical (gold, prediction) pairs are graded once.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
+import os
+import resource
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
+from pathlib import Path
 
-from distillery.grading import fast_verdict, symbolic_equal
+from distillery.grading import fast_verdict, normalize, over_budget, symbolic_equal
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +32,20 @@ class Verdict:
     seconds: float = 0.0
 
 
+# Address space a worker may add to what it starts with: sympy on a pathological expression can
+# grow without bound, and a MemoryError there is a wrong answer, not a machine out of memory.
+WORKER_MEMORY_BYTES = 2 * 1024**3
+
+
+def _limit_memory() -> None:
+    with contextlib.suppress(OSError, ValueError):
+        pages = int(Path("/proc/self/statm").read_text().split()[0])
+        limit = pages * os.sysconf("SC_PAGE_SIZE") + WORKER_MEMORY_BYTES
+        resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
+
+
 def _worker(conn: Connection, timeout: int) -> None:
+    _limit_memory()
     while True:
         try:
             task = conn.recv()
@@ -37,7 +54,11 @@ def _worker(conn: Connection, timeout: int) -> None:
         if task is None:
             return
         key, gold, predicted = task
-        conn.send((key, symbolic_equal(gold, predicted, timeout)))
+        try:
+            verdict = symbolic_equal(gold, predicted, timeout)
+        except MemoryError:
+            verdict = None  # over the memory budget: counted as timed out
+        conn.send((key, verdict))
 
 
 class _Worker:
@@ -88,6 +109,9 @@ def grade_pairs(
         fast = fast_verdict(*key)
         if fast is not None:
             verdicts[key] = Verdict(fast)
+        elif over_budget(normalize(str(key[0])), normalize(str(key[1]))):
+            _log_wrong(key, "it is too long or too deeply nested for symbolic equivalence")
+            verdicts[key] = Verdict(False, timed_out=True)
         else:
             pending[key] = None
     if pending:
@@ -95,9 +119,13 @@ def grade_pairs(
     return [verdicts[key] for key in pairs]
 
 
-def _run_pool(pending: list[tuple], workers: int, timeout: float) -> dict[tuple, Verdict]:
-    from distillery.grading import normalize
+def _log_wrong(key: tuple, why: str) -> None:
+    logger.warning(
+        "answer counted as wrong because %s: gold=%.80r predicted=%.80r", why, key[0], key[1]
+    )
 
+
+def _run_pool(pending: list[tuple], workers: int, timeout: float) -> dict[tuple, Verdict]:
     # forkserver, not fork: this process may hold threads (torch's, logging's) whose locks a
     # forked child would inherit; the server imports math-verify once, so replacing a killed
     # worker costs a fork, not an interpreter start.
@@ -129,19 +157,16 @@ def _run_pool(pending: list[tuple], workers: int, timeout: float) -> dict[tuple,
                     except (EOFError, OSError):
                         failure = "its worker process died"
                     else:
-                        results[key] = Verdict(correct, seconds=now - worker.started)
-                        worker.task = None
-                        continue
+                        if correct is not None:
+                            results[key] = Verdict(correct, seconds=now - worker.started)
+                            worker.task = None
+                            continue
+                        failure = "it ran out of memory"
                 elif now - worker.started >= timeout:
                     failure = f"it took longer than {timeout:g}s"
                 else:
                     continue
-                logger.warning(
-                    "answer counted as wrong because %s: gold=%.80r predicted=%.80r",
-                    failure,
-                    key[0],
-                    key[1],
-                )
+                _log_wrong(key, failure)
                 results[key] = Verdict(False, timed_out=True, seconds=now - worker.started)
                 worker.kill()
                 pool[pool.index(worker)] = _Worker(context, inner_timeout)

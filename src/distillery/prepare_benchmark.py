@@ -23,7 +23,7 @@ from distillery.benchmarks import Definition, load_definition
 from distillery.benchmarks.transforms import TRANSFORMS
 from distillery.errors import DistilleryError
 from distillery.jsonl import write_jsonl
-from distillery.sources import iter_hub_rows, iter_local_rows
+from distillery.sources import iter_hub_rows, iter_located_rows, locate_hub_rows
 
 logger = logging.getLogger(__name__)
 
@@ -49,19 +49,24 @@ class Config:
 
 
 def source_rows(definition: Definition, path: str | None):
+    """``(where, row)`` of the benchmark's source: the local file, else the hub."""
     if path is not None:
-        return iter_local_rows(path)
+        return iter_located_rows(path)
     if definition.source is None:
         raise DistilleryError(f"{definition.name} has no hub source; give --path")
     source = definition.source
     return itertools.chain.from_iterable(
-        iter_hub_rows(source.repo, config, source.split, source.revision, source.gated)
+        locate_hub_rows(
+            source.repo + (f" ({config})" if config else ""),
+            iter_hub_rows(source.repo, config, source.split, source.revision, source.gated),
+        )
         for config in source.configs
     )
 
 
 def convert(row: dict, index: int, definition: Definition, where: str) -> dict:
-    """One source row in the output contract."""
+    """One source row in the output contract, checked: a problem as text, an answer that is not
+    null. ``where`` names the row (``file:line``) in errors."""
     if all(key in row for key in CONTRACT):  # already converted (e.g. a NeMo-Skills test.jsonl)
         out = dict(row)
     else:
@@ -70,21 +75,48 @@ def convert(row: dict, index: int, definition: Definition, where: str) -> dict:
                 row = TRANSFORMS[definition.transform](row, index)
             except KeyError as err:
                 raise DistilleryError(
-                    f"{where}: row {index + 1} has no column {err}; it has {sorted(row)}"
+                    f"{where}: the row has no column {err}; it has {sorted(row)}"
                 ) from None
         out = {key: row[column] for key, column in definition.fields.items() if column in row}
-        missing = [c for k, c in definition.fields.items() if c not in row and k != "id"]
+        if not definition.fields:
+            out = dict(row)
+        columns = definition.fields or {key: key for key in CONTRACT}
+        missing = [c for k, c in columns.items() if c not in row and k != "id"]
         if missing:
             raise DistilleryError(
-                f"{where}: missing column(s) {missing} (row {index + 1} has {sorted(row)}); "
-                "fix the file or map its columns"
+                f"{where}: missing column(s) {missing} (the row has {sorted(row)}); fix the file "
+                "or map its columns"
             )
-        if not definition.fields:
-            out = row
+    problem, answer = out["problem"], out["expected_answer"]
+    if not isinstance(problem, str) or not problem.strip():
+        raise DistilleryError(f"{where}: 'problem' must be non-empty text, got {problem!r}")
+    if answer is None or isinstance(answer, dict | list) or not str(answer).strip():
+        raise DistilleryError(
+            f"{where}: 'expected_answer' is {answer!r}; every benchmark row needs an answer "
+            "(fix the row or remove it)"
+        )
     out.setdefault("id", f"{definition.name}-{index}")
     out["id"] = str(out["id"])
-    out["expected_answer"] = str(out["expected_answer"]).strip()
+    out["expected_answer"] = str(answer).strip()
     return out
+
+
+def read_rows(definition: Definition, path: str | None, max_samples: int) -> list[dict]:
+    """The benchmark's rows, converted and checked; ids must be unique."""
+    rows: list[dict] = []
+    first_seen: dict[str, str] = {}
+    for index, (where, row) in enumerate(source_rows(definition, path)):
+        if index == max_samples:
+            break
+        out = convert(row, index, definition, where)
+        if out["id"] in first_seen:
+            raise DistilleryError(
+                f"{where}: id {out['id']!r} repeats {first_seen[out['id']]}; benchmark ids must "
+                "be unique (metrics join the seeds' rows by id)"
+            )
+        first_seen[out["id"]] = where
+        rows.append(out)
+    return rows
 
 
 def main(config: Config) -> None:
@@ -94,14 +126,9 @@ def main(config: Config) -> None:
 
         rows = make_benchmark(config.size, config.seed)
     else:
-        where = config.path or definition.source.repo
-        rows = []
-        for index, row in enumerate(source_rows(definition, config.path)):
-            if index == config.max_samples:
-                break
-            rows.append(convert(row, index, definition, where))
+        rows = read_rows(definition, config.path, config.max_samples)
         if not rows:
-            raise DistilleryError(f"{where}: no rows")
+            raise DistilleryError(f"{config.path or definition.source.repo}: no rows")
     write_jsonl(config.output, rows)
     logger.info(
         "wrote %d %s problems (definition v%d) to %s",

@@ -16,15 +16,13 @@ plus ``_provenance``: config hash, package versions, git commit, date) and, besi
 from __future__ import annotations
 
 import logging
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import orjson
-
 from distillery import cli
 from distillery.errors import DistilleryError
-from distillery.jsonl import write_json, write_text
+from distillery.grade import TIMED_OUT
+from distillery.jsonl import iter_jsonl, write_json, write_text
 from distillery.metrics import compute_metrics
 from distillery.plots import plot_metrics
 from distillery.provenance import provenance
@@ -69,51 +67,80 @@ class Config:
 
 
 def read_seed_files(files: list[str]) -> list[list[dict]]:
-    """Zips seed files line by line into per-problem prediction lists.
+    """Joins seed files by ``id`` into per-problem prediction lists, in the first file's order.
+
+    Files whose rows carry no ``id`` (NeMo-Skills writes none for some benchmarks) are joined by
+    position, as NeMo-Skills does.
 
     Raises:
-        DistilleryError: a file is missing, a line is not JSON (``file:line``), or the files
-            have different numbers of lines.
+        DistilleryError: a file is missing, a line is not JSON (``file:line``), a row is not
+            graded, an id repeats within a file, or a file's ids differ from the first file's
+            (naming the file and the first differing id).
     """
     files = sorted(files)
-    counts = {}
-    for path in files:
-        if not Path(path).is_file():
-            raise DistilleryError(f"{path}: seed file does not exist")
-        with open(path, "rb") as handle:
-            counts[path] = sum(1 for line in handle if line.strip())
+    seeds = [_read_seed_file(path) for path in files]
+    counts = {path: len(rows) for path, rows in zip(files, seeds, strict=True)}
     if len(set(counts.values())) > 1:
         listing = ", ".join(f"{Path(p).name}: {n}" for p, n in counts.items())
         raise DistilleryError(
-            f"seed files of one benchmark have different line counts ({listing}); every seed "
+            f"seed files of one benchmark have different row counts ({listing}); every seed "
             "must cover every problem: regenerate the short ones"
         )
-    problems: list[list[dict]] = []
-    with ExitStack() as stack:
-        handles = [stack.enter_context(open(p, "rb")) for p in files]
-        streams = [_numbered_lines(h) for h in handles]
-        for lines in zip(*streams, strict=True):
-            predictions = []
-            for path, (number, raw) in zip(files, lines, strict=True):
-                try:
-                    predictions.append(orjson.loads(raw))
-                except orjson.JSONDecodeError as err:
-                    raise DistilleryError(f"{path}:{number}: not valid JSON ({err})") from None
-                for key in ("predicted_answer",):
-                    if key not in predictions[-1]:
-                        raise DistilleryError(
-                            f"{path}:{number}: no '{key}' field; grade the file first"
-                        )
-            problems.append(predictions)
-    if not problems:
+    if not seeds[0]:
         raise DistilleryError(f"{', '.join(files)}: no predictions to summarize")
-    return problems
+    keyed = [all("id" in row for _, row in rows) for rows in seeds]
+    if not any(keyed):
+        return [list(predictions) for predictions in zip(*(_rows(r) for r in seeds), strict=True)]
+    reference = _by_id(files[0], seeds[0], keyed[0])
+    others = [
+        _by_id(path, rows, k) for path, rows, k in zip(files[1:], seeds[1:], keyed[1:], strict=True)
+    ]
+    for path, rows in zip(files[1:], others, strict=True):
+        if rows.keys() != reference.keys():
+            first = next(
+                (i for i in reference if i not in rows),
+                next((i for i in rows if i not in reference), None),
+            )
+            raise DistilleryError(
+                f"{path}: its problem ids differ from {files[0]}'s (first differing id: "
+                f"{first!r}); every seed must cover the same problems: regenerate it"
+            )
+    return [[reference[i], *(rows[i] for rows in others)] for i in reference]
 
 
-def _numbered_lines(handle):
-    for number, raw in enumerate(handle, start=1):
-        if raw.strip():
-            yield number, raw
+def _rows(numbered: list[tuple[int, dict]]) -> list[dict]:
+    return [row for _, row in numbered]
+
+
+def _by_id(path: str, numbered: list[tuple[int, dict]], keyed: bool) -> dict[str, dict]:
+    if not keyed:
+        number = next(n for n, row in numbered if "id" not in row)
+        raise DistilleryError(
+            f"{path}:{number}: row has no 'id' while other seed files have ids; regenerate it"
+        )
+    out: dict[str, dict] = {}
+    lines: dict[str, int] = {}
+    for number, row in numbered:
+        key = str(row["id"])
+        if key in out:
+            raise DistilleryError(
+                f"{path}:{number}: id {key!r} repeats line {lines[key]}; each problem must "
+                "appear once per seed file: regenerate it"
+            )
+        out[key], lines[key] = row, number
+    return out
+
+
+def _read_seed_file(path: str) -> list[tuple[int, dict]]:
+    if not Path(path).is_file():
+        raise DistilleryError(f"{path}: seed file does not exist")
+    rows = list(iter_jsonl(path, allow_empty=True))
+    for number, row in rows:
+        if "predicted_answer" not in row:
+            raise DistilleryError(
+                f"{path}:{number}: no 'predicted_answer' field; grade the file first"
+            )
+    return rows
 
 
 def benchmark_files(bench_dir: Path) -> list[str]:
@@ -150,27 +177,41 @@ def find_benchmarks(results_dir: Path) -> dict[str, list[str]]:
     return found
 
 
-def summarize(inputs: dict[str, list[str]], max_seq_len: int | None) -> dict[str, dict]:
-    """``{benchmark (or benchmark-subset): metrics}`` for ``{benchmark: seed files}``."""
+def summarize(
+    inputs: dict[str, list[str]], max_seq_len: int | None
+) -> tuple[dict[str, dict], dict[str, int]]:
+    """``{benchmark (or benchmark-subset): metrics}`` for ``{benchmark: seed files}``, and per
+    benchmark how many samples' grading timed out (counted wrong)."""
     results: dict[str, dict] = {}
+    timed_out: dict[str, int] = {}
     for benchmark, files in inputs.items():
+        problems = read_seed_files(files)
         try:
-            per_subset = compute_metrics(read_seed_files(files), max_seq_len)
+            per_subset = compute_metrics(problems, max_seq_len)
         except ValueError as err:
             raise DistilleryError(f"{benchmark}: {err}") from None
         for subset, metrics in per_subset.items():
             results[benchmark if subset == "_all_" else f"{benchmark}-{subset}"] = metrics
-    return results
+        timed_out[benchmark] = sum(bool(p.get(TIMED_OUT)) for ps in problems for p in ps)
+    return results, timed_out
 
 
 def write_outputs(
     results: dict[str, dict], metrics_path: Path, origin: dict, plots: bool = True
 ) -> None:
-    """metrics.json (NeMo-Skills' shape plus ``_provenance``), .md, .csv and PNG plots."""
+    """metrics.json (NeMo-Skills' shape plus ``_provenance``, where ``grading_timed_out``
+    counts per benchmark the samples whose grading ran out of time or memory), .md, .csv and
+    PNG plots."""
     write_json(metrics_path, {**results, PROVENANCE_KEY: origin})
     markdown = "\n".join(markdown_table(b, m) for b, m in results.items())
+    timed_out = {b: n for b, n in origin.get(TIMED_OUT, {}).items() if n}
+    notes = "".join(
+        f"\n_{n} sample(s) of {b} could not be graded within the time or memory budget and "
+        "count as wrong_\n"
+        for b, n in timed_out.items()
+    )
     footer = (
-        f"\n_distillery {origin['packages'].get('distillery', '?')}, commit "
+        f"{notes}\n_distillery {origin['packages'].get('distillery', '?')}, commit "
         f"{origin['git_commit'] or 'unknown'}, config {origin['config_hash'] or 'unknown'}, "
         f"math-verify {origin['packages'].get('math-verify', '?')}, {origin['date']}_\n"
     )
@@ -200,8 +241,9 @@ def main(config: Config) -> None:
         default = (results_dir / "eval-results").is_dir()
         base = results_dir / "eval-results" if default else results_dir
         metrics_path = Path(config.save_metrics_path or base / "metrics.json")
-    results = summarize(inputs, config.max_seq_len)
-    write_outputs(results, metrics_path, provenance(config.config_hash), config.plots)
+    results, timed_out = summarize(inputs, config.max_seq_len)
+    origin = {**provenance(config.config_hash), TIMED_OUT: timed_out}
+    write_outputs(results, metrics_path, origin, config.plots)
     for benchmark, metrics in results.items():
         logger.info("\n%s", markdown_table(benchmark, metrics))
     logger.info("wrote %s (+ .md, .csv)", metrics_path)

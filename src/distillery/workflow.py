@@ -42,6 +42,17 @@ _SERVER_FLAGS = {
 }
 
 
+def shell_prefix(pythonpath: str) -> str:
+    """What every rule's shell command starts with. ``shell.prefix`` replaces Snakemake's own
+    ``set -euo pipefail;``, so it is restated: a failing command stops the job's script.
+
+    Example:
+        >>> shell_prefix("/src dir")
+        "set -euo pipefail; export PYTHONPATH='/src dir'; "
+    """
+    return f"set -euo pipefail; export PYTHONPATH={shlex.quote(pythonpath)}; "
+
+
 def resource_path(path: str, workflow_dir: str | Path) -> str:
     """A file named in config: relative to the working directory if it exists there, else
     relative to the workflow (prompts/ ships with it), so runs from another directory work.

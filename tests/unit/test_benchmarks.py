@@ -192,3 +192,36 @@ def test_demo_benchmark(tmp_path):
     rows = prepare(tmp_path, "demo", size=4)
     assert [r["id"] for r in rows] == ["demo-0", "demo-1", "demo-2", "demo-3"]
     json.dumps(rows)
+
+
+def test_null_answer_is_an_error_naming_file_and_line(tmp_path):
+    rows = [
+        {"id": "a", "problem": "p", "expected_answer": "1"},
+        {"id": "b", "problem": "q", "expected_answer": None},
+    ]
+    path = write_jsonl(tmp_path / "ns.jsonl", rows)
+    with pytest.raises(DistilleryError, match=r"ns\.jsonl:2: 'expected_answer' is None"):
+        prepare(tmp_path, "aime25", path)
+    assert not (tmp_path / "aime25.jsonl").exists()
+
+
+def test_local_demo_file_without_an_answer_names_file_and_line(tmp_path):
+    path = write_jsonl(tmp_path / "mine.jsonl", [{"problem": "What is 1+1?"}])
+    with pytest.raises(
+        DistilleryError, match=r"mine\.jsonl:1: missing column\(s\) \['expected_answer'\]"
+    ):
+        prepare(tmp_path, "demo", path)
+
+
+def test_duplicate_ids_are_an_error_naming_both_rows(tmp_path):
+    rows = [{"id": "x", "problem": f"p{i}", "expected_answer": str(i)} for i in range(3)]
+    path = write_jsonl(tmp_path / "dup.jsonl", rows)
+    with pytest.raises(DistilleryError, match=r"dup\.jsonl:2: id 'x' repeats .*dup\.jsonl:1"):
+        prepare(tmp_path, "aime25", path)
+
+
+def test_csv_errors_name_the_line(tmp_path):
+    path = tmp_path / "g.csv"
+    path.write_text('question,answer\n"What is 2+2?","#### 4"\n"",#### 5\n')
+    with pytest.raises(DistilleryError, match=r"g\.csv:3: 'problem' must be non-empty text"):
+        prepare(tmp_path, "gsm8k", path)

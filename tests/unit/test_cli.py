@@ -64,3 +64,60 @@ def test_pin_threads_sets_env(monkeypatch):
     import os
 
     assert os.environ["OMP_NUM_THREADS"] == "3"
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (OSError(28, "No space left on device", "out/x.jsonl"), "out/x.jsonl: the disk is full"),
+        (OSError(30, "Read-only file system", "out/y"), "out/y: the file system is read-only"),
+        (PermissionError(13, "Permission denied", "out"), "out: permission denied"),
+    ],
+)  # fmt: skip
+def test_machine_errors_are_one_line_naming_the_path(capsys, error, expected):
+    def main(config):
+        raise error
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.run(main, Example, ["--input", "data.jsonl"])
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert expected in err
+    assert "Traceback" not in err
+    assert len([line for line in err.splitlines() if "ERROR" in line]) == 1
+
+
+def test_a_full_disk_for_real_is_one_line(tmp_path, capsys):
+    # /dev/full answers every write with ENOSPC
+    def main(config):
+        with open("/dev/full", "w") as handle:
+            handle.write("x" * 10_000)
+            handle.flush()
+
+    with pytest.raises(SystemExit):
+        cli.run(main, Example, ["--input", "data.jsonl"])
+    err = capsys.readouterr().err
+    assert "the disk is full" in err and "Traceback" not in err
+
+
+def test_corrupt_model_config_is_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    from ..conftest import REPO, write_jsonl
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text('{"model_type": "llama", ')
+    write_jsonl(tmp_path / "in.jsonl", [{"problem": "1+1?"}])
+    command = [
+        sys.executable, "-m", "distillery.generate", "--input", str(tmp_path / "in.jsonl"),
+        "--output", str(tmp_path / "out.jsonl"), "--prompt", str(REPO / "prompts/math.yaml"),
+        "--model", str(model),
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    error = [line for line in result.stderr.splitlines() if " ERROR " in line]
+    assert len(error) == 1 and "config.json" in error[0]
+    assert not (tmp_path / "out.jsonl").exists()

@@ -133,3 +133,11 @@ def test_size_from_the_repository_name(name, tmp_path):
     config = {"models": {"m": {"source": "hf", "repo": f"org/Model-{name}-Instruct"}}}
     size = doctor.model_size_gib(config, "m", tmp_path)
     assert size == pytest.approx(float(name[:-1]) * 2e9 / 1024**3)
+
+
+def test_broken_yaml_names_file_line_and_column(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("models:\n  a: {source: gguf\nraw_data:\n  source: demo\n")
+    assert doctor.main(["--configfile", str(bad)]) == 1
+    out = capsys.readouterr().out
+    assert f"{bad}:3:9: not valid YAML" in out

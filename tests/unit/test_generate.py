@@ -160,3 +160,19 @@ def test_kill_and_rerun_loses_and_duplicates_nothing(tmp_path, tiny_model_dir):
     fresh_command[fresh_command.index(str(out))] = str(fresh)
     subprocess.run(fresh_command, env=env, check=True, stderr=subprocess.DEVNULL)
     assert [r["generation"] for r in read_jsonl(fresh)] == [r["generation"] for r in resumed]
+
+
+def test_prompt_longer_than_the_context_is_an_error_row_not_a_crash(tmp_path, tiny_model_dir):
+    rows = problems(4)
+    rows[1]["problem"] = "What is " + "1 plus " * 40_000 + "1?"  # 280 KB, far past 1,024 tokens
+    rows[2]["problem"] = "What is " + "1 plus " * 310 + "1?"  # fits, with little room left
+    write_jsonl(tmp_path / "in.jsonl", rows)
+    generate.main(config(tmp_path, tiny_model_dir, max_tokens=64))
+    out = read_jsonl(tmp_path / "out.jsonl")
+    assert [r["id"] for r in out] == [0, 1, 2, 3]
+    rejected = out[1]
+    assert rejected["finish_reason"] == "error"
+    assert rejected["generation"] == "" and rejected["num_generated_tokens"] == 0
+    assert "does not fit the model's context of 1024 tokens" in rejected["error"]
+    assert all("error" not in r for r in (out[0], out[2], out[3]))
+    assert 1 <= out[2]["num_generated_tokens"] < 64  # cut to the room the context leaves

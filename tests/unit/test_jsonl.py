@@ -62,3 +62,15 @@ def test_atomic_output_keeps_old_file_on_error(tmp_path):
         handle.write(b'{"new": true}\n')
         raise RuntimeError("killed")
     assert read_jsonl(path) == [{"old": True}]
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_outputs_honour_the_umask(tmp_path, umask, mode):
+    import os
+
+    previous = os.umask(umask)
+    try:
+        write_jsonl(tmp_path / "out.jsonl", [{"a": 1}])
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "out.jsonl").stat().st_mode & 0o777 == mode

@@ -141,3 +141,37 @@ def test_model_download_offline(tmp_path, monkeypatch):
     with pytest.raises(DistilleryError, match="use `source: path`"):
         download_model.main(download_model.Config(repo="a/b", output=str(tmp_path / "m")))
     assert not (tmp_path / "m").exists()
+
+
+def test_aops_answers_as_a_string_is_an_error_not_one_post_per_character(tmp_path):
+    rows = [
+        {"original_question": "Find x.", "original_answers": ["x = 1"]},
+        {"original_question": "Find y.", "original_answers": "y = 2"},
+    ]
+    path = write_jsonl(tmp_path / "aops.jsonl", rows)
+    with pytest.raises(
+        DistilleryError, match=r"aops\.jsonl:2: original_answers must be a list .* got str"
+    ) as error:
+        run(tmp_path, source="aops", path=str(path))
+    assert "benchmark definition" not in str(error.value)
+
+
+def test_aops_missing_column_message_speaks_of_raw_data(tmp_path):
+    path = write_jsonl(tmp_path / "aops.jsonl", [{"question": "q"}])
+    with pytest.raises(DistilleryError, match=r"aops\.jsonl:1: missing column") as error:
+        run(tmp_path, source="aops", path=str(path))
+    assert "benchmark definition" not in str(error.value)
+    assert "docs/data.md" in str(error.value)
+
+
+def test_aops_threads_without_a_question_are_dropped_and_counted(tmp_path, caplog):
+    rows = [
+        {"original_question": "Find x.", "original_answers": ["x = 1"]},
+        {"original_question": "", "original_answers": ["spam"]},
+        {"original_question": None, "original_answers": None},
+    ]
+    path = write_jsonl(tmp_path / "aops.jsonl", rows)
+    with caplog.at_level("WARNING"):
+        out = run(tmp_path, source="aops", path=str(path))
+    assert [r["forum_post"] for r in out] == ["Find x."]
+    assert "dropped 2 AoPS thread(s) without a question" in caplog.text

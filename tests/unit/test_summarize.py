@@ -49,14 +49,14 @@ def test_greedy_and_sampled_together_is_an_error(tmp_path):
 
 def test_seed_files_of_different_length(tmp_path):
     make_run(tmp_path, "b", [[graded(True, "1")], [graded(True, "1"), graded(True, "2")]])
-    with pytest.raises(DistilleryError, match="different line counts.*output-rs0.jsonl: 1"):
+    with pytest.raises(DistilleryError, match="different row counts.*output-rs0.jsonl: 1"):
         summarize.main(summarize.Config(results_dir=str(tmp_path)))
 
 
 def test_bad_json_line_and_ungraded_file(tmp_path):
     path = tmp_path / "output-rs0.jsonl"
     path.write_text('{"predicted_answer": "1", "symbolic_correct": true}\n{oops\n')
-    with pytest.raises(DistilleryError, match=r"output-rs0\.jsonl:2: not valid JSON"):
+    with pytest.raises(DistilleryError, match=r"output-rs0\.jsonl:2: line is not valid JSON"):
         summarize.read_seed_files([str(path)])
     path.write_text('{"generation": "1"}\n')
     with pytest.raises(DistilleryError, match="grade the file first"):
@@ -96,3 +96,54 @@ def test_config_needs_one_input_kind():
         summarize.Config()
     with pytest.raises(DistilleryError):
         summarize.Config(files=("a",), benchmark="b")
+
+
+def with_id(row: dict, problem_id: str) -> dict:
+    return {"id": problem_id, **row}
+
+
+def test_seed_files_are_joined_by_id_not_by_line(tmp_path):
+    # seed 1 lists the problems in reverse order: joined by line, the wrong answers of one
+    # problem would be paired with the right answers of another
+    seed0 = [with_id(graded(True, "1"), "a"), with_id(graded(False, "5"), "b"),
+             with_id(graded(False, "7"), "c")]  # fmt: skip
+    seed1 = [with_id(graded(False, "9"), "c"), with_id(graded(False, "6"), "b"),
+             with_id(graded(True, "1"), "a")]  # fmt: skip
+    make_run(tmp_path, "b", [seed0, seed1])
+    summarize.main(summarize.Config(results_dir=str(tmp_path), plots=False))
+    metrics = json.loads((tmp_path / "eval-results" / "metrics.json").read_text())["b"]
+    assert metrics["pass@2"]["symbolic_correct"] == pytest.approx(100 / 3)
+    assert metrics["majority@2"]["symbolic_correct"] == pytest.approx(100 / 3)
+    problems = summarize.read_seed_files(
+        [str(tmp_path / "eval-results" / "b" / f"output-rs{s}.jsonl") for s in (0, 1)]
+    )
+    assert [[p["id"] for p in predictions] for predictions in problems] == [
+        ["a", "a"], ["b", "b"], ["c", "c"]
+    ]  # fmt: skip
+
+
+def test_seed_file_with_other_ids_names_the_file_and_the_id(tmp_path):
+    seed0 = [with_id(graded(True, "1"), "a"), with_id(graded(True, "2"), "b")]
+    seed1 = [with_id(graded(True, "1"), "a"), with_id(graded(True, "2"), "x")]
+    make_run(tmp_path, "b", [seed0, seed1])
+    with pytest.raises(DistilleryError, match=r"output-rs1\.jsonl: .*first differing id: 'b'"):
+        summarize.main(summarize.Config(results_dir=str(tmp_path), plots=False))
+
+
+def test_repeated_id_in_a_seed_file_names_its_line(tmp_path):
+    seed0 = [with_id(graded(True, "1"), "a"), with_id(graded(True, "2"), "a")]
+    make_run(tmp_path, "b", [seed0])
+    with pytest.raises(DistilleryError, match=r"output-rs0\.jsonl:2: id 'a' repeats line 1"):
+        summarize.main(summarize.Config(results_dir=str(tmp_path), plots=False))
+
+
+def test_timed_out_grading_is_counted_in_metrics_json_and_the_table(tmp_path):
+    rows = [graded(False, "9^{9999}"), graded(True, "1")]
+    rows[0]["grading_timed_out"] = True
+    make_run(tmp_path, "b", [rows])
+    summarize.main(summarize.Config(results_dir=str(tmp_path), plots=False))
+    out = tmp_path / "eval-results"
+    assert json.loads((out / "metrics.json").read_text())["_provenance"]["grading_timed_out"] == {
+        "b": 1
+    }
+    assert "1 sample(s) of b could not be graded" in (out / "metrics.md").read_text()

@@ -142,3 +142,15 @@ def test_external_stage_models():
     assert wf.stage_model(config, "solutions") == "gpt-x"
     assert wf.stage_model_inputs(config, "solutions") == []
     assert wf.stage_gpus(config, "solutions") == 0
+
+
+def test_shell_prefix_keeps_strict_mode(tmp_path):
+    import subprocess
+
+    marker = tmp_path / "ran-on"
+    script = wf.shell_prefix("/src") + f"false; touch {marker}"
+    result = subprocess.run(["bash", "-c", script])
+    assert result.returncode != 0
+    assert not marker.exists()  # the command after the failing one did not run
+    unset = subprocess.run(["bash", "-c", wf.shell_prefix("/src") + "echo $NOT_SET_ANYWHERE"])
+    assert unset.returncode != 0

@@ -1,6 +1,5 @@
 # Config validation and the small helpers rules use; the logic lives in src/distillery.
 import os
-import shlex
 import sys
 
 SRC = os.path.join(workflow.basedir, "src")
@@ -8,9 +7,10 @@ sys.path.insert(0, SRC)
 # Jobs run `python -m distillery.<stage>`: this makes the package importable in any job
 # environment (conda, container, cluster node), installed there or not.
 JOB_PYTHONPATH = os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
-shell.prefix(f"export PYTHONPATH={shlex.quote(JOB_PYTHONPATH)}; ")
 
 from distillery import workflow as wf
+
+shell.prefix(wf.shell_prefix(JOB_PYTHONPATH))
 from distillery.config_check import validate_config
 from distillery.provenance import config_hash
 

@@ -50,16 +50,29 @@ def load_model_and_tokenizer(model_path: str | Path, dtype: str = "auto"):
     return model, tokenizer
 
 
+def context_length(model, tokenizer) -> int:
+    """Tokens the model attends over: its position limit, else the tokenizer's (when it states
+    a real one), else unbounded."""
+    positions = getattr(model.config, "max_position_embeddings", None)
+    if positions:
+        return int(positions)
+    limit = getattr(tokenizer, "model_max_length", None)
+    return int(limit) if limit and limit < 10**9 else 10**9
+
+
 class HFBackend:
     """Batched ``model.generate`` over requests sorted by prompt length.
 
     Sampling is seeded per batch from ``params.seed`` and the batch's first request index, so a
-    run is reproducible for the same batching.
+    run is reproducible for the same batching. A prompt that fills the model's context is not
+    generated but returned with ``finish_reason`` ``error``; the others generate at most as many
+    tokens as their batch has room for.
     """
 
     def __init__(self, model_path: str | Path, batch_size: int = 8, dtype: str = "auto"):
         self.model, self.tokenizer = load_model_and_tokenizer(model_path, dtype)
         self.batch_size = batch_size
+        self.context = context_length(self.model, self.tokenizer)
         eos = self.model.generation_config.eos_token_id
         eos_ids = eos if isinstance(eos, list) else [eos]
         self._stop_ids = {i for i in [*eos_ids, self.tokenizer.eos_token_id] if i is not None}
@@ -72,9 +85,15 @@ class HFBackend:
             i: len(self.tokenizer(p, add_special_tokens=False).input_ids)
             for i, p in prompts.items()
         }
+        for index in [i for i in prompts if lengths[i] >= self.context]:
+            # one over-long input must not take the job down (or allocate gigabytes)
+            yield self._rejected(index, lengths[index])
+            del prompts[index]
         order = sorted(prompts, key=lambda i: -lengths[i])
         for start in range(0, len(order), self.batch_size):
             batch = order[start : start + self.batch_size]
+            # the batch's longest prompt leaves this much room in the context
+            room = self.context - lengths[batch[0]]
             encoded = self.tokenizer(
                 [prompts[i] for i in batch],
                 return_tensors="pt",
@@ -83,8 +102,10 @@ class HFBackend:
             )
             torch.manual_seed(params.seed * 1_000_003 + min(batch))
             began = time.time()
+            kwargs = self._generate_kwargs(params)
+            kwargs["max_new_tokens"] = min(params.max_tokens, room)
             with torch.inference_mode():
-                output = self.model.generate(**encoded, **self._generate_kwargs(params))
+                output = self.model.generate(**encoded, **kwargs)
             ended = time.time()
             new_tokens = output[:, encoded["input_ids"].shape[1] :]
             for row, index in zip(new_tokens.tolist(), batch, strict=True):
@@ -123,6 +144,14 @@ class HFBackend:
             if cut >= 0:
                 text, finish = text[:cut], "stop"
         return Result(index, text, len(tokens), finish, began, ended)
+
+    def _rejected(self, index: int, length: int) -> Result:
+        now = time.time()
+        message = (
+            f"prompt of {length} tokens does not fit the model's context of {self.context} "
+            "tokens; shorten the input or use a model with a longer context"
+        )
+        return Result(index, "", 0, "error", now, now, error=message)
 
     def close(self) -> None:
         self.model = None

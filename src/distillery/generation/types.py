@@ -29,7 +29,8 @@ class Request:
 
 @dataclass(frozen=True)
 class Result:
-    """One finished generation, in NeMo-Skills' output field names."""
+    """One finished generation, in NeMo-Skills' output field names. A request that could not
+    be served has ``finish_reason`` ``error``, an empty generation and the reason in ``error``."""
 
     index: int
     generation: str
@@ -38,11 +39,14 @@ class Result:
     generation_start_time: float
     generation_end_time: float
     reasoning_content: str | None = None
+    error: str | None = None
 
     def fields(self) -> dict:
         extra = (
             {} if self.reasoning_content is None else {"reasoning_content": self.reasoning_content}
         )
+        if self.error is not None:
+            extra["error"] = self.error
         return {
             **extra,
             "generation": self.generation,
