@@ -17,7 +17,7 @@ from fractions import Fraction
 from distillery.numeric import same_value
 
 # Python refuses to convert longer digit strings to int (sys.get_int_max_str_digits)
-MAX_DIGITS = 4000
+_MAX_NUMBER_LENGTH = 4000
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ def normalize(answer: str) -> str:
 
 
 def _canonical_number(text: str) -> str:
-    if len(text) > MAX_DIGITS:
+    if len(text) > _MAX_NUMBER_LENGTH:
         return text  # Fraction and str() refuse numbers this long (int_max_str_digits)
     value = Fraction(text)
     return str(value.numerator) if value.denominator == 1 else str(float(value))
@@ -146,7 +146,10 @@ def is_equivalent(gold: str | None, predicted: str | None, timeout_seconds: int 
     """Whether ``predicted`` is mathematically the same answer as ``gold``.
 
     Plain numbers and fractions are decided exactly without sympy; everything else goes to
-    math-verify (``verify(parse(gold), parse(predicted))``, gold first as it is asymmetric).
+    math-verify (``verify(parse(gold), parse(predicted))``, gold first as it is asymmetric),
+    except what is too long or too deeply nested for it (:func:`over_budget`): not equivalent.
+    In this process, math-verify's own timeouts bound it; :mod:`distillery.grading_pool` adds
+    a hard one.
 
     Example:
         >>> is_equivalent("16", "016")
@@ -157,7 +160,10 @@ def is_equivalent(gold: str | None, predicted: str | None, timeout_seconds: int 
     verdict = fast_verdict(gold, predicted)
     if verdict is not None:
         return verdict
-    return symbolic_equal(normalize(str(gold)), normalize(str(predicted)), timeout_seconds)
+    gold_n, predicted_n = normalize(str(gold)), normalize(str(predicted))
+    if over_budget(gold_n, predicted_n):
+        return False
+    return symbolic_equal(gold_n, predicted_n, timeout_seconds)
 
 
 _WORDS = re.compile(r"[a-zA-Z ,]+")
@@ -259,7 +265,7 @@ def extract_letter(text: str | None, config: ExtractionConfig = ExtractionConfig
     inside it (``<A>``, ``{A}``, ``*A*``); failing that, the last ``Answer: X`` in the text.
 
     Example:
-        >>> extract_letter("The correct option is \\boxed{C}.")
+        >>> extract_letter("The correct option is \\\\boxed{C}.")
         'C'
         >>> extract_letter("**Answer:** b")
         'B'

@@ -261,9 +261,9 @@ def surd(text: str) -> tuple[int, int] | None:
     match = _SURD.match(text)
     if not match:
         return None
-    coefficient = int(match.group(1) or 1)
     if len(match.group(1)) > 100 or len(match.group(2)) > 10:
         return None  # trial division stays under 10**5 steps
+    coefficient = int(match.group(1) or 1)
     radicand = int(match.group(2))
     factor = 2
     while factor * factor <= radicand:
