@@ -88,13 +88,9 @@ def read_seed_files(files: list[str]) -> list[list[dict]]:
         )
     if not seeds[0]:
         raise DistilleryError(f"{', '.join(files)}: no predictions to summarize")
-    keyed = [all("id" in row for _, row in rows) for rows in seeds]
-    if not any(keyed):
+    if not any("id" in row for rows in seeds for _, row in rows):
         return [list(predictions) for predictions in zip(*(_rows(r) for r in seeds), strict=True)]
-    reference = _by_id(files[0], seeds[0], keyed[0])
-    others = [
-        _by_id(path, rows, k) for path, rows, k in zip(files[1:], seeds[1:], keyed[1:], strict=True)
-    ]
+    reference, *others = [_by_id(path, rows) for path, rows in zip(files, seeds, strict=True)]
     for path, rows in zip(files[1:], others, strict=True):
         if rows.keys() != reference.keys():
             first = next(
@@ -112,15 +108,15 @@ def _rows(numbered: list[tuple[int, dict]]) -> list[dict]:
     return [row for _, row in numbered]
 
 
-def _by_id(path: str, numbered: list[tuple[int, dict]], keyed: bool) -> dict[str, dict]:
-    if not keyed:
-        number = next(n for n, row in numbered if "id" not in row)
-        raise DistilleryError(
-            f"{path}:{number}: row has no 'id' while other seed files have ids; regenerate it"
-        )
+def _by_id(path: str, numbered: list[tuple[int, dict]]) -> dict[str, dict]:
     out: dict[str, dict] = {}
     lines: dict[str, int] = {}
     for number, row in numbered:
+        if "id" not in row:
+            raise DistilleryError(
+                f"{path}:{number}: row has no 'id' while other rows of the benchmark have ids; "
+                "regenerate it"
+            )
         key = str(row["id"])
         if key in out:
             raise DistilleryError(
