@@ -1,10 +1,10 @@
 """The number format a model runs or trains in, chosen from what the hardware does natively.
 
 bf16 halves memory traffic and is the format GPUs and recent Xeons compute in natively. On an
-x86 CPU without AVX512-BF16 or AMX (AVX2-only EPYCs and older Xeons), torch emulates it: a
-matrix product in bf16 measured 57x slower than in fp32 on an AVX2 EPYC. So ``auto`` means bf16
-where it is native and fp32 elsewhere, and an explicit bf16 on a CPU that emulates it is
-honoured with one warning.
+x86 CPU without AVX512-BF16 or AMX (AVX2-only EPYCs and older Xeons), torch emulates it: on a
+2-core AVX2 EPYC a LoRA step under bf16 autocast took 27x as long as in fp32, a matrix product
+21x (``scripts/bench_number_format.py``). So ``auto`` means bf16 where it is native and fp32
+elsewhere, and an explicit bf16 on a CPU that emulates it is honoured with one warning.
 
 Example:
     >>> resolve("float32", "cpu")
@@ -96,7 +96,7 @@ def resolve(requested: str, device: Device, key: str = "dtype") -> str:
 def _warn_emulated_bf16(key: str) -> None:
     logger.warning(
         "%s is bf16, but this CPU (%s, no AVX512-BF16 or AMX) emulates bf16: matrix products "
-        "run tens of times slower than in fp32 (57x measured on an AVX2 EPYC). Set %s: auto "
+        "run tens of times slower than in fp32 (a LoRA step 27x on an AVX2 EPYC). Set %s: auto "
         "(fp32 here, bf16 where it is native) or fp32.",
         key,
         cpu_capability(),

@@ -24,7 +24,7 @@ from distillery.jsonl import iter_jsonl, write_jsonl
 
 logger = logging.getLogger(__name__)
 
-# set on a graded row whose verdict ran out of time or memory (it counts as wrong)
+# set on a graded row whose verdict ran out of time, memory or size budget (it counts as wrong)
 TIMED_OUT = "grading_timed_out"
 
 
@@ -62,8 +62,8 @@ class Config:
 def grade_rows(rows: list[dict], config: Config) -> tuple[list[dict], int]:
     """The rows with ``predicted_answer`` and ``symbolic_correct``; also how many timed out.
 
-    A verdict that could not be reached within the time or memory budget is "not equivalent",
-    and its row also carries ``grading_timed_out: true``.
+    A verdict that could not be reached within the time, memory or size budget is "not
+    equivalent", and its row also carries ``grading_timed_out: true``.
     """
     extraction = config.extraction()
     if config.mode == "multichoice":

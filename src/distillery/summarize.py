@@ -202,8 +202,8 @@ def write_outputs(
     markdown = "\n".join(markdown_table(b, m) for b, m in results.items())
     timed_out = {b: n for b, n in origin.get(TIMED_OUT, {}).items() if n}
     notes = "".join(
-        f"\n_{n} sample(s) of {b} could not be graded within the time or memory budget and "
-        "count as wrong_\n"
+        f"\n_{n} sample(s) of {b} could not be graded within the time, memory or size budget "
+        "and count as wrong_\n"
         for b, n in timed_out.items()
     )
     footer = (
