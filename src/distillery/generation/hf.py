@@ -102,8 +102,7 @@ class HFBackend:
             )
             torch.manual_seed(params.seed * 1_000_003 + min(batch))
             began = time.time()
-            kwargs = self._generate_kwargs(params)
-            kwargs["max_new_tokens"] = min(params.max_tokens, room)
+            kwargs = self._generate_kwargs(params, min(params.max_tokens, room))
             with torch.inference_mode():
                 output = self.model.generate(**encoded, **kwargs)
             ended = time.time()
@@ -111,9 +110,9 @@ class HFBackend:
             for row, index in zip(new_tokens.tolist(), batch, strict=True):
                 yield self._result(index, row, params, began, ended)
 
-    def _generate_kwargs(self, params: SamplingParams) -> dict:
+    def _generate_kwargs(self, params: SamplingParams, max_new_tokens: int) -> dict:
         kwargs = {
-            "max_new_tokens": params.max_tokens,
+            "max_new_tokens": max_new_tokens,
             "pad_token_id": self.tokenizer.pad_token_id,
             "repetition_penalty": params.repetition_penalty,
         }
