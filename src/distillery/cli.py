@@ -163,6 +163,7 @@ _OS_ERROR_FIXES = {
     errno.EROFS: "the file system is read-only: run from a writable directory",
     errno.EACCES: "permission denied: fix the directory's permissions or run elsewhere",
     errno.EPERM: "operation not permitted: fix the permissions or run elsewhere",
+    errno.ENOENT: "no such file or directory: build it first or fix its path in the config",
 }
 
 

@@ -102,20 +102,22 @@ def grade_pairs(
             wrong, and logged.
     """
     verdicts: dict[tuple, Verdict] = {}
-    pending: dict[tuple, None] = {}  # insertion-ordered set
+    pending: dict[tuple, tuple[str, str]] = {}  # pair -> its normal forms, in order
     for key in pairs:
         if key in verdicts or key in pending:
             continue
         fast = fast_verdict(*key)
         if fast is not None:
             verdicts[key] = Verdict(fast)
-        elif over_budget(normalize(str(key[0])), normalize(str(key[1]))):
+            continue
+        normal = (normalize(str(key[0])), normalize(str(key[1])))
+        if over_budget(*normal):
             _log_wrong(key, "it is too long or too deeply nested for symbolic equivalence")
             verdicts[key] = Verdict(False, timed_out=True)
         else:
-            pending[key] = None
+            pending[key] = normal
     if pending:
-        verdicts.update(_run_pool(list(pending), workers, timeout))
+        verdicts.update(_run_pool(pending, workers, timeout))
     return [verdicts[key] for key in pairs]
 
 
@@ -125,7 +127,9 @@ def _log_wrong(key: tuple, why: str) -> None:
     )
 
 
-def _run_pool(pending: list[tuple], workers: int, timeout: float) -> dict[tuple, Verdict]:
+def _run_pool(
+    pending: dict[tuple, tuple[str, str]], workers: int, timeout: float
+) -> dict[tuple, Verdict]:
     # forkserver, not fork: this process may hold threads (torch's, logging's) whose locks a
     # forked child would inherit; the server imports math-verify once, so replacing a killed
     # worker costs a fork, not an interpreter start.
@@ -133,16 +137,14 @@ def _run_pool(pending: list[tuple], workers: int, timeout: float) -> dict[tuple,
     context.set_forkserver_preload(["math_verify", "distillery.grading"])
     inner_timeout = max(1, int(timeout))
     pool = [_Worker(context, inner_timeout) for _ in range(min(workers, len(pending)))]
-    queue = list(reversed(pending))
+    queue = list(reversed(pending.items()))
     results: dict[tuple, Verdict] = {}
     try:
         while queue or any(w.task for w in pool):
             for worker in pool:
                 if worker.task is None and queue:
-                    gold, predicted = queue.pop()
-                    worker.send(
-                        ((gold, predicted), normalize(str(gold)), normalize(str(predicted)))
-                    )
+                    key, (gold, predicted) = queue.pop()
+                    worker.send((key, gold, predicted))
             busy = [w for w in pool if w.task is not None]
             now = time.monotonic()
             next_deadline = min(w.started + timeout for w in busy)
