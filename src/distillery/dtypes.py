@@ -111,8 +111,5 @@ def describe_cpu() -> str:
         >>> "auto picks" in describe_cpu()
         True
     """
-    native = cpu_has_native_bf16()
-    return (
-        f"CPU {cpu_capability()}, bf16 {'native' if native else 'emulated'}: auto picks "
-        f"{'bfloat16' if native else 'float32'}"
-    )
+    native = "native" if cpu_has_native_bf16() else "emulated"
+    return f"CPU {cpu_capability()}, bf16 {native}: auto picks {resolve('auto', 'cpu')}"

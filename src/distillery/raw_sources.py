@@ -107,9 +107,7 @@ def nemotron_record(row: dict, subset: str, where: str) -> dict:
     require_columns(row, ["input", "output"], where, _RAW_FIX)
     prompt = row["input"]
     if isinstance(prompt, list):
-        users = [
-            m.get("content") for m in prompt if isinstance(m, dict) and m.get("role") == "user"
-        ]
+        users = [m.get("content") for m in prompt if _is_user_message(m)]
         if not users:
             raise DistilleryError(f"{where}: the row has no user message in 'input'; {_RAW_FIX}")
         prompt = users[-1]

@@ -14,12 +14,6 @@ from distillery.jsonl import iter_jsonl
 LOCAL_FORMATS = (".jsonl", ".json", ".csv", ".parquet")
 
 
-def iter_local_rows(path: str | Path) -> Iterator[dict]:
-    """Rows of a local JSONL, CSV or parquet file, streamed."""
-    for _, row in iter_located_rows(path):
-        yield row
-
-
 def iter_located_rows(path: str | Path) -> Iterator[tuple[str, dict]]:
     """``(where, row)`` for each row of a local JSONL, CSV or parquet file, streamed; ``where``
     is ``file:line`` (JSONL, CSV) or ``file: row N`` (parquet), for error messages."""
