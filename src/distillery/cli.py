@@ -54,6 +54,9 @@ def build_parser(cls: type, description: str | None = None) -> argparse.Argument
     hints = typing.get_type_hints(cls)
     for field in dataclasses.fields(cls):
         tp, optional = _unwrap_optional(hints[field.name])
+        if _is_block(tp):
+            _add_block_options(parser, field.metadata.get("help", ""))
+            continue
         kwargs: dict[str, Any] = {"help": field.metadata.get("help", ""), "dest": field.name}
         required = (
             field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
@@ -78,7 +81,87 @@ def build_parser(cls: type, description: str | None = None) -> argparse.Argument
         else:
             kwargs["type"] = _nullable(tp) if optional else tp
         parser.add_argument(_option(field.name), **kwargs)
+        if field.metadata.get("positional"):
+            # `summarize results/evals/x` as well as `--results-dir results/evals/x`
+            parser.add_argument(
+                _POSITIONAL + field.name, nargs="?", default=None, metavar=field.name.upper(),
+                help=f"same as {_option(field.name)}",
+            )  # fmt: skip
     return parser
+
+
+_POSITIONAL = "positional_"
+
+
+def _is_block(tp: Any) -> bool:
+    from pydantic import BaseModel
+
+    return isinstance(tp, type) and issubclass(tp, BaseModel)
+
+
+def _add_block_options(parser: argparse.ArgumentParser, what: str) -> None:
+    """A stage's config block (the YAML block of its stage, as the workflow hands it over):
+    a file, JSON, then dotted overrides, each over the one before."""
+    group = parser.add_argument_group("config block", what)
+    group.add_argument(
+        "--config-file", dest=_BLOCK_FILE, metavar="YAML", help="the block as a YAML mapping"
+    )
+    group.add_argument(
+        "--config-json", dest=_BLOCK_JSON, metavar="JSON", help="the block as a JSON object"
+    )
+    group.add_argument(
+        "--set",
+        dest=_BLOCK_SET,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one key, e.g. --set inference.temperature=0.6 (value read as YAML)",
+    )
+
+
+_BLOCK_FILE, _BLOCK_JSON, _BLOCK_SET = "block_file_", "block_json_", "block_set_"
+
+
+def read_block(model: type, file: str | None, text: str | None, overrides: Sequence[str]):
+    """The block from ``--config-file``, ``--config-json`` and ``--set``, validated by
+    ``model``; a problem is a :class:`DistilleryError` naming the option or config key."""
+    import json
+
+    import yaml
+
+    from distillery.settings.base import parse, set_dotted
+
+    data: dict = {}
+    if file is not None:
+        try:
+            loaded = yaml.safe_load(open(file, encoding="utf-8"))
+        except yaml.YAMLError as err:
+            raise DistilleryError(f"{file}: not valid YAML: {err}") from None
+        except OSError as err:
+            raise DistilleryError(describe_os_error(err)) from None
+        if not isinstance(loaded, dict | None):
+            raise DistilleryError(f"{file}: the config block must be a mapping")
+        data = loaded or {}
+    if text is not None:
+        try:
+            loaded = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise DistilleryError(f"--config-json is not JSON: {err}") from None
+        if not isinstance(loaded, dict):
+            raise DistilleryError("--config-json must be a JSON object")
+        data = _merge(data, loaded)
+    for assignment in overrides:
+        set_dotted(data, assignment)
+    return parse(model, data)
+
+
+def _merge(base: dict, update: dict) -> dict:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            value = _merge(merged[key], value)
+        merged[key] = value
+    return merged
 
 
 def _nullable(tp: type) -> Callable[[str], Any]:
@@ -97,7 +180,22 @@ def parse_config(cls: type[C], argv: Sequence[str] | None = None) -> C:
     parser = build_parser(cls)
     namespace = parser.parse_args(argv)
     values = vars(namespace)
+    block_parts = [values.pop(k, None) for k in (_BLOCK_FILE, _BLOCK_JSON, _BLOCK_SET)]
     hints = typing.get_type_hints(cls)
+    for field in dataclasses.fields(cls):
+        tp, _ = _unwrap_optional(hints[field.name])
+        if _is_block(tp):
+            try:
+                values[field.name] = read_block(tp, *block_parts)
+            except DistilleryError as err:
+                parser.error(str(err))
+    for name in [n for n in values if n.startswith(_POSITIONAL)]:
+        given = values.pop(name)
+        option = name[len(_POSITIONAL) :]
+        if given is not None:
+            if values[option] not in (None, given):
+                parser.error(f"give {option.upper()} or {_option(option)}, not both")
+            values[option] = given
     for name, value in values.items():
         if typing.get_origin(_unwrap_optional(hints[name])[0]) is tuple and value is not None:
             values[name] = tuple(value)
@@ -145,7 +243,7 @@ def run(main: Callable[[C], Any], cls: type[C], argv: Sequence[str] | None = Non
     threads = getattr(config, "threads", None)
     if threads:
         pin_threads(threads)
-    logger.info("%s config: %s", main.__module__, dataclasses.asdict(config))
+    logger.info("%s config: %s", main.__module__, resolved(config))
     try:
         main(config)
     except DistilleryError as err:
@@ -155,6 +253,17 @@ def run(main: Callable[[C], Any], cls: type[C], argv: Sequence[str] | None = Non
         # a full disk, a read-only directory, a corrupt model file: one line, not a traceback
         logger.error("%s", describe_os_error(err))
         sys.exit(1)
+
+
+def resolved(config: Any) -> dict:
+    """The stage's settings with every default filled in, as logged at its start."""
+    from pydantic import BaseModel
+
+    return {
+        f.name: v.model_dump() if isinstance(v, BaseModel) else v
+        for f in dataclasses.fields(config)
+        for v in [getattr(config, f.name)]
+    }
 
 
 _OS_ERROR_FIXES = {

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from distillery import workflow as wf
 from distillery.errors import DistilleryError
+from distillery.generation import backends
 
 GIB = 1024**3
 GENERATION_STAGES = ("problem_extraction", "solutions", "evaluation")
@@ -48,16 +49,19 @@ class Machine:
 
     @classmethod
     def probe(cls, workdir: str | Path = ".") -> Machine:
-        modules = ("vllm", "sglang", "tensorrt_llm", "trl", "peft", "bitsandbytes", "flash_attn")
+        probes = [b.probe for b in backends.BACKENDS.values() if b.probe]
+        modules = {p.module for p in probes if p.module} | {
+            "tensorrt_llm", "trl", "peft", "bitsandbytes", "flash_attn"
+        }  # fmt: skip
+        executables = {p.executable for p in probes if p.executable} | {
+            "trtllm-serve", "trtllm-build", "apptainer", "sbatch"
+        }  # fmt: skip
         return cls(
             gpu_memory_gib=gpu_memory_gib(),
             ram_gib=os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GIB,
             disk_free_gib=shutil.disk_usage(_existing_parent(Path(workdir))).free / GIB,
-            modules={name: importlib.util.find_spec(name) is not None for name in modules},
-            executables={
-                name: shutil.which(name) is not None
-                for name in ("trtllm-serve", "trtllm-build", "apptainer", "sbatch")
-            },
+            modules={name: importlib.util.find_spec(name) is not None for name in sorted(modules)},
+            executables={name: shutil.which(name) is not None for name in sorted(executables)},
             env={k: v for k, v in os.environ.items() if k in ("HF_TOKEN", "HF_HUB_OFFLINE")},
         )
 
@@ -212,25 +216,32 @@ def check_backends(config: dict, machine: Machine) -> list[str]:
     servers = _server_types(config)
     for stage in GENERATION_STAGES:
         server = config.get(stage, {}).get("server", {})
-        if server.get("type") in ("vllm", "sglang") and server.get("python"):
+        if server.get("type") in backends.SERVERS and server.get("python"):
             python = server["python"]
             if not Path(python).exists() and shutil.which(python) is None:
                 problems.append(
                     f"{stage}.server.python: {python} does not exist: build the server's "
                     "environment (make vllm-env for vLLM on CPU) or fix the path"
                 )
-    if "vllm" in servers and not any(
+    python_elsewhere = any(
         config.get(s, {}).get("server", {}).get("python") for s in GENERATION_STAGES
-    ):
-        need_module("vllm", "vllm", "server type vllm", "pip install vllm (envs/vllm.yaml)")
-    if "sglang" in servers and not any(
-        config.get(s, {}).get("server", {}).get("python") for s in GENERATION_STAGES
-    ):
-        need_module("sglang", "sglang", "server type sglang", "pip install 'sglang[all]'")
-    uses_trtllm = "trtllm" in servers or wf.models_from(config, "trtllm")
+    )
+    for name in sorted(servers):
+        backend = backends.get(name)
+        probe = backend.probe
+        if probe is None or backend.family in containers:
+            continue
+        if probe.module and not python_elsewhere:
+            need_module(probe.module, backend.family, f"server type {name}", probe.install)
+        if probe.executable and not machine.executables.get(probe.executable):
+            problems.append(
+                f"server type {name} needs {probe.executable}, which is not on PATH: "
+                f"{probe.install}"
+            )
+    uses_trtllm = wf.models_from(config, "trtllm")
     if uses_trtllm and "trtllm" not in containers and not machine.executables.get("trtllm-serve"):
         problems.append(
-            "TensorRT-LLM (server type trtllm or a trtllm model) needs trtllm-serve and "
+            "TensorRT-LLM (a trtllm model) needs trtllm-serve and "
             "trtllm-build, which are not on PATH: set containers.trtllm to NVIDIA's "
             "TensorRT-LLM image, or install tensorrt_llm"
         )

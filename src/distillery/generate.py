@@ -1,10 +1,12 @@
 """Stage: fill a prompt from each input row and generate a completion per row.
 
-Usage::
+Usage (the generation settings are those of a stage's config block: a YAML file, JSON, or
+dotted overrides)::
 
     python -m distillery.generate --input results/benchmarks/demo/test.jsonl \\
         --output out.jsonl --prompt prompts/math.yaml --model results/models/smollm2-135m \\
-        --temperature 0.7 --top-p 0.95 --max-tokens 256 --seed 1
+        --config-json '{"server": {"type": "hf"}}' --set inference.temperature=0.7 \\
+        --set inference.max_tokens=256 --seed 1
 
 Each output row is the input row plus ``generation``, ``num_generated_tokens``,
 ``finish_reason`` and timing fields. The job is resumable: rerun the same command after a crash
@@ -20,9 +22,8 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
-from distillery import cli, dtypes
+from distillery import cli
 from distillery.chunks import chunk_bounds
 from distillery.errors import DistilleryError
 from distillery.generation.client import ClientConfig, OpenAIClient
@@ -33,6 +34,7 @@ from distillery.generation.types import Request, SamplingParams, parse_reasoning
 from distillery.jsonl import iter_jsonl, write_jsonl
 from distillery.progress import Progress
 from distillery.prompts import load_prompt
+from distillery.settings.generation import Generation, Server
 
 logger = logging.getLogger(__name__)
 
@@ -47,115 +49,36 @@ class Config:
     model: str = field(
         metadata={"help": "model directory (for openai: the model name the endpoint serves)"}
     )
-    backend: Literal["hf", "vllm", "trtllm", "sglang", "openai"] = field(
-        default="hf",
+    stage: Generation = field(
         metadata={
-            "help": "hf: in-process transformers; vllm/trtllm/sglang: start that server; "
-            "openai: an existing endpoint (--base-url)"
-        },
+            "help": "the generation settings of a stage's config block: server, inference, "
+            'parse_reasoning, max_samples (e.g. --config-json \'{"server": {"type": "hf"}}\')'
+        }
     )
-    batch_size: int = field(default=8, metadata={"help": "hf backend: prompts per batch"})
-    dtype: str = field(
-        default="auto",
-        metadata={
-            "help": "hf, and vllm/sglang on a CPU: number format (auto: bf16 where the hardware "
-            "computes it natively, else fp32; on GPUs a server's own choice)"
-        },
-    )
-    gpus: int = field(default=0, metadata={"help": "GPUs for the server (tensor parallel size)"})
-    server_args: str = field(default="", metadata={"help": "extra server arguments, one string"})
-    server_env: tuple[str, ...] = field(
-        default=(), metadata={"help": "KEY=VALUE environment for the server"}
-    )
-    server_python: str = field(
-        default="python", metadata={"help": "interpreter that runs vllm / sglang"}
-    )
-    served_model_name: str | None = field(
-        default=None, metadata={"help": "model name in requests (default: the model path)"}
-    )
-    health_timeout: float = field(
-        default=600.0, metadata={"help": "seconds to wait for the server to become healthy"}
-    )
-    base_url: str | None = field(default=None, metadata={"help": "openai: the endpoint's root"})
-    api_key_env: str = field(
-        default="OPENAI_API_KEY", metadata={"help": "openai: environment variable with the key"}
-    )
-    endpoint: Literal["chat", "completions"] = field(
-        default="chat",
-        metadata={"help": "chat: the server applies the chat template; completions: we do"},
-    )
-    tokenizer: str | None = field(
-        default=None, metadata={"help": "tokenizer for the completions endpoint (default: model)"}
-    )
-    max_concurrency: int = field(default=512, metadata={"help": "requests in flight"})
-    request_timeout: float = field(default=3600.0, metadata={"help": "seconds per request"})
-    max_retries: int = field(default=5, metadata={"help": "retries of a failed request"})
-    extra_body: str | None = field(
-        default=None, metadata={"help": "JSON object merged into every request's body"}
-    )
-    parse_reasoning: bool = field(
-        default=False, metadata={"help": "keep only the text after the reasoning end tag"}
-    )
-    reasoning_end: str = field(default="</think>", metadata={"help": "reasoning end tag"})
-    threads: int = field(default=1, metadata={"help": "CPU threads for torch"})
-    temperature: float = field(default=0.0, metadata={"help": "sampling temperature (0 = greedy)"})
-    top_p: float = field(default=1.0, metadata={"help": "nucleus sampling mass"})
-    top_k: int = field(default=-1, metadata={"help": "top-k sampling (-1 = off)"})
-    min_p: float = field(default=0.0, metadata={"help": "min-p sampling (0 = off)"})
-    max_tokens: int = field(default=512, metadata={"help": "most tokens to generate per sample"})
-    repetition_penalty: float = field(default=1.0, metadata={"help": "repetition penalty"})
-    stop: tuple[str, ...] = field(default=(), metadata={"help": "stop strings"})
     seed: int = field(default=0, metadata={"help": "random seed of this sample set"})
     num_chunks: int = field(default=1, metadata={"help": "the input is cut into this many slices"})
     chunk_id: int = field(default=0, metadata={"help": "which slice this job generates"})
-    max_samples: int = field(default=-1, metadata={"help": "use only the first N rows (-1 = all)"})
+    threads: int = field(default=1, metadata={"help": "CPU threads for torch"})
 
     def __post_init__(self):
-        if self.max_tokens < 1:
-            raise DistilleryError("--max-tokens must be at least 1")
-        if self.temperature < 0:
-            raise DistilleryError("--temperature must be >= 0")
-        if not 0 < self.top_p <= 1:
-            raise DistilleryError("--top-p must be in (0, 1]")
-        if self.batch_size < 1 or self.threads < 1:
-            raise DistilleryError("--batch-size and --threads must be at least 1")
+        if self.threads < 1:
+            raise DistilleryError("--threads must be at least 1")
         if not 0 <= self.chunk_id < self.num_chunks:
             raise DistilleryError(f"--chunk-id must be in [0, {self.num_chunks})")
-        if self.dtype not in dtypes.NAMES:
-            raise DistilleryError(f"--dtype must be one of {', '.join(dtypes.NAMES)}")
-        if self.backend == "openai" and not self.base_url:
-            raise DistilleryError("--backend openai needs --base-url")
-        if self.max_concurrency < 1 or self.max_retries < 0 or self.gpus < 0:
-            raise DistilleryError("--max-concurrency >= 1, --max-retries >= 0, --gpus >= 0")
-        for entry in self.server_env:
-            if "=" not in entry:
-                raise DistilleryError(f"--server-env entry {entry!r} is not KEY=VALUE")
-        if self.extra_body is not None:
-            try:
-                body = json.loads(self.extra_body)
-            except json.JSONDecodeError as err:
-                raise DistilleryError(f"--extra-body is not JSON: {err}") from None
-            if not isinstance(body, dict):
-                raise DistilleryError("--extra-body must be a JSON object")
+
+    @property
+    def server(self) -> Server:
+        return self.stage.server
 
     def sampling(self) -> SamplingParams:
-        return SamplingParams(
-            temperature=self.temperature,
-            top_p=self.top_p,
-            top_k=self.top_k,
-            min_p=self.min_p,
-            max_tokens=self.max_tokens,
-            repetition_penalty=self.repetition_penalty,
-            stop=self.stop,
-            seed=self.seed,
-        )
+        return SamplingParams.from_settings(self.stage.inference, self.seed)
 
 
 def model_identity(config: Config) -> dict:
     """Path plus size and mtime of each file, so a retrained model is a different model; for
     an external endpoint, its URL and model name."""
-    if config.backend == "openai":
-        return {"base_url": config.base_url, "model": config.model}
+    if config.server.type == "openai":
+        return {"base_url": config.server.base_url, "model": config.model}
     model = Path(config.model)
     if not model.is_dir():
         raise DistilleryError(
@@ -172,55 +95,47 @@ def model_identity(config: Config) -> dict:
 @contextlib.contextmanager
 def open_backend(config: Config) -> Iterator:
     """The backend for ``config``; a server backend's server lives as long as the block."""
-    if config.backend == "hf":
+    server = config.server
+    if server.type == "hf":
         from distillery.generation.hf import HFBackend
 
-        backend = HFBackend(config.model, batch_size=config.batch_size, dtype=config.dtype)
+        backend = HFBackend(config.model, batch_size=server.batch_size, dtype=server.dtype)
         try:
             yield backend
         finally:
             backend.close()
         return
     render, count_tokens = _tokenizer_functions(config)
-    if config.backend == "openai":
-        api_key = os.environ.get(config.api_key_env)
-        yield OpenAIClient(_client_config(config, config.base_url, api_key), render, count_tokens)
+    if server.type == "openai":
+        api_key = os.environ.get(server.api_key_env)
+        yield OpenAIClient(_client_config(config, server.base_url, api_key), render, count_tokens)
         return
-    spec = ServerSpec.from_flags(
-        config.backend,
-        config.model,
-        config.gpus,
-        config.server_args,
-        config.server_python,
-        config.server_env,
-        config.served_model_name,
-        config.tokenizer,
-        config.dtype,
-    )
-    with gpu_lease(config.gpus) as gpu_env, serve(spec, config.health_timeout, gpu_env) as url:
+    spec = ServerSpec.from_settings(server, config.model)
+    with gpu_lease(server.gpus) as gpu_env, serve(spec, server.health_timeout, gpu_env) as url:
         yield OpenAIClient(_client_config(config, url, None, spec.name), render, count_tokens)
 
 
 def _client_config(config: Config, base_url: str, api_key: str | None, name: str | None = None):
+    server = config.server
     return ClientConfig(
         base_url=base_url,
-        model=name or config.served_model_name or config.model,
-        endpoint=config.endpoint,
+        model=name or server.served_model_name or config.model,
+        endpoint=server.endpoint,
         api_key=api_key,
-        max_concurrency=config.max_concurrency,
-        request_timeout=config.request_timeout,
-        max_retries=config.max_retries,
-        openai_strict=config.backend == "openai",
-        extra_body=json.loads(config.extra_body) if config.extra_body else None,
+        max_concurrency=server.max_concurrency,
+        request_timeout=server.request_timeout,
+        max_retries=server.max_retries,
+        openai_strict=server.type == "openai",
+        extra_body=config.stage.inference.extra_body,
     )
 
 
 def _tokenizer_functions(config: Config):
     """Prompt rendering (completions endpoint) and a token counter for servers that report no
     usage; ``(None, None)`` when no tokenizer is available and none is needed."""
-    source = config.tokenizer or (config.model if Path(config.model).is_dir() else None)
+    source = config.server.tokenizer or (config.model if Path(config.model).is_dir() else None)
     if source is None:
-        if config.endpoint == "completions":
+        if config.server.endpoint == "completions":
             raise DistilleryError("--endpoint completions needs --tokenizer for an external model")
         return None, None
     from transformers import AutoTokenizer
@@ -234,10 +149,15 @@ def _tokenizer_functions(config: Config):
     )
 
 
+def _extra_body_text(body: dict | None) -> str | None:
+    """The extra body as the fingerprint of a partial output has always recorded it."""
+    return None if body is None else json.dumps(body, sort_keys=True)
+
+
 def main(config: Config) -> None:
     numbered = list(iter_jsonl(config.input))
-    if config.max_samples > 0:
-        numbered = numbered[: config.max_samples]
+    if config.stage.max_samples > 0:
+        numbered = numbered[: config.stage.max_samples]
     start, end = chunk_bounds(len(numbered), config.num_chunks, config.chunk_id)
     numbered = numbered[start:end]
     rows = [row for _, row in numbered]
@@ -252,9 +172,14 @@ def main(config: Config) -> None:
         [prompt.messages(row) for row in rows[:1]],
         Path(config.prompt).read_text(),
         model_identity(config),
-        config.backend,
+        config.server.type,
         config.sampling().__dict__,
-        [config.endpoint, config.parse_reasoning, config.reasoning_end, config.extra_body],
+        [
+            config.server.endpoint,
+            config.stage.parse_reasoning,
+            config.stage.reasoning_end,
+            _extra_body_text(config.stage.inference.extra_body),
+        ],
     )
     partial = PartialOutput(config.output, key)
     todo = [Request(i, prompt.messages(row)) for i, row in enumerate(rows) if i not in partial]
@@ -273,15 +198,15 @@ def main(config: Config) -> None:
             with open_backend(config) as backend:
                 for count, result in enumerate(backend.generate(todo, config.sampling()), 1):
                     fields = result.fields()
-                    if config.parse_reasoning:
-                        fields = parse_reasoning(fields, config.reasoning_end)
+                    if config.stage.parse_reasoning:
+                        fields = parse_reasoning(fields, config.stage.reasoning_end)
                     partial.add(result.index, {**rows[result.index], **fields})
                     tokens += result.num_generated_tokens
                     if result.finish_reason == "error":
                         errors += 1
                         line = numbered[result.index][0]
                         logger.warning("%s:%d: not generated: %s", config.input, line, result.error)
-                    if count % config.batch_size == 0:
+                    if count % config.server.batch_size == 0:
                         partial.sync()
                     progress.update()
         finally:

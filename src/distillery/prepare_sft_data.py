@@ -4,12 +4,14 @@ Usage::
 
     python -m distillery.prepare_sft_data --inputs results/sdg/solutions/output-rs*.jsonl \\
         --output results/sft/sft-data.jsonl --report results/sft/report.json \\
-        --prompt prompts/math.yaml --tokenizer results/models/smollm2-135m
+        --prompt prompts/math.yaml --tokenizer results/models/smollm2-135m \\
+        --set filters.drop_multi_boxed=true --set min_majority_votes=2
 
 Steps, in order (each one's removals are in the report): correctness selection (majority answer
-where none is known), deduplication, drop_multi_boxed, remove_contaminated, remove_no_think_tags,
-majority filter, trim_solutions, length outliers, downsampling, max_seq_length, then the chat
-format (dual-mode "thinking on/off" records if asked) and a train/validation split by problem.
+where none is known), then the selection steps of :mod:`distillery.sft.filters` (deduplication,
+drop_multi_boxed, remove_contaminated, remove_no_think_tags, drop_if_regex_match, majority
+filter, trim_solutions, length outliers), downsampling, max_seq_length, then the chat format
+(dual-mode "thinking on/off" records if asked) and a train/validation split by problem.
 """
 
 from __future__ import annotations
@@ -18,17 +20,17 @@ import logging
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 from distillery import cli
 from distillery.chat_template import ChatTemplate, TokenCounter
 from distillery.errors import DistilleryError
-from distillery.grading import DEFAULT_EXTRACT_REGEX, ExtractionConfig
+from distillery.grading import ExtractionConfig
 from distillery.jsonl import iter_jsonl, write_json, write_text
 from distillery.prompts import load_prompt
+from distillery.settings.data import SftSelection
 from distillery.sft.contamination import NGramIndex, embedding_matches
 from distillery.sft.formatting import ChatFormatter
-from distillery.sft.pipeline import Options, prepare
+from distillery.sft.pipeline import prepare
 
 logger = logging.getLogger(__name__)
 
@@ -42,141 +44,41 @@ class Config:
     report: str = field(metadata={"help": "report JSON (a markdown copy goes beside it)"})
     prompt: str = field(metadata={"help": "the student's prompt config"})
     tokenizer: str = field(metadata={"help": "student model directory (its chat template)"})
+    sft: SftSelection = field(
+        metadata={
+            "help": "the sft_data block (selection, filters, contamination, downsampling, "
+            "dual_mode), e.g. --set filters.drop_multi_boxed=true"
+        }
+    )
     validation_output: str | None = field(default=None, metadata={"help": "validation split JSONL"})
-    validation_share: float = field(
-        default=0.0, metadata={"help": "share of problems held out for validation"}
-    )
-    add_correct: bool = field(default=True, metadata={"help": "keep correct solutions"})
-    add_incorrect: bool = field(default=False, metadata={"help": "keep incorrect solutions"})
-    add_unlabeled: bool = field(
-        default=False, metadata={"help": "keep solutions of problems without any answer"}
-    )
-    fill_majority: bool = field(
-        default=True, metadata={"help": "label problems without an answer by majority vote"}
-    )
-    min_majority_votes: int = field(default=0, metadata={"help": "majority filter: least votes"})
-    min_majority_percentage: float = field(
-        default=0.0, metadata={"help": "majority filter: least share of votes"}
-    )
-    deduplicate: bool = field(default=True, metadata={"help": "drop repeated (problem, solution)"})
-    drop_multi_boxed: bool = field(default=False, metadata={"help": "drop multi-\\boxed answers"})
-    remove_no_think_tags: bool = field(
-        default=False, metadata={"help": "drop solutions without the --think-tags"}
-    )
-    think_tags: tuple[str, ...] = field(
-        default=("</think>",), metadata={"help": "tags remove_no_think_tags requires"}
-    )
-    trim_solutions: bool = field(
-        default=False, metadata={"help": "cut text after the line of the last \\boxed"}
-    )
-    remove_len_outlier_problems: bool = field(
-        default=False, metadata={"help": "drop problems outside the token length range"}
-    )
-    min_problem_length: int = field(default=0, metadata={"help": "in student tokens"})
-    max_problem_length: int = field(default=1024, metadata={"help": "in student tokens"})
-    remove_len_outlier_solutions: bool = field(
-        default=False, metadata={"help": "drop solutions outside the token length range"}
-    )
-    min_solution_length: int = field(default=0, metadata={"help": "in student tokens"})
-    max_solution_length: int = field(default=2048, metadata={"help": "in student tokens"})
-    max_seq_length: int | None = field(
-        default=None, metadata={"help": "drop records longer than this (prompt + answer tokens)"}
-    )
-    remove_contaminated: bool = field(
-        default=False, metadata={"help": "drop problems overlapping a benchmark problem"}
-    )
     contamination_benchmarks: tuple[str, ...] = field(
         default=(), metadata={"help": "NAME=test.jsonl benchmarks to check against"}
     )
     contamination_output: str | None = field(
         default=None, metadata={"help": "where the flagged (problem, benchmark) pairs go"}
     )
-    ngram: int = field(default=13, metadata={"help": "words per n-gram for contamination"})
-    embedding_model: str | None = field(
-        default=None, metadata={"help": "encoder directory for the embedding contamination pass"}
+    extract_regex: str | None = field(
+        default=None, metadata={"help": "grading.extract_regex: answer regex when there is no box"}
     )
-    embedding_threshold: float = field(
-        default=0.9, metadata={"help": "cosine similarity that counts as contaminated"}
-    )
-    downsampling: Literal["random", "fair"] | None = field(
-        default=None, metadata={"help": "how to cut solutions per problem"}
-    )
-    max_per_problem: int | None = field(
-        default=None, metadata={"help": "most solutions kept per problem"}
-    )
-    num_output_samples: int | None = field(
-        default=None, metadata={"help": "total records wanted (with --downsampling)"}
-    )
-    thinking_off_share: float = field(
-        default=0.0, metadata={"help": "share of records trained without the reasoning"}
-    )
-    system_on: str | None = field(
-        default=None, metadata={"help": "system prompt of reasoning records"}
-    )
-    system_off: str | None = field(
-        default=None, metadata={"help": "system prompt of answer-only records"}
-    )
-    reasoning_end: str = field(default="</think>", metadata={"help": "end of the reasoning"})
-    extract_regex: str = field(
-        default=DEFAULT_EXTRACT_REGEX, metadata={"help": "answer regex when there is no box"}
-    )
-    shuffle: bool = field(
-        default=True, metadata={"help": "shuffle the records (as NeMo-Skills does)"}
-    )
-    seed: int = field(default=42, metadata={"help": "shuffle and split seed"})
     threads: int = field(
         default=1, metadata={"help": "processes to use; beyond one, answers are graded in workers"}
     )
 
     def __post_init__(self):
-        for name in ("validation_share", "thinking_off_share", "min_majority_percentage"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise DistilleryError(f"--{name.replace('_', '-')} must be in [0, 1]")
-        if self.validation_share > 0 and not self.validation_output:
-            raise DistilleryError("--validation-share needs --validation-output")
-        if self.remove_contaminated and not self.contamination_benchmarks:
-            raise DistilleryError("--remove-contaminated needs --contamination-benchmarks")
+        if self.sft.validation_share > 0 and not self.validation_output:
+            raise DistilleryError("validation_share > 0 needs --validation-output")
+        if self.sft.filters.remove_contaminated and not self.contamination_benchmarks:
+            raise DistilleryError("filters.remove_contaminated needs --contamination-benchmarks")
         for entry in self.contamination_benchmarks:
             if "=" not in entry:
                 raise DistilleryError(
                     f"--contamination-benchmarks entry {entry!r} is not NAME=path"
                 )
-        if self.downsampling == "fair" and not self.num_output_samples:
-            raise DistilleryError("--downsampling fair needs --num-output-samples")
 
-    def options(self) -> Options:
-        return Options(
-            add_correct=self.add_correct,
-            add_incorrect=self.add_incorrect,
-            add_unlabeled=self.add_unlabeled,
-            fill_majority=self.fill_majority,
-            min_majority_votes=self.min_majority_votes,
-            min_majority_percentage=self.min_majority_percentage,
-            deduplicate=self.deduplicate,
-            drop_multi_boxed=self.drop_multi_boxed,
-            remove_contaminated=self.remove_contaminated,
-            remove_no_think_tags=self.remove_no_think_tags,
-            think_tags=self.think_tags,
-            trim_solutions=self.trim_solutions,
-            remove_len_outlier_problems=self.remove_len_outlier_problems,
-            min_problem_length=self.min_problem_length,
-            max_problem_length=self.max_problem_length,
-            remove_len_outlier_solutions=self.remove_len_outlier_solutions,
-            min_solution_length=self.min_solution_length,
-            max_solution_length=self.max_solution_length,
-            max_seq_length=self.max_seq_length,
-            downsampling=self.downsampling,
-            max_per_problem=self.max_per_problem,
-            num_output_samples=self.num_output_samples,
-            thinking_off_share=self.thinking_off_share,
-            system_on=self.system_on,
-            system_off=self.system_off,
-            reasoning_end=self.reasoning_end,
-            validation_share=self.validation_share,
-            shuffle=self.shuffle,
-            seed=self.seed,
-            extraction=ExtractionConfig(extract_regex=self.extract_regex),
-        )
+    def extraction(self) -> ExtractionConfig:
+        if self.extract_regex is None:
+            return ExtractionConfig()
+        return ExtractionConfig(extract_regex=self.extract_regex)
 
 
 def load_benchmarks(entries: tuple[str, ...]) -> list[tuple[str, str, str]]:
@@ -209,21 +111,25 @@ def main(config: Config) -> None:
     count_tokens = TokenCounter(config.tokenizer)
 
     ngrams, flagged = None, None
-    if config.remove_contaminated:
+    contamination = config.sft.contamination
+    if config.sft.filters.remove_contaminated:
         references = load_benchmarks(config.contamination_benchmarks)
-        ngrams = NGramIndex(config.ngram)
+        ngrams = NGramIndex(contamination.ngram)
         for text, name, identifier in references:
             ngrams.add(text, name, identifier)
         logger.info(
             "contamination: %d %d-grams from %d problems",
             len(ngrams),
-            config.ngram,
+            contamination.ngram,
             len(references),
         )
-        if config.embedding_model:
+        if contamination.embedding_model:
             problems = unique_problems(sorted(config.inputs)[0])
             found = embedding_matches(
-                problems, references, config.embedding_model, config.embedding_threshold
+                problems,
+                references,
+                contamination.embedding_model,
+                contamination.embedding_threshold,
             )
             flagged = {problems[i]: match for i, match in found.items()}
             logger.info("contamination: %d problems flagged by embeddings", len(flagged))
@@ -235,7 +141,8 @@ def main(config: Config) -> None:
         try:
             report = prepare(
                 sorted(config.inputs),
-                config.options(),
+                config.sft,
+                config.extraction(),
                 prompt,
                 ChatFormatter(template.render),
                 Path(scratch),

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m distillery.serve --model results/train/model [--port 8000] [--gpus 1]
+    python -m distillery.serve --model results/train/model [--set port=8000] [--set gpus=1]
     snakemake --profile profiles/local serve_trained     # the same, for an evaluation run
 
 Logs the URL and a ready-to-paste request once the server is healthy; Ctrl-C (or SIGTERM) stops
@@ -17,12 +17,12 @@ import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 from distillery import cli
 from distillery.errors import DistilleryError
 from distillery.generation.gpus import gpu_lease
 from distillery.generation.servers import ManagedServer, ServerSpec, free_port, server_command
+from distillery.settings.generation import Serving
 
 logger = logging.getLogger(__name__)
 
@@ -32,25 +32,11 @@ class Config:
     """Serve a model."""
 
     model: str = field(metadata={"help": "model directory"})
-    backend: Literal["vllm", "sglang", "trtllm"] = field(
-        default="vllm", metadata={"help": "server to run"}
+    serving: Serving = field(
+        metadata={"help": "the config's `serving` block: type, gpus, dtype, host, port, ..."}
     )
-    host: str = field(default="127.0.0.1", metadata={"help": "address to listen on"})
-    port: int = field(default=0, metadata={"help": "port (0: a free one)"})
-    gpus: int = field(default=0, metadata={"help": "GPUs (tensor-parallel size)"})
     served_model_name: str | None = field(
         default=None, metadata={"help": "model name in requests (default: the directory name)"}
-    )
-    server_python: str = field(default="python", metadata={"help": "interpreter of the server"})
-    server_args: str = field(default="", metadata={"help": "extra server arguments, one string"})
-    server_env: tuple[str, ...] = field(default=(), metadata={"help": "KEY=VALUE for the server"})
-    health_timeout: float = field(default=1800.0, metadata={"help": "seconds to become healthy"})
-    dtype: str = field(
-        default="auto",
-        metadata={
-            "help": "vllm/sglang: --dtype (auto: on a CPU bf16 where it is native, else fp32; "
-            "on GPUs the server's own choice)"
-        },
     )
 
 
@@ -61,23 +47,15 @@ def main(config: Config) -> None:
     if not (Path(config.model) / "config.json").is_file():
         raise DistilleryError(f"{config.model}: not a model directory; train or build it first")
     name = config.served_model_name or Path(config.model).name
-    spec = ServerSpec.from_flags(
-        config.backend,
-        config.model,
-        config.gpus,
-        config.server_args,
-        config.server_python,
-        config.server_env,
-        name,
-        dtype=config.dtype,
-    )
-    port = config.port or free_port(config.host)
-    host = "127.0.0.1" if config.host in ("0.0.0.0", "::") else config.host
+    serving = config.serving
+    spec = ServerSpec.from_settings(serving, config.model, name)
+    port = serving.port or free_port(serving.host)
+    host = "127.0.0.1" if serving.host in ("0.0.0.0", "::") else serving.host
     url = f"http://{host}:{port}"
-    with gpu_lease(config.gpus) as gpu_env:
-        command = server_command(spec, port, config.host)
+    with gpu_lease(serving.gpus) as gpu_env:
+        command = server_command(spec, port, serving.host)
         env = {**spec.env, **gpu_env}
-        with ManagedServer(command, url, config.health_timeout, env, model=name) as server:
+        with ManagedServer(command, url, serving.health_timeout, env, model=name) as server:
             body = {"model": name, "messages": [{"role": "user", "content": "What is 2+2?"}]}
             logger.info("serving %s at %s/v1 (OpenAI-compatible); Ctrl-C stops it", name, url)
             logger.info(

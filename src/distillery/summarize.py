@@ -39,7 +39,10 @@ class Config:
 
     results_dir: str | None = field(
         default=None,
-        metadata={"help": "directory with eval-results/<bench>/output*.jsonl (or <bench>/...)"},
+        metadata={
+            "help": "directory with eval-results/<bench>/output*.jsonl (or <bench>/...)",
+            "positional": True,
+        },
     )
     benchmark: str | None = field(default=None, metadata={"help": "benchmark name for --files"})
     files: tuple[str, ...] = field(default=(), metadata={"help": "seed files of one benchmark"})

@@ -10,36 +10,11 @@ import shlex
 from pathlib import Path
 
 from distillery.config_check import TRAINED
+from distillery.generation import backends
 
 RESULTS = "results"
 TRAINED_MODEL_DIR = f"{RESULTS}/train/model"
 TRAINED_ADAPTER_DIR = f"{RESULTS}/train/adapter"
-
-# config key -> command-line flag of distillery.generate
-_SAMPLING_FLAGS = {
-    "temperature": "--temperature",
-    "top_p": "--top-p",
-    "top_k": "--top-k",
-    "min_p": "--min-p",
-    "max_tokens": "--max-tokens",
-    "repetition_penalty": "--repetition-penalty",
-}
-_SERVER_FLAGS = {
-    "type": "--backend",
-    "batch_size": "--batch-size",
-    "dtype": "--dtype",
-    "gpus": "--gpus",
-    "python": "--server-python",
-    "served_model_name": "--served-model-name",
-    "tokenizer": "--tokenizer",
-    "health_timeout": "--health-timeout",
-    "base_url": "--base-url",
-    "api_key_env": "--api-key-env",
-    "endpoint": "--endpoint",
-    "max_concurrency": "--max-concurrency",
-    "request_timeout": "--request-timeout",
-    "max_retries": "--max-retries",
-}
 
 
 def shell_prefix(pythonpath: str) -> str:
@@ -131,9 +106,7 @@ def engine_args(model: dict) -> str:
 DEFAULT_CONTAINERS = {
     "core": "docker://pytorch/pytorch:2.8.0-cuda12.8-cudnn9-runtime",
     "train": "docker://pytorch/pytorch:2.8.0-cuda12.8-cudnn9-runtime",
-    "vllm": "docker://vllm/vllm-openai:v0.11.0",
-    "sglang": "docker://lmsysorg/sglang:v0.5.4",
-    "trtllm": "docker://nvcr.io/nvidia/tensorrt-llm/release:1.0.0",
+    **{b.family: b.container for b in backends.BACKENDS.values() if b.container},
     "nemo": "docker://nvcr.io/nvidia/nemo:25.07",
     "nemo_rl": "docker://nvcr.io/nvidia/nemo-rl:v0.7.0",
 }
@@ -151,8 +124,7 @@ def container(config: dict, family: str) -> str | None:
 
 def server_family(config: dict, stage: str) -> str:
     """The container family of a generation stage: its server type (hf runs in-process)."""
-    kind = config[stage].get("server", {}).get("type", "hf")
-    return {"hf": "train", "openai": "core"}.get(kind, kind)
+    return backends.get(config[stage].get("server", {}).get("type", "hf")).family
 
 
 def name_pattern(names: list[str]) -> str:
@@ -188,42 +160,23 @@ def gguf_file(model: dict) -> str:
     return str(find_packaged_file(model["package"], model["file"]))
 
 
-def _flags(mapping: dict, names: dict) -> list[str]:
-    args = []
-    for key, flag in names.items():
-        if key in mapping and mapping[key] is not None:
-            args += [flag, str(mapping[key])]
-    return args
-
-
-def generation_args(stage: dict) -> str:
-    """Backend and sampling flags of ``distillery.generate`` for a stage's config block.
-
-    The seed is not here: it is a wildcard of the rule.
+def generation_block(stage: dict) -> dict:
+    """What ``distillery.generate`` takes from a stage's block: its generation settings (the
+    stage's prompt, seeds, chunks and runs are the rule's business).
 
     Example:
-        >>> generation_args({"server": {"type": "hf", "batch_size": 4},
-        ...                  "inference": {"temperature": 0.7, "stop": ["</s>"]}})
-        "--backend hf --batch-size 4 --temperature 0.7 --stop '</s>'"
+        >>> generation_block({"prompt": "p.yaml", "seeds": 4, "server": {"type": "hf"}})
+        {'server': {'type': 'hf'}}
     """
-    server = stage.get("server", {})
-    args = _flags(server, _SERVER_FLAGS)
-    if server.get("args"):
-        # one argument with "=", so server flags are not taken for the stage's own
-        args.append(f"--server-args={shlex.join(server['args'])}")
-    if server.get("env"):
-        args += ["--server-env", *(f"{k}={v}" for k, v in server["env"].items())]
-    if stage.get("parse_reasoning"):
-        args.append("--parse-reasoning")
-    inference = stage.get("inference", {})
-    args += _flags(inference, _SAMPLING_FLAGS)
-    if inference.get("extra_body"):
-        args.append(f"--extra-body={json.dumps(inference['extra_body'], sort_keys=True)}")
-    if inference.get("stop"):
-        args += ["--stop", *inference["stop"]]
-    if stage.get("max_samples", -1) > 0:
-        args += ["--max-samples", str(stage["max_samples"])]
-    return shlex.join(args)
+    from distillery.settings.generation import Generation
+
+    return {key: value for key, value in stage.items() if key in Generation.model_fields}
+
+
+def block_json(block: dict) -> str:
+    """A config block as the one JSON argument a rule hands its stage (keys sorted, so the
+    same settings are the same parameter and a changed one reruns the job)."""
+    return json.dumps(block, sort_keys=True)
 
 
 def is_external(stage: dict) -> bool:
@@ -310,27 +263,27 @@ def seeds(count: int) -> list[int]:
     return list(range(count))
 
 
-def eval_metrics_targets(config: dict) -> list[str]:
-    """Every ``metrics.json`` the evaluation produces: one per run and benchmark."""
+def comparison_entries(config: dict) -> list[tuple[str, str]]:
+    """(run, metrics.json) of every run and benchmark, for the comparison table."""
     return [
-        f"{RESULTS}/evals/{run}/eval-results/{bench}/metrics.json"
+        (run, f"{RESULTS}/evals/{run}/eval-results/{bench}/metrics.json")
         for run in config["evaluation"]["runs"]
         for bench in config["evaluation"]["benchmarks"]
     ]
 
 
-SFT_KEYS = [
-    "add_correct",
-    "add_incorrect",
-    "add_unlabeled",
-    "fill_majority",
-    "min_majority_votes",
-    "min_majority_percentage",
-    "deduplicate",
-    "seed",
-    "validation_share",
-    "shuffle",
-]
+def eval_seeds(config: dict, bench: str) -> list[int]:
+    """The seeds of a benchmark's evaluation: ``evaluation.benchmarks.<bench>`` samples, or, when
+    that is left empty, the number its definition recommends (aime24: 8)."""
+    count = config["evaluation"]["benchmarks"][bench]
+    if count is None:
+        count = benchmark_definition(config, bench).seeds
+    return seeds(count)
+
+
+def eval_metrics_targets(config: dict) -> list[str]:
+    """Every ``metrics.json`` the evaluation produces: one per run and benchmark."""
+    return [path for _, path in comparison_entries(config)]
 
 
 def contamination_benchmarks(config: dict) -> list[str]:
@@ -342,29 +295,10 @@ def contamination_benchmarks(config: dict) -> list[str]:
     return list(names if names is not None else config["evaluation"]["benchmarks"])
 
 
-def sft_data_args(config: dict) -> str:
-    """Flags of ``distillery.prepare_sft_data`` for the ``sft_data`` config block (input and
-    output paths aside)."""
-    block = config["sft_data"]
-    parts = [option_args(block, SFT_KEYS), option_args(block.get("filters", {}), [
-        "drop_multi_boxed", "remove_contaminated", "remove_no_think_tags", "think_tags",
-        "trim_solutions", "remove_len_outlier_problems", "min_problem_length",
-        "max_problem_length", "remove_len_outlier_solutions", "min_solution_length",
-        "max_solution_length", "max_seq_length",
-    ])]  # fmt: skip
-    contamination = block.get("contamination", {})
-    parts.append(option_args(contamination, ["ngram", "embedding_model", "embedding_threshold"]))
-    downsampling = block.get("downsampling", {})
-    if "method" in downsampling:
-        parts.append(shlex.join(["--downsampling", downsampling["method"]]))
-    parts.append(option_args(downsampling, ["max_per_problem", "num_output_samples"]))
-    parts.append(
-        option_args(
-            block.get("dual_mode", {}),
-            ["thinking_off_share", "system_on", "system_off", "reasoning_end"],
-        )
-    )
-    return " ".join(p for p in parts if p)
+def sft_block(config: dict) -> dict:
+    """What ``distillery.prepare_sft_data`` takes from the ``sft_data`` block (the prompt file
+    is the rule's input)."""
+    return {k: v for k, v in config["sft_data"].items() if k != "prompt"}
 
 
 def benchmark_definition(config: dict, bench: str):
@@ -396,33 +330,29 @@ def benchmark_prompt(config: dict, bench: str) -> str:
     )
 
 
-def eval_generation_args(config: dict, bench: str) -> str:
-    """The evaluation's generation flags, with the benchmark's default generation length when
-    the config sets none."""
-    args = generation_args(config["evaluation"])
-    if "max_tokens" not in config["evaluation"].get("inference", {}):
-        default = benchmark_definition(config, bench).max_tokens
-        if default:
-            args = f"{args} --max-tokens {default}"
-    return args
-
-
 def run_model(config: dict, run: str) -> str:
     """The model name of an evaluation run (``runs.<run>`` is a name or ``{model: ...}``)."""
     entry = config["evaluation"]["runs"][run]
     return entry if isinstance(entry, str) else entry["model"]
 
 
-def run_generation_args(config: dict, run: str, bench: str) -> str:
-    """The evaluation's generation flags for one run and benchmark: the run's own
-    ``parse_reasoning`` and ``inference`` settings override the evaluation's."""
+def eval_block(config: dict, run: str, bench: str) -> dict:
+    """The evaluation's generation settings for one run and benchmark: the run's own
+    ``parse_reasoning`` and ``inference`` override the evaluation's, and the benchmark's
+    default generation length applies when neither sets ``max_tokens``."""
     entry = config["evaluation"]["runs"][run]
     overrides = {} if isinstance(entry, str) else entry
-    stage = dict(config["evaluation"])
+    block = generation_block(config["evaluation"])
     if "parse_reasoning" in overrides:
-        stage["parse_reasoning"] = overrides["parse_reasoning"]
-    stage["inference"] = {**stage.get("inference", {}), **overrides.get("inference", {})}
-    return eval_generation_args({**config, "evaluation": stage}, bench)
+        block["parse_reasoning"] = overrides["parse_reasoning"]
+    inference = {**block.get("inference", {}), **overrides.get("inference", {})}
+    if "max_tokens" not in inference:
+        default = benchmark_definition(config, bench).max_tokens
+        if default:
+            inference["max_tokens"] = default
+    if inference:
+        block["inference"] = inference
+    return block
 
 
 def train_scale(config: dict) -> tuple[int, int]:
@@ -476,7 +406,7 @@ def serving(config: dict) -> dict:
     if "serving" in config:
         return {"type": "vllm", **config["serving"]}
     server = config["evaluation"].get("server", {})
-    if server.get("type") in ("vllm", "sglang", "trtllm"):
+    if server.get("type") in backends.SERVERS:
         keys = ("type", "gpus", "dtype", "python", "args", "env", "health_timeout")
         return {key: server[key] for key in keys if key in server}
     return {"type": "vllm"}

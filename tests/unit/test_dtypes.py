@@ -13,6 +13,7 @@ from distillery import dtypes, train_sft
 from distillery.errors import DistilleryError
 from distillery.generation.hf import load_model_and_tokenizer
 from distillery.generation.servers import ServerSpec, server_command, server_dtype
+from distillery.settings.generation import Server
 
 
 @pytest.fixture
@@ -98,7 +99,8 @@ def test_vllm_on_a_cpu_gets_an_explicit_dtype(cpu, native, expected):
 
 def test_server_command_puts_the_dtype_before_the_users_args(cpu):
     cpu(False)
-    spec = ServerSpec.from_flags("vllm", "/m", 0, "--dtype bfloat16 --enforce-eager", "python", ())
+    server = Server(type="vllm", gpus=0, args=["--dtype", "bfloat16", "--enforce-eager"])
+    spec = ServerSpec.from_settings(server, "/m")
     command = server_command(spec, 8000)
     assert command[-5:] == ["--dtype", "float32", "--dtype", "bfloat16", "--enforce-eager"]
 

@@ -10,21 +10,36 @@ import pytest
 from distillery import generate
 from distillery.errors import DistilleryError
 from distillery.jsonl import read_jsonl
+from distillery.settings.base import parse
+from distillery.settings.generation import Generation, Inference, Server
 
 from ..conftest import REPO, write_jsonl
 
+JOB_KEYS = {"input", "output", "prompt", "model", "seed", "num_chunks", "chunk_id", "threads"}
+
 
 def config(tmp_path, model, **overrides):
-    values = {
+    """A stage config; each override goes where it sits in the YAML block (``backend`` is
+    ``server.type``)."""
+    job = {
         "input": str(tmp_path / "in.jsonl"),
         "output": str(tmp_path / "out.jsonl"),
         "prompt": str(REPO / "prompts" / "math.yaml"),
         "model": str(model),
-        "max_tokens": 8,
-        "batch_size": 4,
-        **overrides,
     }
-    return generate.Config(**values)
+    block = {"server": {"type": "hf", "batch_size": 4}, "inference": {"max_tokens": 8}}
+    for key, value in overrides.items():
+        if key in JOB_KEYS:
+            job[key] = value
+        elif key in Inference.model_fields:
+            block["inference"][key] = value
+        elif key == "backend":
+            block["server"]["type"] = value
+        elif key in Server.model_fields:
+            block["server"][key] = value
+        else:
+            block[key] = value
+    return generate.Config(**job, stage=parse(Generation, block))
 
 
 def problems(n):
@@ -136,7 +151,8 @@ def test_kill_and_rerun_loses_and_duplicates_nothing(tmp_path, tiny_model_dir):
         sys.executable, "-m", "distillery.generate",
         "--input", str(tmp_path / "in.jsonl"), "--output", str(out),
         "--prompt", str(REPO / "prompts" / "math.yaml"), "--model", str(tiny_model_dir),
-        "--batch-size", "1", "--max-tokens", "24", "--threads", "1",
+        "--config-json", '{"server": {"type": "hf"}, "inference": {"max_tokens": 24}}',
+        "--set", "server.batch_size=1", "--threads", "1",
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     for _ in range(3):  # kill at a few points; each rerun continues from what is on disk

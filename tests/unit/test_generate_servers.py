@@ -1,6 +1,7 @@
 """The generate stage on its server path: a stand-in for vLLM (the stub server behind a fake
 interpreter) started, used and stopped by the stage itself, killed and resumed."""
 
+import json
 import os
 import random
 import signal
@@ -13,6 +14,8 @@ import pytest
 from distillery import generate
 from distillery.errors import DistilleryError
 from distillery.jsonl import read_jsonl
+from distillery.settings.base import parse
+from distillery.settings.generation import Generation
 
 from ..conftest import REPO, write_jsonl
 
@@ -24,20 +27,29 @@ def problems(n):
     ]
 
 
-def stage_args(tmp_path, model, python, **extra):
+def stage_args(tmp_path, model, python, seed=0, **server):
+    """The command line of a stage on the vLLM path: its block as JSON, then overrides."""
+    block = {
+        "server": {
+            "type": "vllm",
+            "python": str(python),
+            "health_timeout": 60,
+            "max_concurrency": 4,
+            "max_retries": 2,
+        }
+    }
     args = {
         "--input": str(tmp_path / "in.jsonl"),
         "--output": str(tmp_path / "out.jsonl"),
         "--prompt": str(REPO / "prompts" / "math.yaml"),
         "--model": str(model),
-        "--backend": "vllm",
-        "--server-python": str(python),
-        "--health-timeout": "60",
-        "--max-concurrency": "4",
-        "--max-retries": "2",
-        **extra,
+        "--seed": str(seed),
+        "--config-json": json.dumps(block),
     }
-    return [item for pair in args.items() for item in pair]
+    overrides = [
+        item for key, value in server.items() for item in ("--set", f"server.{key}={value}")
+    ]
+    return [item for pair in args.items() for item in pair] + overrides
 
 
 def run_stage(args, env_flags="", check=True, **popen):
@@ -53,9 +65,7 @@ def run_stage(args, env_flags="", check=True, **popen):
 
 def test_stage_serves_generates_and_stops(tmp_path, tiny_model_dir, fake_vllm):
     write_jsonl(tmp_path / "in.jsonl", problems(30))
-    result = run_stage(
-        stage_args(tmp_path, tiny_model_dir, fake_vllm, **{"--seed": "2"}), "--tokens 9"
-    )
+    result = run_stage(stage_args(tmp_path, tiny_model_dir, fake_vllm, seed=2), "--tokens 9")
     rows = read_jsonl(tmp_path / "out.jsonl")
     assert [r["id"] for r in rows] == list(range(30))
     assert all(
@@ -78,7 +88,7 @@ def test_server_that_fails_to_start(tmp_path, tiny_model_dir, fake_vllm):
 
 def test_server_dying_mid_run_keeps_finished_samples(tmp_path, tiny_model_dir, fake_vllm):
     write_jsonl(tmp_path / "in.jsonl", problems(40))
-    args = stage_args(tmp_path, tiny_model_dir, fake_vllm, **{"--max-concurrency": "1"})
+    args = stage_args(tmp_path, tiny_model_dir, fake_vllm, max_concurrency=1)
     result = run_stage(args, "--die-after 15", check=False)
     assert result.returncode == 1
     assert "rerun to continue" in result.stderr
@@ -97,17 +107,17 @@ def test_external_openai_endpoint(tmp_path, stub_server, monkeypatch):
         output=str(tmp_path / "out.jsonl"),
         prompt=str(REPO / "prompts" / "math.yaml"),
         model="stub",
-        backend="openai",
-        base_url=url,
-        api_key_env="MY_KEY",
+        stage=parse(
+            Generation, {"server": {"type": "openai", "base_url": url, "api_key_env": "MY_KEY"}}
+        ),
     )
     generate.main(config)
     assert len(read_jsonl(tmp_path / "out.jsonl")) == 5
 
 
 def test_openai_backend_needs_a_url():
-    with pytest.raises(DistilleryError, match="needs --base-url"):
-        generate.Config(input="i", output="o", prompt="p", model="m", backend="openai")
+    with pytest.raises(DistilleryError, match="'server.base_url' is missing"):
+        parse(Generation, {"server": {"type": "openai"}})
 
 
 def test_kill_9_at_20_random_points_loses_and_duplicates_nothing(
@@ -115,7 +125,7 @@ def test_kill_9_at_20_random_points_loses_and_duplicates_nothing(
 ):
     rows = problems(120)
     write_jsonl(tmp_path / "in.jsonl", rows)
-    args = stage_args(tmp_path, tiny_model_dir, fake_vllm, **{"--max-concurrency": "2"})
+    args = stage_args(tmp_path, tiny_model_dir, fake_vllm, max_concurrency=2)
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "STUB_FLAGS": "--delay 0.03"}
     partial, out = tmp_path / "out.jsonl.partial", tmp_path / "out.jsonl"
     rng = random.Random(0)

@@ -41,8 +41,10 @@ def test_sglang_command():
 
 
 def test_unknown_server_type():
-    with pytest.raises(DistilleryError, match="known: vllm, trtllm, sglang"):
+    with pytest.raises(DistilleryError, match="known: hf, vllm, trtllm, sglang, openai"):
         server_command(ServerSpec("tgi", "/m"), 1)
+    with pytest.raises(DistilleryError, match="those that do: vllm, trtllm, sglang"):
+        server_command(ServerSpec("hf", "/m"), 1)
 
 
 def stub(port, *flags):

@@ -5,11 +5,13 @@ import pytest
 from distillery import prepare_sft_data
 from distillery.errors import DistilleryError
 from distillery.jsonl import read_jsonl
+from distillery.settings.base import parse
+from distillery.settings.data import Downsampling, SftSelection
 from distillery.sft.contamination import NGramIndex
 from distillery.sft.filters import answer_part, has_multiple_boxed, has_think_tags, trim_solution
 from distillery.sft.formatting import ChatFormatter
 from distillery.sft.labels import NO_VALID_ANSWER, fill_majority_answer, label
-from distillery.sft.pipeline import Options, downsampling_quotas
+from distillery.sft.pipeline import downsampling_quotas
 
 from ..conftest import REPO, write_jsonl
 
@@ -131,13 +133,15 @@ def test_formatting_falls_back_when_the_template_changes_contents():
 
 def test_fair_downsampling_is_round_robin():
     counts = {0: 1, 1: 5, 2: 2, 3: 10}
-    quotas = downsampling_quotas(counts, Options(downsampling="fair", num_output_samples=8))
+    quotas = downsampling_quotas(counts, Downsampling(method="fair", num_output_samples=8), 42)
     assert sum(quotas.values()) == 8
     assert quotas[0] == 1 and quotas[2] == 2  # small problems keep everything
     assert sorted([quotas[1], quotas[3]]) == [2, 3]  # the rest share what is left evenly
-    assert downsampling_quotas(counts, Options(max_per_problem=3)) == {0: 1, 1: 3, 2: 2, 3: 3}
+    assert downsampling_quotas(counts, Downsampling(max_per_problem=3), 42) == {
+        0: 1, 1: 3, 2: 2, 3: 3
+    }  # fmt: skip
     random_quotas = downsampling_quotas(
-        counts, Options(downsampling="random", num_output_samples=6)
+        counts, Downsampling(method="random", num_output_samples=6), 42
     )
     assert sum(random_quotas.values()) == 6
     assert all(random_quotas[g] <= counts[g] for g in counts)
@@ -155,14 +159,30 @@ def solutions(tmp_path, seeds):
     return tuple(paths)
 
 
+STAGE_KEYS = {"validation_output", "contamination_benchmarks", "contamination_output", "threads"}
+
+
 def stage_config(tmp_path, inputs, tokenizer_dir, **kw):
+    """The stage's config; each setting goes where it sits in the sft_data block."""
+    block: dict = {}
+    stage = {k: v for k, v in kw.items() if k in STAGE_KEYS}
+    for key, value in kw.items():
+        if key in STAGE_KEYS:
+            continue
+        where = next(
+            (name for name in ("filters", "dual_mode", "downsampling", "contamination")
+             if key in SftSelection.model_fields[name].annotation.model_fields),
+            None,
+        )  # fmt: skip
+        (block.setdefault(where, {}) if where else block)[key] = value
     return prepare_sft_data.Config(
         inputs=inputs,
         output=str(tmp_path / "sft.jsonl"),
         report=str(tmp_path / "report.json"),
         prompt=str(REPO / "prompts" / "math.yaml"),
         tokenizer=str(tokenizer_dir),
-        **kw,
+        sft=parse(SftSelection, block),
+        **stage,
     )
 
 
@@ -362,3 +382,27 @@ def test_grading_in_a_worker_gives_the_same_output(tmp_path, tokenizer_dir):
         prepare_sft_data.main(prepare_sft_data.Config(**{**config.__dict__, "output": str(out)}))
         outputs.append((out.read_bytes(), steps(tmp_path)[1]))
     assert outputs[0] == outputs[1]
+
+
+def test_drop_if_regex_match_matches_literally_as_nemo_skills_does(tmp_path, tokenizer_dir):
+    inputs = solutions(tmp_path, [[("4", "4"), ("so ```python print(4)``` \\boxed{4}", "4")]])
+    prepare_sft_data.main(
+        stage_config(tmp_path, inputs, tokenizer_dir, drop_if_regex_match=["```python", "a.c"])
+    )
+    removed, _ = steps(tmp_path)
+    assert removed["drop_if_regex_match"] == 1
+    assert len(read_jsonl(tmp_path / "sft.jsonl")) == 1
+
+
+def test_the_filter_steps_drive_the_filters_block_and_the_report_rows():
+    from distillery.sft import filters, pipeline
+
+    keys = set(SftSelection.model_fields["filters"].annotation.model_fields)
+    for step in filters.STEPS:
+        if step.settings is not None:
+            assert step.name in keys and set(step.settings.model_fields) <= keys
+    counted = [s.name for s in filters.STEPS if s.counted]
+    assert list(pipeline.STEPS[1 : 1 + len(counted)]) == counted
+    assert "trim_solutions" not in pipeline.STEPS  # it edits, it removes nothing
+    with pytest.raises(DistilleryError, match="'filters.drop_if_regex_match' must be of type"):
+        parse(SftSelection, {"filters": {"drop_if_regex_match": "```python"}})

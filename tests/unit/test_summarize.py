@@ -1,8 +1,10 @@
 import json
+import subprocess
+import sys
 
 import pytest
 
-from distillery import compare_runs, summarize
+from distillery import cli, compare_runs, summarize
 from distillery.errors import DistilleryError
 
 from ..conftest import write_jsonl
@@ -147,3 +149,18 @@ def test_timed_out_grading_is_counted_in_metrics_json_and_the_table(tmp_path):
         "b": 1
     }
     assert "1 sample(s) of b could not be graded" in (out / "metrics.md").read_text()
+
+
+def test_directory_as_positional_argument_as_the_readme_shows_it(tmp_path):
+    make_run(tmp_path, "demo", [[graded(True, "1")]])
+    done = subprocess.run(
+        [sys.executable, "-m", "distillery.summarize", str(tmp_path), "--no-plots"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "eval-results" / "metrics.json").is_file()
+    config = cli.parse_config(summarize.Config, [str(tmp_path)])
+    assert config.results_dir == str(tmp_path)
+    with pytest.raises(SystemExit):
+        cli.parse_config(summarize.Config, [str(tmp_path), "--results-dir", "elsewhere"])

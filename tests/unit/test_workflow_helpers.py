@@ -23,19 +23,62 @@ def test_model_dirs():
     assert wf.converted_models(CONFIG) == ["small"]
 
 
-def test_generation_args_only_pass_what_is_set():
+def test_generation_block_is_the_stages_generation_settings_as_set():
     stage = {
+        "prompt": "prompts/math.yaml",
+        "seeds": 4,
+        "chunks": 2,
         "server": {"type": "hf", "dtype": "bfloat16"},
         "inference": {"temperature": 0.6, "max_tokens": 8192},
+        "max_samples": 5,
     }
-    assert (
-        wf.generation_args(stage)
-        == "--backend hf --dtype bfloat16 --temperature 0.6 --max-tokens 8192"
-    )
-    assert (
-        wf.generation_args({"server": {"type": "hf"}, "max_samples": 5})
-        == "--backend hf --max-samples 5"
-    )
+    assert wf.generation_block(stage) == {
+        "server": {"type": "hf", "dtype": "bfloat16"},
+        "inference": {"temperature": 0.6, "max_tokens": 8192},
+        "max_samples": 5,
+    }
+    # the same settings are the same parameter, whatever the order in the YAML file
+    assert wf.block_json({"b": 1, "a": {"y": 2, "x": 1}}) == '{"a": {"x": 1, "y": 2}, "b": 1}'
+
+
+def test_eval_block_merges_the_run_and_the_benchmarks_generation_length():
+    config = {
+        "benchmarks": {"aime24": {}, "demo": {}},
+        "evaluation": {
+            "prompt": "p.yaml",
+            "benchmarks": {"aime24": 8, "demo": 1},
+            "server": {"type": "hf"},
+            "inference": {"temperature": 0.6},
+            "runs": {
+                "base": "small",
+                "think": {"model": "trained", "parse_reasoning": True,
+                          "inference": {"max_tokens": 100}},
+            },
+        },
+    }  # fmt: skip
+    assert wf.eval_block(config, "base", "aime24") == {
+        "server": {"type": "hf"},
+        "inference": {"temperature": 0.6, "max_tokens": 16384},  # the definition's
+    }
+    assert wf.eval_block(config, "think", "aime24") == {
+        "server": {"type": "hf"},
+        "parse_reasoning": True,
+        "inference": {"temperature": 0.6, "max_tokens": 100},
+    }
+    assert wf.eval_block(config, "base", "demo")["inference"]["max_tokens"] == 256
+
+
+def test_benchmark_seeds_default_to_the_definitions():
+    config = {"benchmarks": {"aime24": {}, "demo": {}},
+              "evaluation": {"benchmarks": {"aime24": None, "demo": 3}}}  # fmt: skip
+    assert wf.eval_seeds(config, "aime24") == list(range(8))
+    assert wf.eval_seeds(config, "demo") == [0, 1, 2]
+
+
+def test_comparison_entries_keep_run_names_with_double_underscores():
+    config = {"evaluation": {"runs": {"base__v2": "m", "sft": "trained"},
+                             "benchmarks": {"demo": 1}}}  # fmt: skip
+    assert [run for run, _ in wf.comparison_entries(config)] == ["base__v2", "sft"]
 
 
 def test_training_args():
@@ -107,10 +150,11 @@ def test_gguf_to_hf_missing_file(tmp_path):
         )
 
 
-def test_server_generation_args_reach_the_stage_parser():
+def test_a_stages_block_reaches_the_stage_parser_as_one_json_argument():
     from distillery import cli, generate
 
     stage = {
+        "prompt": "prompts/math.yaml",
         "server": {
             "type": "vllm",
             "gpus": 8,
@@ -122,16 +166,36 @@ def test_server_generation_args_reach_the_stage_parser():
         "parse_reasoning": True,
         "inference": {"temperature": 0.6, "stop": ["<|im_end|>"]},
     }
-    import shlex
-
     argv = ["--input", "i", "--output", "o", "--prompt", "p", "--model", "m"]
-    config = cli.parse_config(generate.Config, argv + shlex.split(wf.generation_args(stage)))
-    assert config.backend == "vllm" and config.gpus == 8
-    assert shlex.split(config.server_args) == ["--max-model-len", "16384", "--enforce-eager"]
-    assert config.server_env == ("VLLM_USE_V1=1",)
-    assert config.server_python == "/envs/vllm/bin/python"
-    assert config.parse_reasoning and config.stop == ("<|im_end|>",)
-    assert config.health_timeout == 1200
+    block = wf.block_json(wf.generation_block(stage))
+    config = cli.parse_config(generate.Config, [*argv, "--config-json", block])
+    server = config.stage.server
+    assert server.type == "vllm" and server.gpus == 8
+    assert server.args == ["--max-model-len", "16384", "--enforce-eager"]
+    assert server.env == {"VLLM_USE_V1": "1"} and server.python == "/envs/vllm/bin/python"
+    assert config.stage.parse_reasoning and config.stage.inference.stop == ["<|im_end|>"]
+    assert server.health_timeout == 1200
+    assert config.stage.inference.max_tokens == 512  # the default, declared once
+
+
+def test_a_stage_run_by_hand_takes_a_file_and_overrides(tmp_path, capsys):
+    from distillery import cli, generate
+
+    block = tmp_path / "block.yaml"
+    block.write_text("server: {type: hf, batch_size: 2}\ninference: {temperature: 0.7}\n")
+    argv = ["--input", "i", "--output", "o", "--prompt", "p", "--model", "m"]
+    config = cli.parse_config(
+        generate.Config,
+        [*argv, "--config-file", str(block), "--config-json", '{"inference": {"top_p": 0.9}}',
+         "--set", "inference.temperature=0.6", "--set", "inference.stop=[</s>]"],
+    )  # fmt: skip
+    assert config.stage.server.batch_size == 2
+    assert config.stage.inference.temperature == 0.6 and config.stage.inference.top_p == 0.9
+    assert config.stage.inference.stop == ["</s>"]
+    with pytest.raises(SystemExit):
+        cli.parse_config(generate.Config, [*argv, "--set", "inference.temperture=0.6"])
+    err = capsys.readouterr().err
+    assert "config key 'inference.temperture' is not allowed; allowed keys of 'inference'" in err
 
 
 def test_external_stage_models():

@@ -73,7 +73,7 @@ def get_eval_seed_files(wildcards):
         "results/evals/{run}/eval-results/{bench}/output-rs{seed}.jsonl",
         run=wildcards.run,
         bench=wildcards.bench,
-        seed=wf.seeds(EVAL["benchmarks"][wildcards.bench]),
+        seed=wf.eval_seeds(config, wildcards.bench),
     )
 
 
@@ -96,7 +96,7 @@ def get_eval_prompt(wildcards):
 
 
 def get_eval_generation_args(wildcards):
-    return wf.run_generation_args(config, wildcards.run, wildcards.bench)
+    return wf.block_json(wf.eval_block(config, wildcards.run, wildcards.bench))
 
 
 def get_benchmark_file(wildcards):
@@ -105,11 +105,7 @@ def get_benchmark_file(wildcards):
 
 
 def get_comparison_inputs():
-    return {
-        f"{run}__{bench}": f"results/evals/{run}/eval-results/{bench}/metrics.json"
-        for run in EVAL["runs"]
-        for bench in EVAL["benchmarks"]
-    }
+    return [path for _, path in wf.comparison_entries(config)]
 
 
 def get_benchmark_options(wildcards):
@@ -120,8 +116,8 @@ def get_model_dtype(wildcards):
     return config["models"][wildcards.model].get("dtype", "auto")
 
 
-def get_comparison_entries(wildcards, input):
-    return " ".join(f"{key.split('__')[0]}={path}" for key, path in input.items())
+def get_comparison_entries(wildcards):
+    return [f"{run}={path}" for run, path in wf.comparison_entries(config)]
 
 
 def get_run_metrics(wildcards):
@@ -134,8 +130,8 @@ def get_run_metrics(wildcards):
 def get_run_graded_files(wildcards):
     return [
         f"results/evals/{wildcards.run}/eval-results/{bench}/output-rs{seed}.jsonl"
-        for bench, seeds in EVAL["benchmarks"].items()
-        for seed in wf.seeds(seeds)
+        for bench in EVAL["benchmarks"]
+        for seed in wf.eval_seeds(config, bench)
     ]
 
 
@@ -148,10 +144,10 @@ def get_final_outputs():
 
 def get_contamination_entries(wildcards, input):
     if not input.benchmarks:
-        return ""
+        return []
     names = wf.contamination_benchmarks(config)
-    pairs = " ".join(f"{n}={p}" for n, p in zip(names, input.benchmarks))
-    return f"--contamination-benchmarks {pairs}"
+    pairs = [f"{n}={p}" for n, p in zip(names, input.benchmarks)]
+    return ["--contamination-benchmarks", *pairs]
 
 
 def get_sft_inputs(wildcards):
@@ -166,7 +162,7 @@ def get_raw_data_tokenizer(wildcards):
 
 
 def get_raw_data_tokenizer_flag(wildcards, input):
-    return f"--tokenizer {input.tokenizer}" if input.tokenizer else ""
+    return ["--tokenizer", input.tokenizer] if input.tokenizer else []
 
 
 def get_download_options(wildcards):
@@ -205,5 +201,5 @@ def get_conda_env(family):
 def get_threads_flag(wildcards, threads):
     """TRL's stage pins torch's CPU threads; NeMo-RL sizes its own workers."""
     if config["training"].get("backend", "trl") == "nemo_rl":
-        return ""
-    return f"--threads {threads}"
+        return []
+    return ["--threads", threads]

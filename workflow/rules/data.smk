@@ -16,10 +16,10 @@ rule prepare_raw_data:
         tokenizer=get_raw_data_tokenizer_flag,
     shell:
         "python -m distillery.prepare_raw_data"
-        " --output {output.posts}"
-        " {params.tokenizer}"
+        " --output {output.posts:q}"
+        " {params.tokenizer:q}"
         " {params.options}"
-        " > {log} 2>&1"
+        " > {log:q} 2>&1"
 
 
 rule prepare_benchmark:
@@ -39,6 +39,6 @@ rule prepare_benchmark:
         options=get_benchmark_options,
     shell:
         "python -m distillery.prepare_benchmark"
-        " --output {output.test}"
+        " --output {output.test:q}"
         " {params.options}"
-        " > {log} 2>&1"
+        " > {log:q} 2>&1"

@@ -25,16 +25,16 @@ rule generate_eval:
         chunks=len(EVAL_CHUNKS),
     shell:
         "python -m distillery.generate"
-        " --input {input.data}"
-        " --output {output.generations}"
-        " --prompt {input.prompt}"
-        " --model {params.model}"
-        " --seed {wildcards.seed}"
-        " --num-chunks {params.chunks}"
-        " --chunk-id {wildcards.chunk}"
+        " --input {input.data:q}"
+        " --output {output.generations:q}"
+        " --prompt {input.prompt:q}"
+        " --model {params.model:q}"
+        " --seed {wildcards.seed:q}"
+        " --num-chunks {params.chunks:q}"
+        " --chunk-id {wildcards.chunk:q}"
         " --threads {threads}"
-        " {params.generation}"
-        " > {log} 2>&1"
+        " --config-json {params.generation:q}"
+        " > {log:q} 2>&1"
 
 
 rule merge_eval_chunks:
@@ -51,9 +51,9 @@ rule merge_eval_chunks:
         get_container("core")
     shell:
         "python -m distillery.merge_chunks"
-        " --inputs {input.chunks}"
-        " --output {output.generations}"
-        " > {log} 2>&1"
+        " --inputs {input.chunks:q}"
+        " --output {output.generations:q}"
+        " > {log:q} 2>&1"
 
 
 rule grade:
@@ -74,9 +74,9 @@ rule grade:
         options=wf.option_args(GRADING, ["extract_regex", "timeout"]),
     shell:
         "python -m distillery.grade"
-        " --input {input.generations}"
-        " --output {output.graded}"
-        " --mode {params.mode}"
+        " --input {input.generations:q}"
+        " --output {output.graded:q}"
+        " --mode {params.mode:q}"
         " --workers {threads}"
         " {params.options}"
-        " > {log} 2>&1"
+        " > {log:q} 2>&1"

@@ -20,11 +20,11 @@ rule gguf_to_hf:
         dtype=get_model_dtype,
     shell:
         "python -m distillery.gguf_to_hf"
-        " --gguf {input.gguf}"
-        " --output {output.model}"
-        " --dtype {params.dtype}"
+        " --gguf {input.gguf:q}"
+        " --output {output.model:q}"
+        " --dtype {params.dtype:q}"
         " --threads {threads}"
-        " > {log} 2>&1"
+        " > {log:q} 2>&1"
 
 
 rule download_model:
@@ -46,9 +46,9 @@ rule download_model:
         options=get_download_options,
     shell:
         "python -m distillery.download_model"
-        " --output {output.model}"
+        " --output {output.model:q}"
         " {params.options}"
-        " > {log} 2>&1"
+        " > {log:q} 2>&1"
 
 
 # Any adapter, merged by naming its model: `snakemake results/models/<name>` for a model with
@@ -77,12 +77,12 @@ rule merge_lora:
         dtype=get_model_dtype,
     shell:
         "python -m distillery.merge_lora"
-        " --base {input.base}"
-        " --adapter {params.adapter}"
-        " --output {output.model}"
-        " --dtype {params.dtype}"
+        " --base {input.base:q}"
+        " --adapter {params.adapter:q}"
+        " --output {output.model:q}"
+        " --dtype {params.dtype:q}"
         " --threads {threads}"
-        " > {log} 2>&1"
+        " > {log:q} 2>&1"
 
 
 rule build_trtllm_engine:
@@ -109,10 +109,10 @@ rule build_trtllm_engine:
         options=get_engine_options,
     shell:
         "python -m distillery.convert_trtllm"
-        " --model {input.model}"
-        " --output {output.model}"
+        " --model {input.model:q}"
+        " --output {output.model:q}"
         " {params.options}"
-        " > {log} 2>&1"
+        " > {log:q} 2>&1"
 
 
 rule nemo_to_hf:
@@ -138,11 +138,11 @@ rule nemo_to_hf:
         format=lambda wildcards: config["models"][wildcards.model]["format"],
     shell:
         "python -m distillery.convert_nemo --direction to-hf"
-        " --format {params.format}"
-        " --checkpoint {input.checkpoint}"
-        " --reference {input.reference}"
-        " --output {output.model}"
-        " > {log} 2>&1"
+        " --format {params.format:q}"
+        " --checkpoint {input.checkpoint:q}"
+        " --reference {input.reference:q}"
+        " --output {output.model:q}"
+        " > {log:q} 2>&1"
 
 
 # Any model of the config as a .nemo file, by target: `snakemake results/nemo/<model>.nemo`.
@@ -165,6 +165,6 @@ rule hf_to_nemo:
         runtime=120,
     shell:
         "python -m distillery.convert_nemo --direction to-nemo"
-        " --checkpoint {input.model}"
-        " --output {output.nemo}"
-        " > {log} 2>&1"
+        " --checkpoint {input.model:q}"
+        " --output {output.nemo:q}"
+        " > {log:q} 2>&1"

@@ -28,17 +28,17 @@ rule summarize:
         config_hash=CONFIG_HASH,
     shell:
         "python -m distillery.summarize"
-        " --benchmark {wildcards.bench}"
-        " --files {input.seeds}"
-        " --save-metrics-path {output.metrics}"
-        " --config-hash {params.config_hash}"
+        " --benchmark {wildcards.bench:q}"
+        " --files {input.seeds:q}"
+        " --save-metrics-path {output.metrics:q}"
+        " --config-hash {params.config_hash:q}"
         " {params.options}"
-        " > {log} 2>&1"
+        " > {log:q} 2>&1"
 
 
 rule compare_runs:
     input:
-        **get_comparison_inputs(),
+        metrics=get_comparison_inputs(),
     output:
         table="results/comparison.md",
         csv=report(
@@ -57,9 +57,9 @@ rule compare_runs:
         entries=get_comparison_entries,
     shell:
         "python -m distillery.compare_runs"
-        " --inputs {params.entries}"
-        " --output {output.table}"
-        " > {log} 2>&1"
+        " --inputs {params.entries:q}"
+        " --output {output.table:q}"
+        " > {log:q} 2>&1"
 
 
 rule log_wandb:
@@ -79,10 +79,10 @@ rule log_wandb:
         options=wf.option_args(WANDB, ["mode", "project", "group", "num_samples"]),
     shell:
         "python -m distillery.log_wandb"
-        " --run {wildcards.run}"
-        " --metrics {input.metrics}"
-        " --samples {input.samples}"
+        " --run {wildcards.run:q}"
+        " --metrics {input.metrics:q}"
+        " --samples {input.samples:q}"
         " --dir results"
-        " --output {output.note}"
+        " --output {output.note:q}"
         " {params.options}"
-        " > {log} 2>&1"
+        " > {log:q} 2>&1"

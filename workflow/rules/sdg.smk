@@ -23,16 +23,16 @@ rule extract_problems:
         gpu=wf.stage_gpus(config, "problem_extraction"),
     params:
         model=get_model_param("problem_extraction"),
-        generation=wf.generation_args(EXTRACTION),
+        generation=wf.block_json(wf.generation_block(EXTRACTION)),
     shell:
         "python -m distillery.generate"
-        " --input {input.data}"
-        " --output {output.generations}"
-        " --prompt {input.prompt}"
-        " --model {params.model}"
+        " --input {input.data:q}"
+        " --output {output.generations:q}"
+        " --prompt {input.prompt:q}"
+        " --model {params.model:q}"
         " --threads {threads}"
-        " {params.generation}"
-        " > {log} 2>&1"
+        " --config-json {params.generation:q}"
+        " > {log:q} 2>&1"
 
 
 rule postprocess_problems:
@@ -51,10 +51,10 @@ rule postprocess_problems:
         mem_mb=1000,
     shell:
         "python -m distillery.postprocess_problems"
-        " --input {input.generations}"
-        " --output {output.problems}"
-        " --dropped {output.dropped}"
-        " > {log} 2>&1"
+        " --input {input.generations:q}"
+        " --output {output.problems:q}"
+        " --dropped {output.dropped:q}"
+        " > {log:q} 2>&1"
 
 
 rule generate_solutions:
@@ -78,20 +78,20 @@ rule generate_solutions:
         gpu=wf.stage_gpus(config, "solutions"),
     params:
         model=get_model_param("solutions"),
-        generation=wf.generation_args(SOLUTIONS),
+        generation=wf.block_json(wf.generation_block(SOLUTIONS)),
         chunks=len(SOLUTION_CHUNKS),
     shell:
         "python -m distillery.generate"
-        " --input {input.data}"
-        " --output {output.generations}"
-        " --prompt {input.prompt}"
-        " --model {params.model}"
-        " --seed {wildcards.seed}"
-        " --num-chunks {params.chunks}"
-        " --chunk-id {wildcards.chunk}"
+        " --input {input.data:q}"
+        " --output {output.generations:q}"
+        " --prompt {input.prompt:q}"
+        " --model {params.model:q}"
+        " --seed {wildcards.seed:q}"
+        " --num-chunks {params.chunks:q}"
+        " --chunk-id {wildcards.chunk:q}"
         " --threads {threads}"
-        " {params.generation}"
-        " > {log} 2>&1"
+        " --config-json {params.generation:q}"
+        " > {log:q} 2>&1"
 
 
 rule merge_solutions:
@@ -111,6 +111,6 @@ rule merge_solutions:
         get_container("core")
     shell:
         "python -m distillery.merge_chunks"
-        " --inputs {input.chunks}"
-        " --output {output.generations}"
-        " > {log} 2>&1"
+        " --inputs {input.chunks:q}"
+        " --output {output.generations:q}"
+        " > {log:q} 2>&1"

@@ -21,10 +21,10 @@ for run in wf.served_runs(config):
             name=run,
         shell:
             "python -m distillery.serve"
-            " --model {input.model}"
-            " --served-model-name {params.name}"
+            " --model {input.model:q}"
+            " --served-model-name {params.name:q}"
             " {params.options}"
-            " 2>&1 | tee {log}"
+            " 2>&1 | tee {log:q}"
 
 
 # `snakemake doctor`: what this config needs against what the machine has (see distillery.doctor).

@@ -29,20 +29,20 @@ rule prepare_sft_data:
     resources:
         mem_mb=2000,
     params:
-        options=wf.sft_data_args(config),
+        sft=wf.block_json(wf.sft_block(config)),
         grading=wf.option_args(GRADING, ["extract_regex"]),
         benchmarks=get_contamination_entries,
     shell:
         "python -m distillery.prepare_sft_data"
-        " --inputs {input.solutions}"
-        " --output {output.data}"
-        " --validation-output {output.validation}"
-        " --contamination-output {output.contamination}"
-        " --report {output.report}"
-        " --prompt {input.prompt}"
-        " --tokenizer {input.tokenizer}"
+        " --inputs {input.solutions:q}"
+        " --output {output.data:q}"
+        " --validation-output {output.validation:q}"
+        " --contamination-output {output.contamination:q}"
+        " --report {output.report:q}"
+        " --prompt {input.prompt:q}"
+        " --tokenizer {input.tokenizer:q}"
         " --threads {threads}"
-        " {params.benchmarks}"
-        " {params.options}"
+        " {params.benchmarks:q}"
+        " --config-json {params.sft:q}"
         " {params.grading}"
-        " > {log} 2>&1"
+        " > {log:q} 2>&1"

@@ -24,15 +24,15 @@ rule train_sft:
         options=wf.training_options(config),
         threads=get_threads_flag,
         validation=lambda wildcards, input: (
-            f"--validation {input.validation}" if config["training"].get("evaluate", True) else ""
+            ["--validation", input.validation] if config["training"].get("evaluate", True) else []
         ),
     shell:
         "{params.launcher} {params.module}"
-        " --data {input.data}"
-        " --model {input.model}"
-        " --output {output.model}"
-        " --metrics {output.metrics}"
-        " {params.validation}"
-        " {params.threads}"
+        " --data {input.data:q}"
+        " --model {input.model:q}"
+        " --output {output.model:q}"
+        " --metrics {output.metrics:q}"
+        " {params.validation:q}"
+        " {params.threads:q}"
         " {params.options}"
-        " > {log} 2>&1"
+        " > {log:q} 2>&1"

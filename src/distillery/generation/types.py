@@ -4,19 +4,37 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from distillery.settings.generation import Inference
+
+_DEFAULT = Inference()
+
 
 @dataclass(frozen=True)
 class SamplingParams:
-    """Sampling settings, with the OpenAI/vLLM meaning of each (0 temperature = greedy)."""
+    """What a backend samples with: a stage's ``inference`` settings (declared, with their
+    defaults, in :class:`~distillery.settings.generation.Inference`) and the job's seed."""
 
-    temperature: float = 0.0
-    top_p: float = 1.0
-    top_k: int = -1
-    min_p: float = 0.0
-    max_tokens: int = 512
-    repetition_penalty: float = 1.0
-    stop: tuple[str, ...] = ()
+    temperature: float = _DEFAULT.temperature
+    top_p: float = _DEFAULT.top_p
+    top_k: int = _DEFAULT.top_k
+    min_p: float = _DEFAULT.min_p
+    max_tokens: int = _DEFAULT.max_tokens
+    repetition_penalty: float = _DEFAULT.repetition_penalty
+    stop: tuple[str, ...] = tuple(_DEFAULT.stop)
     seed: int = 0
+
+    @classmethod
+    def from_settings(cls, inference: Inference, seed: int) -> SamplingParams:
+        return cls(
+            temperature=inference.temperature,
+            top_p=inference.top_p,
+            top_k=inference.top_k,
+            min_p=inference.min_p,
+            max_tokens=inference.max_tokens,
+            repetition_penalty=inference.repetition_penalty,
+            stop=tuple(inference.stop),
+            seed=seed,
+        )
 
 
 @dataclass(frozen=True)

