@@ -4,8 +4,8 @@
 
 1. ``prepare_benchmark`` from a local file for every hub benchmark, with files of the real
    benchmarks' sizes and columns (synthetic text): wall time of the whole process.
-2. ``prepare_raw_data --source aops`` from local parquet files of N synthetic threads (a question
-   and five quoted answers each): wall time and peak RSS, which must not grow with N.
+2. ``prepare_raw_data --set source=aops`` from local parquet files of N synthetic threads (a
+   question and five quoted answers each): wall time and peak RSS, which must not grow with N.
 """
 
 from __future__ import annotations
@@ -138,15 +138,21 @@ def main() -> None:
         print("| benchmark from a local file | rows | wall (s) |\n|---|---:|---:|")
         for name, path in benchmark_files(scratch).items():
             out = scratch / f"{name}-test.jsonl"
-            command = [sys.executable, "-m", "distillery.prepare_benchmark", "--benchmark", name]
-            wall, _ = run(command + ["--path", str(path), "--output", str(out)])
+            command = [
+                sys.executable,
+                "-m",
+                "distillery.prepare_benchmark",
+                "--set",
+                f"source={name}",
+            ]
+            wall, _ = run(command + ["--set", f"path={path}", "--output", str(out)])
             rows = sum(1 for _ in open(out, "rb"))
             print(f"| {name} | {rows} | {wall:.2f} |")
         print("\n| aops threads (local parquet) | wall (s) | peak RSS (MB) |\n|---|---:|---:|")
         for count in args.aops:
             path = aops_file(scratch, count)
-            command = [sys.executable, "-m", "distillery.prepare_raw_data", "--source", "aops"]
-            command += ["--path", str(path), "--num-posts", str(count)]
+            command = [sys.executable, "-m", "distillery.prepare_raw_data", "--set", "source=aops"]
+            command += ["--set", f"path={path}", "--set", f"num_posts={count}"]
             wall, rss = run(command + ["--output", str(scratch / "raw.jsonl")])
             print(f"| {count:,} | {wall:.1f} | {rss:.0f} |")
 

@@ -153,30 +153,35 @@ def stage_trainer(
     model_dir: Path, samples, method: str, args, workdir: Path, param_dtype: str = "auto"
 ):
     from distillery import train_sft
+    from distillery.settings.base import parse
+    from distillery.settings.training import TrainingSettings
 
+    training = {
+        "method": method,
+        "max_steps": args.warmup + args.steps,
+        "micro_batch_size": args.micro,
+        "fsdp": args.fsdp,
+        "gradient_accumulation_steps": args.accumulation,
+        "compile": args.compile,
+        "max_seq_length": args.pack_length,
+        "save_steps": 10_000,
+        "precision": "bf16",
+        "param_dtype": param_dtype,
+        "gradient_checkpointing": args.gradient_checkpointing,
+        "attn_implementation": args.attn,
+        "liger": args.liger,
+        "lora": {"r": 16, "alpha": 32},
+    }
+    if args.logging_steps:
+        training["logging_steps"] = args.logging_steps
     config = train_sft.Config(
         data=str(workdir / "unused.jsonl"),
         model=str(model_dir),
         output=str(workdir / f"out-{method}"),
         metrics=str(workdir / "metrics.json"),
+        training=parse(TrainingSettings, training),
         adapter_output=str(workdir / f"adapter-{method}"),
         checkpoint_dir=str(workdir / f"ckpt-{method}"),
-        method=method,
-        max_steps=args.warmup + args.steps,
-        micro_batch_size=args.micro,
-        fsdp=args.fsdp,
-        gradient_accumulation_steps=args.accumulation,
-        logging_steps=args.logging_steps,
-        compile=args.compile,
-        max_seq_length=args.pack_length,
-        save_steps=10_000,
-        precision="bf16",
-        param_dtype=param_dtype,
-        gradient_checkpointing=args.gradient_checkpointing,
-        attn_implementation=args.attn,
-        liger=args.liger,
-        lora_r=16,
-        lora_alpha=32,
     )
     model, tokenizer = train_sft.load_model(config)
     return train_sft.build_trainer(config, model, tokenizer, samples, None), config

@@ -142,3 +142,26 @@ def fake_vllm(tmp_path) -> Path:
     )
     script.chmod(0o755)
     return script
+
+
+TRAIN_PATHS = {"data", "model", "output", "metrics", "adapter_output", "checkpoint_dir",
+               "validation", "threads"}  # fmt: skip
+
+
+def train_config(**kw):
+    """A ``train_sft`` config from flat keyword settings (``lora_r`` is ``lora.r``), each put
+    where it sits in the training block; the method defaults to lora."""
+    from distillery import train_sft
+    from distillery.settings.base import parse
+    from distillery.settings.training import TrainingSettings
+
+    block: dict = {"method": "lora"}
+    for key, value in kw.items():
+        if key in TRAIN_PATHS:
+            continue
+        if key.startswith("lora_") or key == "use_rslora":
+            block.setdefault("lora", {})[key.removeprefix("lora_")] = value
+        else:
+            block[key] = value
+    paths = {k: v for k, v in kw.items() if k in TRAIN_PATHS}
+    return train_sft.Config(**paths, training=parse(TrainingSettings, block))

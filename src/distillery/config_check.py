@@ -1,4 +1,5 @@
-"""Validation of the workflow config: JSON Schema first, then the cross-references.
+"""Validation of the workflow config: JSON Schema first (generated from
+:mod:`distillery.settings`), then the settings models' own checks, then the cross-references.
 
 Every problem is reported as one line naming the config key and what is allowed, e.g.::
 
@@ -96,27 +97,6 @@ def check_references(
         else:
             model_ref(f"{stage}.server.model", server["model"])
     model_ref("training.model", config["training"]["model"])
-    training = config["training"]
-    if training.get("backend") == "nemo_rl" and training.get("method") == "qlora":
-        problems.append(
-            "config key 'training.method': qlora runs with backend trl only; use full or lora "
-            "with nemo_rl"
-        )
-    if training.get("backend") == "nemo_rl" and training.get("nodes", 1) > 1:
-        problems.append(
-            "config key 'training.nodes': several nodes run with backend trl only (NeMo-RL's "
-            "own cluster launch is not wired); set nodes: 1 or backend: trl"
-        )
-    if training.get("fsdp") and training.get("method") == "qlora":
-        problems.append(
-            "config key 'training.fsdp': FSDP does not shard qlora's 4-bit base; set fsdp: "
-            "false (data parallel) or method: lora"
-        )
-    if training.get("fsdp") and training.get("average_last"):
-        problems.append(
-            "config key 'training.fsdp': FSDP saves sharded checkpoints, which average_last "
-            "cannot read; set average_last: 0 or fsdp: false"
-        )
     tokenizer = config["raw_data"].get("tokenizer")
     if tokenizer is not None:
         model_ref("raw_data.tokenizer", tokenizer)
@@ -184,4 +164,13 @@ def validate_config(
     workflow_dir: str | Path | None = None,
 ) -> None:
     validate_schema(config, schema_path)
+    check_settings(config)
     check_references(config, workdir, workflow_dir)
+
+
+def check_settings(config: dict) -> None:
+    """What the schema cannot say about one block: settings that exclude each other (the
+    models' own checks, the ones each stage makes again when run by hand)."""
+    from distillery.settings import WorkflowConfig, parse
+
+    parse(WorkflowConfig, config)

@@ -4,7 +4,8 @@ container, on as many GPUs as the tensor-parallel size).
 Usage::
 
     python -m distillery.convert_trtllm --model results/models/qwq-32b \\
-        --output results/models/qwq-32b-trtllm --gpus 8 --max-seq-len 10000 [--quantization fp8]
+        --output results/models/qwq-32b-trtllm --gpus 8 --set max_seq_len=10000 \\
+        [--set quantization=fp8]
 
 The engine directory gets the tokenizer copied beside the engine, so ``trtllm-serve`` serves it
 on its own (the generation stage passes ``--backend tensorrt`` for an engine directory). Current
@@ -22,6 +23,7 @@ from pathlib import Path
 from distillery import cli
 from distillery.conversion import TrtllmEngine, copy_tokenizer, model_type, run_tool
 from distillery.models import staged_output
+from distillery.settings.model_entries import Engine
 
 logger = logging.getLogger(__name__)
 
@@ -32,13 +34,10 @@ class Config:
 
     model: str = field(metadata={"help": "Hugging Face model directory"})
     output: str = field(metadata={"help": "engine directory"})
+    engine: Engine = field(
+        metadata={"help": "the model entry's `engine` block, e.g. --set max_seq_len=10000"}
+    )
     gpus: int = field(default=1, metadata={"help": "tensor-parallel size"})
-    dtype: str = field(default="bfloat16", metadata={"help": "weights and activations dtype"})
-    max_batch_size: int = field(default=512, metadata={"help": "requests batched at once"})
-    max_input_len: int = field(default=4096, metadata={"help": "longest prompt"})
-    max_seq_len: int = field(default=8192, metadata={"help": "longest prompt + generation"})
-    max_num_tokens: int = field(default=8192, metadata={"help": "tokens in one forward pass"})
-    quantization: str | None = field(default=None, metadata={"help": "fp8, or none"})
     examples_dir: str = field(
         default="/app/tensorrt_llm/examples", metadata={"help": "TensorRT-LLM's examples"}
     )
@@ -53,12 +52,12 @@ def main(config: Config) -> None:
             config.model,
             str(staging),
             max(1, config.gpus),
-            config.dtype,
-            config.max_batch_size,
-            config.max_input_len,
-            config.max_seq_len,
-            config.max_num_tokens,
-            config.quantization,
+            config.engine.dtype,
+            config.engine.max_batch_size,
+            config.engine.max_input_len,
+            config.engine.max_seq_len,
+            config.engine.max_num_tokens,
+            config.engine.quantization,
             config.examples_dir,
         )
         shutil.rmtree(checkpoint, ignore_errors=True)

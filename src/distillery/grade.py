@@ -13,14 +13,10 @@ from typing import Literal
 
 from distillery import cli
 from distillery.errors import DistilleryError
-from distillery.grading import (
-    DEFAULT_EXTRACT_REGEX,
-    ExtractionConfig,
-    extract_answer,
-    extract_letter,
-)
+from distillery.grading import ExtractionConfig, extract_answer, extract_letter
 from distillery.grading_pool import grade_pairs
 from distillery.jsonl import iter_jsonl, write_jsonl
+from distillery.settings.workflow import Grading
 
 logger = logging.getLogger(__name__)
 
@@ -34,29 +30,21 @@ class Config:
 
     input: str = field(metadata={"help": "generations (JSONL with generation, expected_answer)"})
     output: str = field(metadata={"help": "graded JSONL"})
+    grading: Grading = field(
+        metadata={"help": "the grading block (extract_regex, timeout, ...), e.g. --set timeout=5"}
+    )
     mode: Literal["math", "multichoice"] = field(
         default="math", metadata={"help": "math: symbolic equivalence; multichoice: letters"}
-    )
-    extract_from_boxed: bool = field(default=True, metadata={"help": "use the last \\boxed{}"})
-    extract_regex: str = field(
-        default=DEFAULT_EXTRACT_REGEX, metadata={"help": "fallback answer regex"}
-    )
-    regex_fallback: bool = field(
-        default=True, metadata={"help": "try the regex when there is no \\boxed{}"}
-    )
-    timeout: int = field(
-        default=10, metadata={"help": "seconds one answer may take; then it counts as wrong"}
     )
     workers: int = field(default=1, metadata={"help": "processes for symbolic equivalence"})
 
     def __post_init__(self):
-        if self.timeout < 1:
-            raise DistilleryError("--timeout must be at least 1 second")
         if self.workers < 1:
             raise DistilleryError("--workers must be at least 1")
 
     def extraction(self) -> ExtractionConfig:
-        return ExtractionConfig(self.extract_from_boxed, self.extract_regex, self.regex_fallback)
+        g = self.grading
+        return ExtractionConfig(g.extract_from_boxed, g.extract_regex, g.regex_fallback)
 
 
 def grade_rows(rows: list[dict], config: Config) -> tuple[list[dict], int]:
@@ -76,7 +64,7 @@ def grade_rows(rows: list[dict], config: Config) -> tuple[list[dict], int]:
     else:
         predicted = [extract_answer(r["generation"], extraction) for r in rows]
         pairs = [(r["expected_answer"], p) for r, p in zip(rows, predicted, strict=True)]
-        verdicts = grade_pairs(pairs, config.workers, config.timeout)
+        verdicts = grade_pairs(pairs, config.workers, config.grading.timeout)
         correct = [v.correct for v in verdicts]
         timeouts = [v.timed_out for v in verdicts]
     graded = []

@@ -3,7 +3,7 @@ generations.
 
 Usage::
 
-    python -m distillery.log_wandb --run trained --mode offline --dir results \\
+    python -m distillery.log_wandb --run trained --set mode=offline --dir results \\
         --metrics results/evals/trained/eval-results/demo/metrics.json \\
         --samples results/evals/trained/eval-results/demo/output-rs0.jsonl \\
         --output results/evals/trained/wandb-run.json
@@ -18,13 +18,13 @@ import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import orjson
 
 from distillery import cli
 from distillery.errors import DistilleryError
 from distillery.jsonl import read_jsonl, write_json
+from distillery.settings.workflow import Wandb
 
 logger = logging.getLogger(__name__)
 
@@ -45,17 +45,16 @@ class Config:
     run: str = field(metadata={"help": "evaluation run name (the W&B run name)"})
     metrics: tuple[str, ...] = field(metadata={"help": "metrics.json files of the run"})
     output: str = field(metadata={"help": "JSON note of where the W&B run is"})
+    wandb: Wandb = field(metadata={"help": "the wandb block (mode, project, group, num_samples)"})
     samples: tuple[str, ...] = field(
         default=(), metadata={"help": "graded files to sample generations from"}
     )
-    mode: Literal["offline", "online"] = field(
-        default="offline", metadata={"help": "offline: write locally, sync later"}
-    )
-    project: str = field(default="distillery", metadata={"help": "W&B project"})
-    group: str | None = field(default=None, metadata={"help": "W&B group"})
     dir: str = field(default="results", metadata={"help": "where W&B writes its files"})
-    num_samples: int = field(default=50, metadata={"help": "generations in the table"})
     seed: int = field(default=0, metadata={"help": "sampling seed for the table"})
+
+    def __post_init__(self):
+        if self.wandb.mode == "disabled":
+            raise DistilleryError("wandb.mode is disabled: set mode offline or online to log")
 
 
 def flatten(metrics: dict) -> dict[str, float]:
@@ -88,43 +87,45 @@ def main(config: Config) -> None:
         data = orjson.loads(Path(path).read_bytes())
         origin = data.get("_provenance", origin)
         metrics.update(data)
-    if config.mode == "online" and not os.environ.get("WANDB_API_KEY"):
+    if config.wandb.mode == "online" and not os.environ.get("WANDB_API_KEY"):
         raise DistilleryError(
             "wandb.mode is online but WANDB_API_KEY is not set; export it, or use mode offline "
             "and `wandb sync` later"
         )
     Path(config.dir).mkdir(parents=True, exist_ok=True)
     run = wandb.init(
-        project=config.project,
+        project=config.wandb.project,
         name=config.run,
-        group=config.group,
+        group=config.wandb.group,
         dir=config.dir,
-        mode=config.mode,
+        mode=config.wandb.mode,
         config={"provenance": origin},
         reinit="create_new",
     )
     run.log(flatten(metrics))
     table = wandb.Table(
         columns=list(TABLE_COLUMNS),
-        data=sample_rows(config.samples, config.num_samples, config.seed),
+        data=sample_rows(config.samples, config.wandb.num_samples, config.seed),
     )
     run.log({"samples": table})
     run.finish()
     write_json(
         config.output,
         {
-            "mode": config.mode,
-            "project": config.project,
+            "mode": config.wandb.mode,
+            "project": config.wandb.project,
             "run_id": run.id,
             "run_dir": str(Path(run.dir).parent),
-            "sync": f"wandb sync {Path(run.dir).parent}" if config.mode == "offline" else None,
+            "sync": f"wandb sync {Path(run.dir).parent}"
+            if config.wandb.mode == "offline"
+            else None,
         },
     )
     logger.info(
         "logged %d metrics and %d samples to W&B (%s)",
         len(flatten(metrics)),
         len(table.data),
-        config.mode,
+        config.wandb.mode,
     )
 
 

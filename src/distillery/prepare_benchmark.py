@@ -3,12 +3,13 @@
 
 Usage::
 
-    python -m distillery.prepare_benchmark --benchmark aime24 --output test.jsonl
-    python -m distillery.prepare_benchmark --benchmark gsm8k --path gsm8k-test.parquet --output ...
-    python -m distillery.prepare_benchmark --benchmark demo --size 20 --output test.jsonl
+    python -m distillery.prepare_benchmark --set source=aime24 --output test.jsonl
+    python -m distillery.prepare_benchmark --set source=gsm8k --set path=gsm8k-test.parquet \\
+        --output test.jsonl
+    python -m distillery.prepare_benchmark --set source=demo --set size=20 --output test.jsonl
 
 The data comes from the hub as the benchmark's definition says (``HF_TOKEN`` from the
-environment for gated ones), or from ``--path``: a local JSONL, CSV or parquet file with the
+environment for gated ones), or from ``path``: a local JSONL, CSV or parquet file with the
 same columns as the hub's, or already in the output contract.
 """
 
@@ -23,6 +24,7 @@ from distillery.benchmarks import Definition, load_definition
 from distillery.benchmarks.transforms import TRANSFORMS
 from distillery.errors import DistilleryError
 from distillery.jsonl import write_jsonl
+from distillery.settings.data import Benchmark
 from distillery.sources import iter_hub_rows, iter_located_rows, locate_hub_rows
 
 logger = logging.getLogger(__name__)
@@ -34,18 +36,19 @@ CONTRACT = ("problem", "expected_answer")
 class Config:
     """Prepare a benchmark."""
 
-    benchmark: str = field(metadata={"help": "benchmark definition (aime24, gsm8k, demo, ...)"})
     output: str = field(metadata={"help": "test.jsonl"})
-    path: str | None = field(
-        default=None, metadata={"help": "local JSONL/CSV/parquet file instead of the hub"}
+    benchmark: Benchmark = field(
+        metadata={
+            "help": "the benchmark's block (source: its definition; path, size, seed, "
+            "max_samples), e.g. --set source=aime24"
+        }
     )
-    max_samples: int = field(default=-1, metadata={"help": "only the first N rows (-1 = all)"})
-    size: int = field(default=20, metadata={"help": "demo: number of problems"})
-    seed: int = field(default=1, metadata={"help": "demo: generator seed"})
 
     def __post_init__(self):
-        if self.size < 1:
-            raise DistilleryError("--size must be at least 1")
+        if self.benchmark.source is None:
+            raise DistilleryError(
+                "the benchmark block needs `source`, its definition (e.g. --set source=aime24)"
+            )
 
 
 def source_rows(definition: Definition, path: str | None):
@@ -120,15 +123,15 @@ def read_rows(definition: Definition, path: str | None, max_samples: int) -> lis
 
 
 def main(config: Config) -> None:
-    definition = load_definition(config.benchmark)
-    if definition.source is None and config.path is None:
+    definition = load_definition(config.benchmark.source)
+    if definition.source is None and config.benchmark.path is None:
         from distillery.demo_data import make_benchmark
 
-        rows = make_benchmark(config.size, config.seed)
+        rows = make_benchmark(config.benchmark.size, config.benchmark.seed)
     else:
-        rows = read_rows(definition, config.path, config.max_samples)
+        rows = read_rows(definition, config.benchmark.path, config.benchmark.max_samples)
         if not rows:
-            raise DistilleryError(f"{config.path or definition.source.repo}: no rows")
+            raise DistilleryError(f"{config.benchmark.path or definition.source.repo}: no rows")
     write_jsonl(config.output, rows)
     logger.info(
         "wrote %d %s problems (definition v%d) to %s",

@@ -4,7 +4,8 @@ Usage::
 
     python -m distillery.train_nemo_rl --data results/sft/sft-data.jsonl \\
         --validation results/sft/sft-validation.jsonl --model results/models/qwen2.5-14b \\
-        --output results/train/model --metrics results/train/train-metrics.json --gpus 8
+        --output results/train/model --metrics results/train/train-metrics.json \\
+        --config-json '{"method": "full", "gpus": 8}'
 
 Runs NeMo-RL's ``examples/run_sft.py`` on the SFT records' ``messages`` (its OpenAI-format
 dataset) with the training settings as Hydra-style overrides of its ``examples/configs/sft.yaml``,
@@ -18,12 +19,12 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 from distillery import cli
 from distillery.conversion import copy_tokenizer, nemo_rl_to_hf_command, run_tool
 from distillery.errors import DistilleryError
 from distillery.models import staged_output
+from distillery.settings.training import TrainingSettings
 
 logger = logging.getLogger(__name__)
 
@@ -36,53 +37,54 @@ class Config:
     model: str = field(metadata={"help": "base model directory"})
     output: str = field(metadata={"help": "trained model directory (HF)"})
     metrics: str = field(metadata={"help": "training metrics JSON"})
+    training: TrainingSettings = field(
+        metadata={"help": "the training block, e.g. --set method=full --set gpus=8"}
+    )
     validation: str | None = field(default=None, metadata={"help": "validation records"})
     checkpoint_dir: str = field(default="results/train/nemo-rl", metadata={"help": "checkpoints"})
-    method: Literal["full", "lora"] = field(default="full", metadata={"help": "full or lora"})
-    gpus: int = field(default=8, metadata={"help": "GPUs of the node"})
-    learning_rate: float = field(default=1e-5, metadata={"help": "peak learning rate"})
-    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
-    epochs: float = field(default=1.0, metadata={"help": "passes over the data"})
-    max_steps: int = field(default=-1, metadata={"help": "optimizer steps (-1: from epochs)"})
-    micro_batch_size: int = field(default=1, metadata={"help": "sequences per forward pass"})
-    global_batch_size: int = field(default=32, metadata={"help": "sequences per step"})
-    max_seq_length: int = field(default=8192, metadata={"help": "longest sequence"})
-    save_steps: int = field(default=50, metadata={"help": "checkpoint every N steps"})
-    lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
-    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha"})
-    gradient_checkpointing: bool = field(default=False, metadata={"help": "recompute activations"})
-    seed: int = field(default=0, metadata={"help": "random seed"})
     nemo_rl_dir: str = field(default="/opt/nemo-rl", metadata={"help": "NeMo-RL's source tree"})
+
+    def __post_init__(self):
+        if self.training.method == "qlora":
+            raise DistilleryError("method qlora runs with backend trl only; use full or lora")
+
+    @property
+    def global_batch_size(self) -> int:
+        """Sequences per optimizer step: the TRL path's micro-batch x accumulation x GPUs."""
+        t = self.training
+        return t.micro_batch_size * t.gradient_accumulation_steps * max(1, t.gpus)
 
 
 def sft_command(config: Config) -> list[str]:
     """``uv run examples/run_sft.py`` with the settings as overrides of its SFT config."""
-    steps = config.max_steps if config.max_steps > 0 else 10**9  # epochs bound the run then
+    steps = (
+        config.training.max_steps if config.training.max_steps > 0 else 10**9
+    )  # epochs bound the run then
     overrides = {
         "policy.model_name": config.model,
         "policy.tokenizer.name": config.model,
         "policy.tokenizer.chat_template": "default",  # the model's own template
         "policy.train_global_batch_size": config.global_batch_size,
-        "policy.train_micro_batch_size": config.micro_batch_size,
-        "policy.max_total_sequence_length": config.max_seq_length,
+        "policy.train_micro_batch_size": config.training.micro_batch_size,
+        "policy.max_total_sequence_length": config.training.max_seq_length,
         "policy.precision": "bfloat16",
         "policy.sequence_packing.enabled": True,
-        "policy.dtensor_cfg.activation_checkpointing": config.gradient_checkpointing,
-        "policy.optimizer.kwargs.lr": config.learning_rate,
-        "policy.optimizer.kwargs.weight_decay": config.weight_decay,
-        "sft.max_num_epochs": max(1, round(config.epochs)),
+        "policy.dtensor_cfg.activation_checkpointing": config.training.gradient_checkpointing,
+        "policy.optimizer.kwargs.lr": config.training.learning_rate,
+        "policy.optimizer.kwargs.weight_decay": config.training.weight_decay,
+        "sft.max_num_epochs": max(1, round(config.training.epochs)),
         "sft.max_num_steps": steps,
-        "sft.seed": config.seed,
-        "sft.val_period": config.save_steps if config.validation else 0,
+        "sft.seed": config.training.seed,
+        "sft.val_period": config.training.save_steps if config.validation else 0,
         "sft.val_at_start": False,
         "checkpointing.enabled": True,
         "checkpointing.checkpoint_dir": config.checkpoint_dir,
-        "checkpointing.save_period": config.save_steps,
+        "checkpointing.save_period": config.training.save_steps,
         "checkpointing.metric_name": "val:val_loss" if config.validation else None,
         "data.train.dataset_name": "openai_format",
         "data.train.data_path": config.data,
         "data.train.chat_key": "messages",
-        "cluster.gpus_per_node": config.gpus,
+        "cluster.gpus_per_node": config.training.gpus,
         "cluster.num_nodes": 1,
         "logger.wandb_enabled": False,
         "logger.tensorboard_enabled": False,
@@ -97,12 +99,13 @@ def sft_command(config: Config) -> list[str]:
         )
     else:
         overrides["data.validation"] = None
-    if config.method == "lora":
+    if config.training.method == "lora":
         overrides.update(
             {
                 "policy.dtensor_cfg.lora_cfg.enabled": True,
-                "policy.dtensor_cfg.lora_cfg.dim": config.lora_r,
-                "policy.dtensor_cfg.lora_cfg.alpha": config.lora_alpha,
+                "policy.dtensor_cfg.lora_cfg.dim": config.training.lora.r,
+                # an int where it is one: NeMo-RL's own configs write `alpha: 32`
+                "policy.dtensor_cfg.lora_cfg.alpha": _number(config.training.lora.alpha),
             }
         )
     return [
@@ -110,6 +113,10 @@ def sft_command(config: Config) -> list[str]:
         "--config", f"{config.nemo_rl_dir}/examples/configs/sft.yaml",
         *(f"{key}={_value(value)}" for key, value in overrides.items()),
     ]  # fmt: skip
+
+
+def _number(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else value
 
 
 def _value(value) -> str:
@@ -143,7 +150,8 @@ def main(config: Config) -> None:
         copy_tokenizer(config.model, staging)
     Path(config.metrics).write_text(
         json.dumps(
-            {"backend": "nemo_rl", "method": config.method, "checkpoint": str(step)}, indent=2
+            {"backend": "nemo_rl", "method": config.training.method, "checkpoint": str(step)},
+            indent=2,
         )
     )
     logger.info("trained with NeMo-RL: %s -> %s", step, config.output)

@@ -5,7 +5,7 @@ Usage::
     python -m distillery.train_sft --data results/sft/sft-data.jsonl \\
         --model results/models/smollm2-135m --output results/train/model \\
         --adapter-output results/train/adapter --metrics results/train/train-metrics.json \\
-        --method lora --max-steps 12
+        --set method=lora --set max_steps=12
 
 The output is always a plain Hugging Face model directory that any backend can serve (LoRA is
 merged into the base weights; the adapter is saved beside it). Checkpoints go to
@@ -27,9 +27,8 @@ import math
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 from distillery import cli, dtypes
 from distillery.errors import DistilleryError
@@ -37,6 +36,7 @@ from distillery.generation.resume import fingerprint
 from distillery.jsonl import read_jsonl, write_json
 from distillery.merge_lora import merge
 from distillery.models import save_model
+from distillery.settings.training import TrainingSettings
 from distillery.sft_tokenize import tokenize_records
 
 logger = logging.getLogger(__name__)
@@ -50,131 +50,29 @@ class Config:
     model: str = field(metadata={"help": "base model directory"})
     output: str = field(metadata={"help": "trained (merged) model directory"})
     metrics: str = field(metadata={"help": "training metrics JSON"})
+    training: TrainingSettings = field(
+        metadata={
+            "help": "the training block (method, lora, learning_rate, ...), e.g. --set "
+            "method=lora --set max_steps=12"
+        }
+    )
     adapter_output: str | None = field(
         default=None, metadata={"help": "LoRA: where to keep the adapter"}
     )
     checkpoint_dir: str | None = field(
         default=None, metadata={"help": "checkpoints, for resuming (default: <output>-checkpoints)"}
     )
-    method: Literal["full", "lora", "qlora"] = field(
-        default="lora",
-        metadata={"help": "full: every weight; lora: adapters; qlora: adapters on a 4-bit base"},
-    )
-    lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
-    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha"})
-    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout"})
-    lora_target_modules: tuple[str, ...] = field(
-        default=("all-linear",), metadata={"help": "modules to adapt ('all-linear' = every one)"}
-    )
-    use_rslora: bool = field(default=False, metadata={"help": "rank-stabilised LoRA scaling"})
-    learning_rate: float = field(default=2e-4, metadata={"help": "peak learning rate"})
-    lr_scheduler: str = field(default="cosine", metadata={"help": "learning-rate schedule"})
-    warmup_ratio: float = field(default=0.1, metadata={"help": "share of steps for warmup"})
-    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
-    epochs: float = field(default=1.0, metadata={"help": "passes over the data"})
-    max_steps: int = field(default=-1, metadata={"help": "optimizer steps (-1 = from epochs)"})
-    micro_batch_size: int = field(
-        default=1, metadata={"help": "rows per forward pass (packed rows when packing)"}
-    )
-    gradient_accumulation_steps: int = field(default=1, metadata={"help": "micro-batches a step"})
-    max_seq_length: int = field(default=2048, metadata={"help": "longer samples are dropped"})
-    save_steps: int = field(default=50, metadata={"help": "checkpoint every N steps"})
-    logging_steps: int = field(
-        default=0,
-        metadata={
-            "help": "log loss every N steps (0: 10 on GPUs, where each log waits for the GPU; "
-            "1 on CPUs)"
-        },
-    )
-    precision: Literal["auto", "fp32", "bf16"] = field(
-        default="auto",
-        metadata={
-            "help": "bf16 mixed precision or fp32 (auto: bf16 where the hardware computes it "
-            "natively: GPUs that support it, CPUs with AVX512-BF16 or AMX)"
-        },
-    )
-    param_dtype: Literal["auto", "fp32", "bf16"] = field(
-        default="auto",
-        metadata={
-            "help": "dtype the model is held in under bf16: bf16 keeps fp32 master weights and "
-            "gradient sums in the optimizer, without autocast's per-pass weight casts (auto: "
-            "bf16 for one-process CUDA training, fp32 otherwise)"
-        },
-    )
-    gradient_checkpointing: bool = field(
-        default=False, metadata={"help": "recompute activations: less memory, ~20% slower"}
-    )
-    packing: bool = field(
-        default=True, metadata={"help": "pack samples padding-free (no cross-sample attention)"}
-    )
-    attn_implementation: str = field(
-        default="auto",
-        metadata={
-            "help": "auto (GPUs: flash_attention_2, else torch_varlen, else flex_attention; "
-            "sdpa on CPUs)"
-        },
-    )
-    liger: bool = field(
-        default=True,
-        metadata={"help": "Liger's RMSNorm, SwiGLU and RoPE kernels where installed (CUDA)"},
-    )
     validation: str | None = field(
         default=None, metadata={"help": "validation records: eval loss every save_steps"}
     )
-    keep_best: bool = field(
-        default=False, metadata={"help": "output the checkpoint with the lowest eval loss"}
-    )
-    average_last: int = field(
-        default=0, metadata={"help": "average the weights of the last K checkpoints (0: off)"}
-    )
-    compile: bool = field(
-        default=False, metadata={"help": "torch.compile the model (GPU; minutes of warm-up)"}
-    )
-    gpus: int = field(default=0, metadata={"help": "GPUs the job was given (0: CPU or any)"})
-    fsdp: bool = field(
-        default=False,
-        metadata={
-            "help": "several processes shard weights, gradients and optimizer state (FSDP2) "
-            "instead of each holding a copy (data parallel)"
-        },
-    )
-    seed: int = field(default=0, metadata={"help": "random seed"})
     threads: int = field(default=1, metadata={"help": "CPU threads for torch"})
 
     def __post_init__(self):
-        if self.max_seq_length < 8:
-            raise DistilleryError("--max-seq-length is too small")
-        if self.method in ("lora", "qlora") and not self.adapter_output:
-            raise DistilleryError(f"--method {self.method} needs --adapter-output")
-        if not 0 <= self.warmup_ratio < 1:
-            raise DistilleryError("--warmup-ratio must be in [0, 1)")
-        if self.logging_steps < 0:
-            raise DistilleryError("--logging-steps must be 0 (automatic) or more")
-        if self.micro_batch_size < 1 or self.gradient_accumulation_steps < 1:
-            raise DistilleryError("batch sizes must be at least 1")
-        if self.keep_best and not self.validation:
-            raise DistilleryError("--keep-best needs --validation (the eval loss picks the best)")
-        if self.average_last == 1 or self.average_last < 0:
-            raise DistilleryError("--average-last must be 0 (off) or at least 2")
-        if self.param_dtype == "bf16" and self.precision == "fp32":
-            raise DistilleryError("--param-dtype bf16 needs --precision bf16 or auto")
-        if self.average_last and self.keep_best:
-            raise DistilleryError("--average-last and --keep-best exclude each other")
-        if self.fsdp and self.method == "qlora":
-            raise DistilleryError(
-                "--fsdp does not shard a 4-bit base; train qlora data-parallel (fsdp: false) or "
-                "use method lora"
-            )
-        if self.fsdp and self.average_last:
-            raise DistilleryError(
-                "--average-last reads whole weights from each checkpoint, and FSDP saves them "
-                "sharded; set average_last: 0 or fsdp: false"
-            )
-        if self.fsdp and self.param_dtype == "bf16":
-            raise DistilleryError(
-                "--fsdp keeps fp32 weight shards and gathers them in bf16 for each pass; leave "
-                "training.param_dtype at auto"
-            )
+        method = self.training.method
+        if method in ("lora", "qlora") and not self.adapter_output:
+            raise DistilleryError(f"method {method} needs --adapter-output")
+        if self.training.keep_best and not self.validation:
+            raise DistilleryError("keep_best needs --validation (the eval loss picks the best)")
 
 
 def last_checkpoint(directory: Path) -> str | None:
@@ -201,13 +99,13 @@ def check_gpus(config: Config) -> None:
     """GPUs asked for but not visible: fail before minutes of model loading."""
     import torch
 
-    if config.gpus > 0 and torch.cuda.device_count() == 0:
+    if config.training.gpus > 0 and torch.cuda.device_count() == 0:
         raise DistilleryError(
-            f"training asks for {config.gpus} GPU(s) but none is visible (CUDA_VISIBLE_DEVICES="
-            f"{os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); run on a GPU node or set "
-            "training.gpus: 0"
+            f"training asks for {config.training.gpus} GPU(s) but none is visible "
+            f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); run on a "
+            "GPU node or set training.gpus: 0"
         )
-    if config.fsdp and not torch.cuda.is_available():
+    if config.training.fsdp and not torch.cuda.is_available():
         # accelerate would quietly run CPU processes data-parallel instead
         raise DistilleryError(
             "--fsdp shards the model over CUDA GPUs and none is visible; set training.fsdp: "
@@ -222,25 +120,25 @@ def attention_implementation(config: Config) -> str:
 
     from distillery.sft import varlen_attention
 
-    if config.attn_implementation == varlen_attention.NAME:
+    if config.training.attn_implementation == varlen_attention.NAME:
         if not varlen_attention.available():
             raise DistilleryError(
                 f"training.attn_implementation {varlen_attention.NAME} needs PyTorch >= 2.10 "
                 "and an Ampere or newer GPU; use auto"
             )
-        if not config.packing:
+        if not config.training.packing:
             raise DistilleryError(
                 f"training.attn_implementation {varlen_attention.NAME} needs training.packing: "
                 "true (it reads the packed samples' boundaries); use auto or sdpa"
             )
         return varlen_attention.register()
-    if config.attn_implementation != "auto":
-        return config.attn_implementation
+    if config.training.attn_implementation != "auto":
+        return config.training.attn_implementation
     if not torch.cuda.is_available():
         return "sdpa"
     if importlib.util.find_spec("flash_attn") is not None:
         return "flash_attention_2"
-    if not config.packing:
+    if not config.training.packing:
         return "sdpa"
     # Packed samples need per-sample causal attention: PyTorch's own FlashAttention varlen
     # kernel takes the sample boundaries directly; flex attention skips the masked blocks of a
@@ -254,7 +152,7 @@ def use_liger(config: Config) -> bool:
     import torch
 
     return (
-        config.liger
+        config.training.liger
         and torch.cuda.is_available()
         and importlib.util.find_spec("liger_kernel") is not None
     )
@@ -264,7 +162,7 @@ def use_bf16(config: Config) -> bool:
     """bf16 mixed precision: as configured, or under ``auto`` where the training device (a GPU,
     else the CPU) computes bf16 natively (:func:`distillery.dtypes.resolve`)."""
     device = dtypes.default_device()
-    return dtypes.resolve(config.precision, device, "training.precision") == "bfloat16"
+    return dtypes.resolve(config.training.precision, device, "training.precision") == "bfloat16"
 
 
 def param_dtype(config: Config):
@@ -276,15 +174,19 @@ def param_dtype(config: Config):
     if not use_bf16(config):
         return torch.float32
     one_process = int(os.environ.get("WORLD_SIZE", "1")) == 1
-    if config.param_dtype == "auto":
+    if config.training.param_dtype == "auto":
         return torch.bfloat16 if torch.cuda.is_available() and one_process else torch.float32
-    if config.param_dtype == "bf16" and config.method == "full" and not one_process:
+    if (
+        config.training.param_dtype == "bf16"
+        and config.training.method == "full"
+        and not one_process
+    ):
         # data-parallel reduction works on param.grad, which the fp32-master optimizer empties
         raise DistilleryError(
             "--param-dtype bf16 with --method full trains in one process; with several GPUs "
             "leave training.param_dtype at auto (fp32 weights under autocast)"
         )
-    return torch.bfloat16 if config.param_dtype == "bf16" else torch.float32
+    return torch.bfloat16 if config.training.param_dtype == "bf16" else torch.float32
 
 
 def load_model(config: Config):
@@ -295,16 +197,16 @@ def load_model(config: Config):
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     attention = attention_implementation(config)
-    if config.method == "qlora":
+    if config.training.method == "qlora":
         model = load_quantized(config.model, param_dtype(config), attention)
     else:
         model = AutoModelForCausalLM.from_pretrained(
             config.model, dtype=param_dtype(config), attn_implementation=attention
         )
     positions = getattr(model.config, "max_position_embeddings", None)
-    if positions and config.max_seq_length > positions:
+    if positions and config.training.max_seq_length > positions:
         raise DistilleryError(
-            f"--max-seq-length {config.max_seq_length} exceeds the model's "
+            f"--max-seq-length {config.training.max_seq_length} exceeds the model's "
             f"{positions} positions; lower training.max_seq_length"
         )
     logger.info(
@@ -326,46 +228,46 @@ def build_trainer(config: Config, model, tokenizer, examples, eval_examples):
     from distillery.sft.trainer import trainer_class
 
     peft_config = None
-    if config.method in ("lora", "qlora"):
+    if config.training.method in ("lora", "qlora"):
         from peft import LoraConfig
 
-        targets = list(config.lora_target_modules)
+        targets = list(config.training.lora.target_modules)
         peft_config = LoraConfig(
-            r=config.lora_r,
-            lora_alpha=config.lora_alpha,
-            lora_dropout=config.lora_dropout,
+            r=config.training.lora.r,
+            lora_alpha=config.training.lora.alpha,
+            lora_dropout=config.training.lora.dropout,
             target_modules="all-linear" if targets == ["all-linear"] else targets,
-            use_rslora=config.use_rslora,
+            use_rslora=config.training.lora.use_rslora,
             task_type="CAUSAL_LM",
         )
     use_cuda = torch.cuda.is_available()
     evaluate = bool(eval_examples)
     args = SFTConfig(
         output_dir=str(checkpoint_dir(config)),
-        per_device_train_batch_size=config.micro_batch_size,
-        per_device_eval_batch_size=config.micro_batch_size,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        learning_rate=config.learning_rate,
-        lr_scheduler_type=config.lr_scheduler,
-        warmup_steps=config.warmup_ratio,
-        weight_decay=config.weight_decay,
-        num_train_epochs=config.epochs,
-        max_steps=config.max_steps,
-        max_length=config.max_seq_length,
-        packing=config.packing,
+        per_device_train_batch_size=config.training.micro_batch_size,
+        per_device_eval_batch_size=config.training.micro_batch_size,
+        gradient_accumulation_steps=config.training.gradient_accumulation_steps,
+        learning_rate=config.training.learning_rate,
+        lr_scheduler_type=config.training.lr_scheduler,
+        warmup_steps=config.training.warmup_ratio,
+        weight_decay=config.training.weight_decay,
+        num_train_epochs=config.training.epochs,
+        max_steps=config.training.max_steps,
+        max_length=config.training.max_seq_length,
+        packing=config.training.packing,
         packing_strategy="bfd",
         completion_only_loss=True,
-        logging_steps=config.logging_steps or (10 if use_cuda else 1),
+        logging_steps=config.training.logging_steps or (10 if use_cuda else 1),
         save_strategy="steps",
-        save_steps=config.save_steps,
-        save_total_limit=max(2, config.average_last),
+        save_steps=config.training.save_steps,
+        save_total_limit=max(2, config.training.average_last),
         eval_strategy="steps" if evaluate else "no",
-        eval_steps=config.save_steps if evaluate else None,
-        load_best_model_at_end=config.keep_best,
-        metric_for_best_model="eval_loss" if config.keep_best else None,
-        greater_is_better=False if config.keep_best else None,
+        eval_steps=config.training.save_steps if evaluate else None,
+        load_best_model_at_end=config.training.keep_best,
+        metric_for_best_model="eval_loss" if config.training.keep_best else None,
+        greater_is_better=False if config.training.keep_best else None,
         report_to="none",
-        seed=config.seed,
+        seed=config.training.seed,
         use_cpu=not use_cuda,
         bf16=use_bf16(config),
         tf32=use_cuda and torch.cuda.get_device_capability()[0] >= 8,
@@ -374,24 +276,24 @@ def build_trainer(config: Config, model, tokenizer, examples, eval_examples):
         dataloader_num_workers=0,
         disable_tqdm=True,
         # under FSDP, its own activation checkpointing (the Trainer's would all-gather twice)
-        gradient_checkpointing=config.gradient_checkpointing and not config.fsdp,
-        torch_compile=config.compile,
+        gradient_checkpointing=config.training.gradient_checkpointing and not config.training.fsdp,
+        torch_compile=config.training.compile,
         **fsdp_arguments(config),
     )
     if args.n_gpu > 1:
         # several GPUs visible to one process: the Trainer would wrap the model in
         # DataParallel, which TRL refuses
-        if config.gpus > 1:
+        gpus = config.training.gpus
+        if gpus > 1:
             raise DistilleryError(
-                f"--gpus {config.gpus} runs one process per GPU: start it with `python -m "
-                f"distillery.launch --gpus {config.gpus} -- distillery.train_sft ...` (the "
-                "workflow does)"
+                f"gpus {gpus} runs one process per GPU: start it with `python -m "
+                f"distillery.launch --gpus {gpus} -- distillery.train_sft ...` (the workflow does)"
             )
         logger.warning("%d GPUs visible to one process; training on the first", args.n_gpu)
         args._n_gpu = 1
     trainer = trainer_class()
     optimizer = None
-    if config.method == "full" and model.dtype == torch.bfloat16:
+    if config.training.method == "full" and model.dtype == torch.bfloat16:
         from distillery.sft.master_weights import MasterWeightAdamW
 
         # the AdamW the Trainer would build from `optim`, over fp32 copies of the weights
@@ -412,7 +314,7 @@ def fsdp_arguments(config: Config) -> dict:
     """FSDP2 through accelerate: each decoder layer a unit (the model's ``_no_split_modules``),
     resharded after its forward pass; checkpoints saved sharded (each process writes its own
     part, none gathers the whole model)."""
-    if not config.fsdp:
+    if not config.training.fsdp:
         return {}
     return {
         "fsdp": True,
@@ -421,7 +323,7 @@ def fsdp_arguments(config: Config) -> dict:
             "auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
             "reshard_after_forward": True,
             "state_dict_type": "SHARDED_STATE_DICT",
-            "activation_checkpointing": config.gradient_checkpointing,
+            "activation_checkpointing": config.training.gradient_checkpointing,
         },
     }
 
@@ -438,7 +340,7 @@ def gathered_model(trainer, config: Config):
     if not trainer.is_world_process_zero():
         return None
     model = AutoModelForCausalLM.from_pretrained(config.model, dtype=torch.float32)
-    if config.method == "lora":
+    if config.training.method == "lora":
         from peft import get_peft_model
 
         model = get_peft_model(model, trainer.model.peft_config["default"])
@@ -460,8 +362,8 @@ def main(config: Config) -> None:
     torch.set_num_threads(config.threads)
     check_gpus(config)
     model, tokenizer = load_model(config)
-    examples, stats = tokenize_records(records, tokenizer, config.max_seq_length)
-    eval_examples, _ = tokenize_records(eval_records, tokenizer, config.max_seq_length)
+    examples, stats = tokenize_records(records, tokenizer, config.training.max_seq_length)
+    eval_examples, _ = tokenize_records(eval_records, tokenizer, config.training.max_seq_length)
     logger.info(
         "%d examples (%d tokens, %d with loss); dropped %d empty, %d over %d tokens; %d to "
         "validate on",
@@ -470,15 +372,15 @@ def main(config: Config) -> None:
         stats.loss_tokens,
         stats.dropped_empty,
         stats.dropped_too_long,
-        config.max_seq_length,
+        config.training.max_seq_length,
         len(eval_examples),
     )
     if not examples:
         raise DistilleryError(
-            f"{config.data}: no example fits in {config.max_seq_length} tokens; raise "
+            f"{config.data}: no example fits in {config.training.max_seq_length} tokens; raise "
             "training.max_seq_length or check the SFT data"
         )
-    if config.keep_best and not eval_examples:
+    if config.training.keep_best and not eval_examples:
         raise DistilleryError(f"{config.validation}: no validation example; --keep-best needs some")
 
     checkpoints = checkpoint_dir(config)
@@ -505,15 +407,15 @@ def main(config: Config) -> None:
     if trained is None:
         return  # the first process writes the outputs
     averaged = []
-    if config.average_last:
-        averaged = average_checkpoints(trained, checkpoints, config.average_last)
-    if config.method in ("lora", "qlora"):
+    if config.training.average_last:
+        averaged = average_checkpoints(trained, checkpoints, config.training.average_last)
+    if config.training.method in ("lora", "qlora"):
         trained.save_pretrained(config.adapter_output)
         tokenizer.save_pretrained(config.adapter_output)
-    if config.method == "qlora":
+    if config.training.method == "qlora":
         # 4-bit weights cannot take the merge without losing the adapter's precision
         trained = merge(config.model, config.adapter_output, "bfloat16")
-    elif config.method == "lora":
+    elif config.training.method == "lora":
         trained = trained.merge_and_unload()
     save_model(trained, tokenizer, config.output)
     history = [
@@ -529,7 +431,7 @@ def main(config: Config) -> None:
     write_json(
         config.metrics,
         {
-            "method": config.method,
+            "method": config.training.method,
             "steps": trainer.state.global_step,
             "train_loss": result.training_loss,
             "train_runtime_s": round(elapsed, 2),
@@ -538,9 +440,11 @@ def main(config: Config) -> None:
             "dropped_too_long": stats.dropped_too_long,
             "tokens_per_epoch": stats.tokens,
             "loss_tokens_per_epoch": stats.loss_tokens,
-            "packing": config.packing,
+            "packing": config.training.packing,
             "resumed_from": resume,
-            "best_checkpoint": trainer.state.best_model_checkpoint if config.keep_best else None,
+            "best_checkpoint": trainer.state.best_model_checkpoint
+            if config.training.keep_best
+            else None,
             "averaged_checkpoints": averaged,
             "loss_history": history,
             "eval_history": eval_history,
@@ -652,7 +556,9 @@ def _claim_checkpoints(directory: Path, config: Config) -> None:
     """Checkpoints left by a run with other settings or data cannot be resumed: remove them."""
     data = Path(config.data).stat()
     key = fingerprint(
-        {k: v for k, v in asdict(config).items() if k != "threads"}, data.st_size, data.st_mtime_ns
+        {k: v for k, v in cli.resolved(config).items() if k != "threads"},
+        data.st_size,
+        data.st_mtime_ns,
     )
     stamp = directory / "distillery-run.json"
     # the Trainer creates its output directory: an empty one holds nothing to resume

@@ -85,31 +85,20 @@ def adapter_inputs(adapter: str) -> list[str]:
     return [adapter]
 
 
-def engine_args(model: dict) -> str:
-    """Flags of ``distillery.convert_trtllm`` for a ``source: trtllm`` model.
-
-    Example:
-        >>> engine_args({"gpus": 8, "engine": {"max_seq_len": 10000, "quantization": "fp8"}})
-        '--gpus 8 --max-seq-len 10000 --quantization fp8'
-    """
-    block = {"gpus": model.get("gpus"), **model.get("engine", {})}
-    return option_args(
-        block,
-        ["gpus", "dtype", "max_batch_size", "max_input_len", "max_seq_len", "max_num_tokens",
-         "quantization"],
-    )  # fmt: skip
+def engine_block(model: dict) -> dict:
+    """The ``engine`` block of a ``source: trtllm`` model (the build's limits)."""
+    return dict(model.get("engine", {}))
 
 
 # The public image of each rule family, used with --software-deployment-method apptainer unless
 # `containers.<family>` names another. They carry the frameworks (CUDA, torch, the servers), not
 # distillery's own light dependencies: docs/cluster.md says how to extend them.
-DEFAULT_CONTAINERS = {
-    "core": "docker://pytorch/pytorch:2.8.0-cuda12.8-cudnn9-runtime",
-    "train": "docker://pytorch/pytorch:2.8.0-cuda12.8-cudnn9-runtime",
-    **{b.family: b.container for b in backends.BACKENDS.values() if b.container},
-    "nemo": "docker://nvcr.io/nvidia/nemo:25.07",
-    "nemo_rl": "docker://nvcr.io/nvidia/nemo-rl:v0.7.0",
-}
+def default_containers() -> dict[str, str]:
+    """The image of each rule family unless ``containers.<family>`` names another (declared
+    with the ``containers`` block in :mod:`distillery.settings.workflow`)."""
+    from distillery.settings.workflow import Containers
+
+    return Containers().model_dump()
 
 
 def container(config: dict, family: str) -> str | None:
@@ -119,7 +108,7 @@ def container(config: dict, family: str) -> str | None:
         >>> container({"containers": {"vllm": "docker://vllm/vllm-openai:v0.11.0"}}, "vllm")
         'docker://vllm/vllm-openai:v0.11.0'
     """
-    return config.get("containers", {}).get(family, DEFAULT_CONTAINERS.get(family))
+    return config.get("containers", {}).get(family, default_containers().get(family))
 
 
 def server_family(config: dict, stage: str) -> str:
@@ -138,17 +127,10 @@ def solutions_generated(config: dict) -> bool:
     return config["solutions"].get("source", "generate") == "generate"
 
 
-def raw_data_args(config: dict) -> str:
-    """Flags of ``distillery.prepare_raw_data`` (output and tokenizer aside)."""
-    block = config["raw_data"]
-    args = option_args(
-        block,
-        ["source", "path", "num_posts", "seed", "unlabeled_share", "chatter_share", "max_tokens"],
-    )
-    if block.get("subsets"):
-        entries = [f"{name}={cap}" for name, cap in block["subsets"].items()]
-        args = f"{args} {shlex.join(['--subsets', *entries])}"
-    return args
+def raw_data_block(config: dict) -> dict:
+    """The ``raw_data`` block as the stage takes it: its ``tokenizer`` names a model, whose
+    directory the rule hands over as ``--tokenizer``."""
+    return {k: v for k, v in config["raw_data"].items() if k != "tokenizer"}
 
 
 def gguf_file(model: dict) -> str:
@@ -200,62 +182,29 @@ def stage_gpus(config: dict, stage: str) -> int:
     return int(config[stage].get("server", {}).get("gpus", 0))
 
 
-def option_args(block: dict, keys: list[str]) -> str:
-    """``--key value`` flags (``--flag``/``--no-flag`` for booleans) for the given keys.
+def options(block: dict, keys: list[str]) -> list[str]:
+    """``--key value`` arguments for the given keys of a block that is not a stage's own
+    (a model entry's repo, the evaluation's max_seq_len), for a rule's ``{params.x:q}``.
 
     Example:
-        >>> option_args({"add_correct": True, "min_majority_votes": 2}, ["add_correct",
-        ...             "min_majority_votes", "absent"])
-        '--add-correct --min-majority-votes 2'
+        >>> options({"repo": "Qwen/Qwen2.5-7B", "revision": None}, ["repo", "revision"])
+        ['--repo', 'Qwen/Qwen2.5-7B']
     """
-    args = []
-    for key in keys:
-        if key not in block or block[key] is None:
-            continue
-        flag = "--" + key.replace("_", "-")
-        value = block[key]
-        if isinstance(value, bool):
-            args.append(flag if value else "--no-" + key.replace("_", "-"))
-        elif isinstance(value, list):
-            args += [flag, *map(str, value)]
-        else:
-            args += [flag, str(value)]
-    return shlex.join(args)
+    return [arg for key in keys if block.get(key) is not None
+            for arg in ("--" + key.replace("_", "-"), str(block[key]))]  # fmt: skip
 
 
-def training_args(training: dict) -> str:
-    """Flags of ``distillery.train_sft`` for the ``training`` config block."""
-    lora = {f"lora_{k}": v for k, v in training.get("lora", {}).items() if k != "use_rslora"}
-    if "use_rslora" in training.get("lora", {}):
-        lora["use_rslora"] = training["lora"]["use_rslora"]
-    keys = [
-        "method",
-        "learning_rate",
-        "lr_scheduler",
-        "warmup_ratio",
-        "weight_decay",
-        "epochs",
-        "max_steps",
-        "micro_batch_size",
-        "gradient_accumulation_steps",
-        "max_seq_length",
-        "save_steps",
-        "logging_steps",
-        "precision",
-        "param_dtype",
-        "gradient_checkpointing",
-        "packing",
-        "attn_implementation",
-        "liger",
-        "keep_best",
-        "average_last",
-        "compile",
-        "gpus",
-        "fsdp",
-        "seed",
-    ]
-    lora_keys = ["lora_r", "lora_alpha", "lora_dropout", "lora_target_modules", "use_rslora"]
-    return " ".join(a for a in (option_args(training, keys), option_args(lora, lora_keys)) if a)
+def training_block(config: dict) -> dict:
+    """What the training stage takes from the ``training`` block (the model, nodes, backend
+    and evaluation switch are the rule's business).
+
+    Example:
+        >>> training_block({"training": {"model": "m", "method": "lora", "lora": {"r": 8}}})
+        {'method': 'lora', 'lora': {'r': 8}}
+    """
+    from distillery.settings.training import TrainingSettings
+
+    return {k: v for k, v in config["training"].items() if k in TrainingSettings.model_fields}
 
 
 def seeds(count: int) -> list[int]:
@@ -308,11 +257,16 @@ def benchmark_definition(config: dict, bench: str):
     return load_definition(config["benchmarks"][bench].get("source", bench))
 
 
-def benchmark_args(config: dict, bench: str) -> str:
-    """Flags of ``distillery.prepare_benchmark`` (output aside)."""
+def benchmark_block(config: dict, bench: str) -> dict:
+    """``benchmarks.<bench>`` as ``distillery.prepare_benchmark`` takes it, ``source`` (the
+    definition) filled in with the benchmark's own name when left out.
+
+    Example:
+        >>> benchmark_block({"benchmarks": {"demo": {"size": 5}}}, "demo")
+        {'source': 'demo', 'size': 5}
+    """
     block = config["benchmarks"][bench]
-    args = ["--benchmark", block.get("source", bench)]
-    return " ".join([shlex.join(args), option_args(block, ["path", "size", "seed", "max_samples"])])
+    return {"source": block.get("source", bench), **block}
 
 
 def benchmark_grading(config: dict, bench: str) -> str:
@@ -361,22 +315,22 @@ def train_scale(config: dict) -> tuple[int, int]:
     return int(training.get("gpus", 0)), int(training.get("nodes", 1))
 
 
-def train_launcher(config: dict) -> str:
+def train_launcher(config: dict) -> list[str]:
     """How the training stage is started: plain Python on one device, else
     ``distillery.launch`` (torchrun, one process per GPU; srun and torchrun per node on several
     nodes).
 
     Example:
-        >>> train_launcher({"training": {"gpus": 8}})
+        >>> " ".join(train_launcher({"training": {"gpus": 8}}))
         'python -m distillery.launch --gpus 8 --nodes 1 --'
         >>> train_launcher({"training": {"gpus": 1}})
-        'python -m'
+        ['python', '-m']
     """
     gpus, nodes = train_scale(config)
     if (gpus <= 1 and nodes <= 1) or config["training"].get("backend", "trl") == "nemo_rl":
         # NeMo-RL starts its own workers (Ray) on the node's GPUs
-        return "python -m"
-    return f"python -m distillery.launch --gpus {gpus} --nodes {nodes} --"
+        return ["python", "-m"]
+    return ["python", "-m", "distillery.launch", "--gpus", str(gpus), "--nodes", str(nodes), "--"]
 
 
 def train_resources(config: dict) -> dict:
@@ -410,26 +364,6 @@ def serving(config: dict) -> dict:
         keys = ("type", "gpus", "dtype", "python", "args", "env", "health_timeout")
         return {key: server[key] for key in keys if key in server}
     return {"type": "vllm"}
-
-
-def serve_args(config: dict) -> str:
-    """Flags of ``distillery.serve`` (the model aside).
-
-    Example:
-        >>> serve_args({"serving": {"gpus": 2, "args": ["--max-model-len", "16384"]}})
-        "--backend vllm --gpus 2 '--server-args=--max-model-len 16384'"
-    """
-    block = serving(config)
-    args = shlex.split(
-        option_args({"backend": block["type"], **block}, ["backend", "gpus", "dtype", "python",
-                                                           "host", "port", "health_timeout"])
-    )  # fmt: skip
-    args = [a if a != "--python" else "--server-python" for a in args]
-    if block.get("args"):
-        args.append(f"--server-args={shlex.join(block['args'])}")
-    if block.get("env"):
-        args += ["--server-env", *(f"{k}={v}" for k, v in block["env"].items())]
-    return shlex.join(args)
 
 
 def served_runs(config: dict) -> list[str]:
@@ -468,35 +402,11 @@ def train_family(config: dict) -> str:
     return "nemo_rl" if config["training"].get("backend", "trl") == "nemo_rl" else "train"
 
 
-def nemo_rl_args(training: dict) -> str:
-    """Flags of ``distillery.train_nemo_rl``: its global batch is the TRL path's micro-batch x
-    accumulation x GPUs.
-
-    Example:
-        >>> nemo_rl_args({"method": "full", "gpus": 8, "micro_batch_size": 1,
-        ...               "gradient_accumulation_steps": 4, "learning_rate": 1e-5})
-        '--method full --learning-rate 1e-05 --micro-batch-size 1 --gpus 8 --global-batch-size 32'
-    """
-    gpus = max(1, int(training.get("gpus", 1)))
-    micro = int(training.get("micro_batch_size", 1))
-    block = {
-        **training,
-        "global_batch_size": micro * gpus * training.get("gradient_accumulation_steps", 1),
-    }
-    lora = {f"lora_{k}": v for k, v in training.get("lora", {}).items() if k in ("r", "alpha")}
-    keys = ["method", "learning_rate", "weight_decay", "epochs", "max_steps", "micro_batch_size",
-            "max_seq_length", "save_steps", "gradient_checkpointing", "seed", "gpus",
-            "global_batch_size"]  # fmt: skip
-    return " ".join(a for a in (option_args(block, keys), option_args(lora, list(lora))) if a)
-
-
-def training_options(config: dict) -> str:
-    """The training stage's flags besides its inputs, outputs and threads (a plain string, so
-    Snakemake sees a changed setting and reruns training)."""
-    training = config["training"]
-    if training.get("backend", "trl") == "nemo_rl":
-        return f"{nemo_rl_args(training)} --checkpoint-dir {RESULTS}/train/nemo-rl"
-    return (
-        f"--adapter-output {TRAINED_ADAPTER_DIR} --checkpoint-dir {RESULTS}/train/checkpoints "
-        f"{training_args(training)}"
-    )
+def training_paths(config: dict) -> list[str]:
+    """The training stage's checkpoint (and, for LoRA on TRL, adapter) directories."""
+    if config["training"].get("backend", "trl") == "nemo_rl":
+        return ["--checkpoint-dir", f"{RESULTS}/train/nemo-rl"]
+    return [
+        "--adapter-output", TRAINED_ADAPTER_DIR,
+        "--checkpoint-dir", f"{RESULTS}/train/checkpoints",
+    ]  # fmt: skip

@@ -1,7 +1,9 @@
 """The planned DAG (dry runs, seconds): what each target needs, and config errors."""
 
+import json
 import os
 import re
+import shlex
 
 import yaml
 
@@ -125,21 +127,38 @@ def test_qlora_recipe_plans_every_stage(tmp_path):
     }
 
 
+def blocks(commands: str, module: str) -> list[dict]:
+    """The config block each planned ``python -m distillery.<module>`` job is handed."""
+    found = []
+    for line in commands.splitlines():
+        if f" distillery.{module} " in line and "--config-json" in line:
+            args = shlex.split(line[line.index("python -m") :].split(" > ")[0])
+            found.append(json.loads(args[args.index("--config-json") + 1]))
+    return found
+
+
 def test_recipe_settings_reach_the_commands(tmp_path):
     result = snakemake(tmp_path, "-n", "-p", "--forceall", configfile=OMR)
     commands = result.stdout
-    assert "trtllm" in commands and "--gpus 8" in commands
     assert "distillery.convert_trtllm --model results/models/qwq-32b" in commands
-    assert "--max-seq-len 10000" in commands
+    assert blocks(commands, "convert_trtllm")[0]["max_seq_len"] == 10000
+    assert "--gpus 8" in commands
     assert "python -m distillery.launch --gpus 8 --nodes 1 -- distillery.train_sft" in commands
-    assert "--fsdp" in commands
-    assert "--learning-rate 1e-05" in commands and "--max-seq-length 8192" in commands
-    assert "--parse-reasoning" in commands and "--max-tokens 16384" in commands
+    (training,) = blocks(commands, "train_sft")
+    assert training["fsdp"] is True and training["learning_rate"] == 1e-05
+    assert training["max_seq_length"] == 8192 and "model" not in training
+    solutions = blocks(commands, "generate")
+    assert any(b["server"]["type"] == "trtllm" and b["server"]["gpus"] == 8 for b in solutions)
+    assert any(
+        b.get("parse_reasoning") and b["inference"]["max_tokens"] == 16384 for b in solutions
+    )
     result = snakemake(tmp_path, "-n", "-p", "--forceall", configfile=QLORA)
     commands = result.stdout
-    assert "--method qlora" in commands and "--use-rslora" in commands
-    assert "--lora-r 64 --lora-alpha 128" in commands
-    assert "--subsets math=50000 code=20000 science=5000" in commands
+    (training,) = blocks(commands, "train_sft")
+    assert training["method"] == "qlora" and training["lora"]["use_rslora"] is True
+    assert training["lora"]["r"] == 64 and training["lora"]["alpha"] == 128
+    (raw,) = blocks(commands, "prepare_raw_data")
+    assert raw["subsets"] == {"math": 50000, "code": 20000, "science": 5000}
     assert "--mode multichoice" in commands
 
 
@@ -223,9 +242,8 @@ def test_serve_a_run_builds_its_model_first(tmp_path):
     result = snakemake(tmp_path, "-n", "-p", "serve_trained", configfile=path)
     assert (
         "python -m distillery.serve --model results/train/model --served-model-name trained"
-        " --backend vllm --gpus 2 --server-python .venv-vllm/bin/python"
-        " '--server-args=--max-model-len 4096'"
     ) in result.stdout
+    assert blocks(result.stdout, "serve") == [{"type": "vllm", **serving}]
 
 
 def _rule_settings(configfile):
@@ -292,7 +310,12 @@ def test_nemo_rl_backend_runs_its_own_launcher(tmp_path):
     path.write_text(yaml.safe_dump(config))
     result = snakemake(tmp_path, "-n", "-p", "--forceall", "results/train/model", configfile=path)
     assert "python -m distillery.train_nemo_rl" in result.stdout
-    assert "--global-batch-size 32" in result.stdout  # micro 1 x accumulation 4 x 8 GPUs
+    from distillery import cli, train_nemo_rl
+
+    (block,) = blocks(result.stdout, "train_nemo_rl")
+    argv = ["--data", "d", "--model", "m", "--output", "o", "--metrics", "x.json"]
+    stage = cli.parse_config(train_nemo_rl.Config, [*argv, "--config-json", json.dumps(block)])
+    assert stage.global_batch_size == 32  # micro 1 x accumulation 4 x 8 GPUs
     assert "distillery.launch" not in result.stdout
     config["training"]["method"] = "qlora"
     path.write_text(yaml.safe_dump(config))

@@ -9,6 +9,7 @@ from distillery import prepare_benchmark
 from distillery.benchmarks import known_benchmarks, load_definition
 from distillery.errors import DistilleryError
 from distillery.jsonl import read_jsonl
+from distillery.settings.data import Benchmark
 
 from ..conftest import write_jsonl
 
@@ -17,7 +18,8 @@ def prepare(tmp_path, benchmark, path=None, **kw):
     out = tmp_path / f"{benchmark}.jsonl"
     prepare_benchmark.main(
         prepare_benchmark.Config(
-            benchmark=benchmark, output=str(out), path=str(path) if path else None, **kw
+            output=str(out),
+            benchmark=Benchmark(source=benchmark, **({"path": str(path)} if path else {}), **kw),
         )
     )
     return read_jsonl(out)

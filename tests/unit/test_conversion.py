@@ -23,6 +23,7 @@ from distillery.conversion import (
 from distillery.errors import DistilleryError
 from distillery.generation.servers import ServerSpec, server_command
 from distillery.models import staged_output
+from distillery.settings.model_entries import Engine
 
 
 def hf_dir(path: Path, model_type: str) -> Path:
@@ -159,7 +160,7 @@ def test_engine_build_stage_copies_the_tokenizer_and_cleans_up(tmp_path, monkeyp
     output = tmp_path / "models" / "qwq-trtllm"
     output.parent.mkdir()
     config = convert_trtllm.Config(
-        model=str(model), output=str(output), gpus=4, max_seq_len=10000,
+        model=str(model), output=str(output), engine=Engine(max_seq_len=10000), gpus=4,
         examples_dir=str(examples),
     )  # fmt: skip
     convert_trtllm.main(config)
@@ -176,7 +177,9 @@ def test_failed_engine_build_leaves_no_output(tmp_path, monkeypatch):
     model = hf_dir(tmp_path / "qwq", "qwen2")
     output = tmp_path / "models" / "qwq-trtllm"
     output.parent.mkdir()
-    config = convert_trtllm.Config(model=str(model), output=str(output), examples_dir=str(examples))
+    config = convert_trtllm.Config(
+        model=str(model), output=str(output), engine=Engine(), examples_dir=str(examples)
+    )
     with pytest.raises(
         DistilleryError, match=r"trtllm-build --checkpoint_dir failed with status 3"
     ):

@@ -1,12 +1,14 @@
 from distillery import merge_chunks, prepare_benchmark, prepare_raw_data
 from distillery.jsonl import read_jsonl
+from distillery.settings.data import Benchmark, RawData
 
 from ..conftest import write_jsonl
 
 
 def test_prepare_raw_data(tmp_path):
     out = tmp_path / "raw.jsonl"
-    prepare_raw_data.main(prepare_raw_data.Config(output=str(out), num_posts=7, seed=2))
+    raw = RawData(source="demo", num_posts=7, seed=2)
+    prepare_raw_data.main(prepare_raw_data.Config(output=str(out), raw=raw))
     rows = read_jsonl(out)
     assert len(rows) == 7
     assert all({"forum_post", "forum_discussions"} <= set(r) for r in rows)
@@ -14,7 +16,8 @@ def test_prepare_raw_data(tmp_path):
 
 def test_prepare_benchmark(tmp_path):
     out = tmp_path / "test.jsonl"
-    prepare_benchmark.main(prepare_benchmark.Config(benchmark="demo", output=str(out), size=5))
+    demo = Benchmark(source="demo", size=5)
+    prepare_benchmark.main(prepare_benchmark.Config(output=str(out), benchmark=demo))
     rows = read_jsonl(out)
     assert [r["id"] for r in rows] == [f"demo-{i}" for i in range(5)]
     assert all(r["problem"] and r["expected_answer"] for r in rows)

@@ -3,6 +3,7 @@ import pytest
 from distillery import grade
 from distillery.errors import DistilleryError
 from distillery.jsonl import read_jsonl
+from distillery.settings.workflow import Grading
 
 from ..conftest import write_jsonl
 
@@ -10,7 +11,12 @@ from ..conftest import write_jsonl
 def run(tmp_path, rows, **kw):
     write_jsonl(tmp_path / "in.jsonl", rows)
     grade.main(
-        grade.Config(input=str(tmp_path / "in.jsonl"), output=str(tmp_path / "out.jsonl"), **kw)
+        grade.Config(
+            input=str(tmp_path / "in.jsonl"),
+            output=str(tmp_path / "out.jsonl"),
+            grading=Grading(),
+            **kw,
+        )
     )
     return read_jsonl(tmp_path / "out.jsonl")
 

@@ -116,7 +116,7 @@ def test_fuzz_the_grade_stage_finishes_in_budget_and_writes_every_row(tmp_path):
     write_jsonl(source, rows)
     command = [
         sys.executable, "-m", "distillery.grade", "--input", str(source), "--output", str(output),
-        "--timeout", str(timeout), "--workers", str(workers),
+        "--set", f"timeout={timeout}", "--workers", str(workers),
     ]  # fmt: skip
     began = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, cwd=REPO)

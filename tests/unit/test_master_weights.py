@@ -129,7 +129,7 @@ def test_stage_trains_bf16_weights_with_fp32_masters(tmp_path, tiny_model_dir):
     assert model.dtype == torch.bfloat16
     from distillery.sft_tokenize import tokenize_records
 
-    examples, _ = tokenize_records(records(12), tokenizer, cfg.max_seq_length)
+    examples, _ = tokenize_records(records(12), tokenizer, cfg.training.max_seq_length)
     trainer = train_sft.build_trainer(cfg, model, tokenizer, examples, [])
     trainer.train()
     masters = master_optimizer(trainer.optimizer)
@@ -167,7 +167,7 @@ def test_stage_resumes_bf16_training_exactly(tmp_path, tiny_model_dir, monkeypat
 
 
 def test_bf16_weights_need_bf16_compute(tmp_path, tiny_model_dir):
-    with pytest.raises(DistilleryError, match="--param-dtype bf16"):
+    with pytest.raises(DistilleryError, match="param_dtype.: bf16 needs precision bf16"):
         config(tmp_path, tiny_model_dir, precision="fp32", param_dtype="bf16")
 
 

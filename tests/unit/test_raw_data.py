@@ -7,6 +7,8 @@ from distillery import download_model, prepare_raw_data
 from distillery.errors import DistilleryError
 from distillery.jsonl import read_jsonl
 from distillery.raw_sources import aops_record, remove_quotes
+from distillery.settings.base import parse
+from distillery.settings.data import RawData
 
 from ..conftest import write_jsonl
 
@@ -26,7 +28,11 @@ def test_discussion_stops_at_the_token_budget():
 
 def run(tmp_path, **kw):
     out = tmp_path / "raw.jsonl"
-    prepare_raw_data.main(prepare_raw_data.Config(output=str(out), **kw))
+    block = {"source": "demo", **{k: v for k, v in kw.items() if k != "tokenizer"}}
+    stage = {"tokenizer": kw["tokenizer"]} if "tokenizer" in kw else {}
+    prepare_raw_data.main(
+        prepare_raw_data.Config(output=str(out), raw=parse(RawData, block), **stage)
+    )
     return read_jsonl(out)
 
 
@@ -73,14 +79,14 @@ def test_nemotron_from_a_local_directory(tmp_path):
             ],
         )
     rows = run(
-        tmp_path, source="nemotron", path=str(tmp_path / "nemotron"), subsets=("math=3", "code=2")
+        tmp_path, source="nemotron", path=str(tmp_path / "nemotron"), subsets={"math": 3, "code": 2}
     )
     expected = [f"nemotron-math-{i}" for i in range(3)] + [f"nemotron-code-{i}" for i in range(2)]
     assert [r["id"] for r in rows] == expected
     assert rows[1]["problem"] == "math question 1" and rows[1]["reasoning"] == "on"
     assert rows[3]["category"] == "code"
     with pytest.raises(DistilleryError, match="unknown Nemotron subset 'poetry'"):
-        run(tmp_path, source="nemotron", path=str(tmp_path / "nemotron"), subsets=("poetry=1",))
+        run(tmp_path, source="nemotron", path=str(tmp_path / "nemotron"), subsets={"poetry": 1})
 
 
 @pytest.fixture
@@ -101,7 +107,7 @@ def test_hub_requests(tmp_path, offline_hub):
     with pytest.raises(DistilleryError, match="Without network access"):
         run(tmp_path, source="aops", num_posts=10)
     with pytest.raises(DistilleryError, match="Without network access"):
-        run(tmp_path, source="nemotron", subsets=("science=5",))
+        run(tmp_path, source="nemotron", subsets={"science": 5})
     assert [(c["repo"], c["name"], c["split"], c["streaming"]) for c in offline_hub] == [
         ("DeepStudentLlama/AoPS-Instruct", "2024_not_decontaminated", "train", True),
         ("nvidia/Llama-Nemotron-Post-Training-Dataset", "SFT", "science", True),

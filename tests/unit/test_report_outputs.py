@@ -5,6 +5,7 @@ import json
 from distillery import log_wandb, summarize
 from distillery.plots import curves
 from distillery.provenance import config_hash, git_commit, package_versions
+from distillery.settings.workflow import Wandb
 
 from ..conftest import REPO, write_jsonl
 
@@ -79,7 +80,7 @@ def test_wandb_offline_run_lands_in_the_results_dir(tmp_path, monkeypatch):
             samples=tuple(files),
             output=str(note),
             dir=str(tmp_path / "results"),
-            num_samples=4,
+            wandb=Wandb(mode="offline", num_samples=4),
         )
     )
     info = json.loads(note.read_text())

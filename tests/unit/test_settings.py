@@ -85,11 +85,15 @@ def test_defaults_fill_what_the_config_leaves_out(default_config):
     assert config.serving is None and config.evaluation.max_seq_len is None
 
 
-def test_container_defaults_are_the_workflows():
-    from distillery.settings.workflow import Containers
-    from distillery.workflow import DEFAULT_CONTAINERS
+def test_each_server_backend_brings_its_container_family():
+    from distillery.generation import backends
+    from distillery.workflow import container
 
-    assert Containers().model_dump() == DEFAULT_CONTAINERS
+    for backend in backends.BACKENDS.values():
+        if backend.container:
+            assert container({}, backend.family) == backend.container
+    assert container({"containers": {"vllm": "docker://mine"}}, "vllm") == "docker://mine"
+    assert container({}, "core").startswith("docker://pytorch/pytorch")
 
 
 @pytest.mark.parametrize(

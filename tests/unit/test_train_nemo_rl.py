@@ -7,15 +7,25 @@ import pytest
 
 from distillery import train_nemo_rl
 from distillery.errors import DistilleryError
+from distillery.settings.base import parse
+from distillery.settings.training import TrainingSettings
+
+PATHS = {"data", "model", "output", "metrics", "validation", "checkpoint_dir", "nemo_rl_dir"}
 
 
 def config(**kw):
+    """8 GPUs x micro-batch 1 x 4 accumulation steps: a global batch of 32."""
     values = dict(
         data="results/sft/sft-data.jsonl", model="/models/qwen", output="/out", metrics="/m.json",
-        validation="results/sft/sft-validation.jsonl", gpus=8, learning_rate=1e-5,
-        global_batch_size=32, max_seq_length=8192, epochs=2, save_steps=50,
+        validation="results/sft/sft-validation.jsonl", method="full", gpus=8, learning_rate=1e-5,
+        gradient_accumulation_steps=4, max_seq_length=8192, epochs=2, save_steps=50,
     )  # fmt: skip
-    return train_nemo_rl.Config(**{**values, **kw})
+    values.update(kw)
+    block = {k: v for k, v in values.items() if k not in PATHS}
+    for key in [k for k in block if k.startswith("lora_")]:
+        block.setdefault("lora", {})[key.removeprefix("lora_")] = block.pop(key)
+    paths = {k: v for k, v in values.items() if k in PATHS}
+    return train_nemo_rl.Config(**paths, training=parse(TrainingSettings, block))
 
 
 def overrides(command):

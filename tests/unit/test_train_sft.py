@@ -6,7 +6,7 @@ from distillery import train_sft
 from distillery.errors import DistilleryError
 from distillery.sft_tokenize import tokenize_records
 
-from ..conftest import write_jsonl
+from ..conftest import train_config, write_jsonl
 
 
 def records(n):
@@ -52,7 +52,7 @@ def config(tmp_path, model, **kw):
         "logging_steps": 1,
         **kw,
     }
-    return train_sft.Config(**values)
+    return train_config(**values)
 
 
 def generate_greedy(model_dir, text="What is 2+1?"):
@@ -204,7 +204,7 @@ def test_packed_samples_do_not_attend_to_each_other(tmp_path, tiny_model_dir):
 
     cfg = config(tmp_path, tiny_model_dir, max_seq_length=256, micro_batch_size=1)
     model, tokenizer = train_sft.load_model(cfg)
-    examples, _ = tokenize_records(records(5), tokenizer, cfg.max_seq_length)
+    examples, _ = tokenize_records(records(5), tokenizer, cfg.training.max_seq_length)
     trainer = train_sft.build_trainer(cfg, model, tokenizer, examples, [])
     batch = next(iter(trainer.get_train_dataloader()))
     assert "attention_mask" not in batch and batch["input_ids"].shape[0] == 1  # padding-free
@@ -243,7 +243,7 @@ def test_eval_loss_and_keep_best(tmp_path, tiny_model_dir):
 
 
 def test_keep_best_needs_validation(tmp_path, tiny_model_dir):
-    with pytest.raises(DistilleryError, match="--keep-best needs --validation"):
+    with pytest.raises(DistilleryError, match="keep_best needs --validation"):
         config(tmp_path, tiny_model_dir, keep_best=True)
 
 
@@ -318,7 +318,7 @@ def test_stage_trainer_logs_what_trl_logs(tmp_path, tiny_model_dir, method):
         )
         torch.manual_seed(0)
         model, tokenizer = train_sft.load_model(cfg)
-        examples, _ = tokenize_records(records(12), tokenizer, cfg.max_seq_length)
+        examples, _ = tokenize_records(records(12), tokenizer, cfg.training.max_seq_length)
         trainer = train_sft.build_trainer(cfg, model, tokenizer, examples, [])
         trainer.__class__ = cls  # the stage's trainer against TRL's, on one set-up
         trainer.train()

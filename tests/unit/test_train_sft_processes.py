@@ -20,12 +20,30 @@ from .test_train_sft import records
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 
+PATH_OPTIONS = {"--checkpoint-dir", "--adapter-output", "--validation", "--threads"}
+
+
+def as_overrides(args) -> list[str]:
+    """``--max-steps 6 --fsdp`` as the stage takes training settings: ``--set max_steps=6
+    --set fsdp=true`` (paths stay options)."""
+    out, rest = [], list(args)
+    while rest:
+        option = rest.pop(0)
+        if option in PATH_OPTIONS:
+            out += [option, rest.pop(0)]
+            continue
+        value = rest.pop(0) if rest and not rest[0].startswith("--") else "true"
+        out += ["--set", f"{option[2:].replace('-', '_')}={value}"]
+    return out
+
+
 def train_args(tmp_path, model, *extra) -> list[str]:
     """The module and arguments of a short full-weight run on ``tmp_path``'s SFT data."""
     return [
         "distillery.train_sft", "--data", str(tmp_path / "sft.jsonl"), "--model", str(model),
         "--output", str(tmp_path / "model"), "--metrics", str(tmp_path / "metrics.json"),
-        "--method", "full", "--save-steps", "2", "--max-seq-length", "128", *extra,
+        "--config-json", '{"method": "full", "save_steps": 2, "max_seq_length": 128}',
+        *as_overrides(extra),
     ]  # fmt: skip
 
 

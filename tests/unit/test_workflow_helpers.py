@@ -81,47 +81,42 @@ def test_comparison_entries_keep_run_names_with_double_underscores():
     assert [run for run, _ in wf.comparison_entries(config)] == ["base__v2", "sft"]
 
 
-def test_training_args():
-    args = wf.training_args(
-        {
-            "method": "lora",
-            "learning_rate": 1e-5,
-            "logging_steps": 5,
-            "param_dtype": "bf16",
-            "lora": {
-                "r": 64,
-                "alpha": 128,
-                "target_modules": ["q_proj", "v_proj"],
-                "use_rslora": True,
-            },
-        }
-    )
-    assert args == (
-        "--method lora --learning-rate 1e-05 --logging-steps 5 --param-dtype bf16 --lora-r 64 "
-        "--lora-alpha 128 "
-        "--lora-target-modules q_proj v_proj --use-rslora"
-    )
+def test_training_block_is_what_the_stage_takes():
+    lora = {"r": 64, "alpha": 128, "target_modules": ["q_proj", "v_proj"]}
+    training = {"model": "small", "method": "lora", "nodes": 1, "backend": "trl", "evaluate": True,
+                "learning_rate": 1e-5, "logging_steps": 5, "lora": lora}  # fmt: skip
+    block = wf.training_block({"training": training})
+    assert block == {"method": "lora", "learning_rate": 1e-5, "logging_steps": 5, "lora": lora}
+    from distillery import cli, train_sft
+
+    argv = ["--data", "d", "--model", "m", "--output", "o", "--metrics", "x.json",
+            "--adapter-output", "a", "--config-json", wf.block_json(block)]  # fmt: skip
+    config = cli.parse_config(train_sft.Config, argv)
+    assert config.training.lora.r == 64 and config.training.learning_rate == 1e-5
+    assert config.training.max_seq_length == 2048  # the block's default, declared once
 
 
 def test_training_launch_and_slurm_resources():
     one = {"training": {"gpus": 1}}
-    assert wf.train_launcher(one) == "python -m"
+    assert wf.train_launcher(one) == ["python", "-m"]
     assert wf.train_resources(one) == {"gpu": 1}
     node = {"training": {"gpus": 4}}
-    assert wf.train_launcher(node) == "python -m distillery.launch --gpus 4 --nodes 1 --"
+    assert " ".join(wf.train_launcher(node)) == "python -m distillery.launch --gpus 4 --nodes 1 --"
     assert wf.train_resources(node) == {"gpu": 4}
     # several nodes: a GRES per node (--gpus would count the whole job), one task per node
     nodes = {"training": {"gpus": 4, "nodes": 3}}
-    assert wf.train_launcher(nodes) == "python -m distillery.launch --gpus 4 --nodes 3 --"
+    assert " ".join(wf.train_launcher(nodes)) == "python -m distillery.launch --gpus 4 --nodes 3 --"
     assert wf.train_resources(nodes) == {"nodes": 3, "tasks": 3, "mpi": "srun", "gres": "gpu:4"}
     cpus = {"training": {"gpus": 0, "nodes": 2}}
     assert wf.train_resources(cpus) == {"nodes": 2, "tasks": 2, "mpi": "srun"}
     nemo = {"training": {"gpus": 8, "backend": "nemo_rl"}}
-    assert wf.train_launcher(nemo) == "python -m"
+    assert wf.train_launcher(nemo) == ["python", "-m"]
 
 
-def test_option_args_booleans():
-    assert wf.option_args({"a_b": False, "c": None}, ["a_b", "c"]) == "--no-a-b"
+def test_options_of_other_blocks_are_argument_lists():
+    assert wf.options({"max_seq_len": 4096, "x": 1}, ["max_seq_len", "absent"]) == [
+        "--max-seq-len", "4096"
+    ]  # fmt: skip
 
 
 def test_eval_targets():

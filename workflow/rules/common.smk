@@ -108,8 +108,8 @@ def get_comparison_inputs():
     return [path for _, path in wf.comparison_entries(config)]
 
 
-def get_benchmark_options(wildcards):
-    return wf.benchmark_args(config, wildcards.bench)
+def get_benchmark_block(wildcards):
+    return wf.block_json(wf.benchmark_block(config, wildcards.bench))
 
 
 def get_model_dtype(wildcards):
@@ -166,7 +166,7 @@ def get_raw_data_tokenizer_flag(wildcards, input):
 
 
 def get_download_options(wildcards):
-    return wf.option_args(config["models"][wildcards.model], ["repo", "revision"])
+    return wf.options(config["models"][wildcards.model], ["repo", "revision"])
 
 
 def get_base_model_dir(wildcards):
@@ -185,8 +185,8 @@ def get_model_gpus(wildcards):
     return int(config["models"][wildcards.model].get("gpus", 1))
 
 
-def get_engine_options(wildcards):
-    return wf.engine_args(config["models"][wildcards.model])
+def get_engine_block(wildcards):
+    return wf.block_json(wf.engine_block(config["models"][wildcards.model]))
 
 
 def get_container(family):

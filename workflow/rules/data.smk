@@ -12,13 +12,13 @@ rule prepare_raw_data:
     resources:
         mem_mb=1000,
     params:
-        options=wf.raw_data_args(config),
+        raw=wf.block_json(wf.raw_data_block(config)),
         tokenizer=get_raw_data_tokenizer_flag,
     shell:
         "python -m distillery.prepare_raw_data"
         " --output {output.posts:q}"
         " {params.tokenizer:q}"
-        " {params.options}"
+        " --config-json {params.raw:q}"
         " > {log:q} 2>&1"
 
 
@@ -36,9 +36,9 @@ rule prepare_benchmark:
     resources:
         mem_mb=1000,
     params:
-        options=get_benchmark_options,
+        benchmark=get_benchmark_block,
     shell:
         "python -m distillery.prepare_benchmark"
         " --output {output.test:q}"
-        " {params.options}"
+        " --config-json {params.benchmark:q}"
         " > {log:q} 2>&1"

@@ -71,12 +71,12 @@ rule grade:
         mem_mb=2000,
     params:
         mode=get_grading_mode,
-        options=wf.option_args(GRADING, ["extract_regex", "timeout"]),
+        grading=wf.block_json(GRADING),
     shell:
         "python -m distillery.grade"
         " --input {input.generations:q}"
         " --output {output.graded:q}"
         " --mode {params.mode:q}"
         " --workers {threads}"
-        " {params.options}"
+        " --config-json {params.grading:q}"
         " > {log:q} 2>&1"

@@ -47,7 +47,7 @@ rule download_model:
     shell:
         "python -m distillery.download_model"
         " --output {output.model:q}"
-        " {params.options}"
+        " {params.options:q}"
         " > {log:q} 2>&1"
 
 
@@ -106,12 +106,13 @@ rule build_trtllm_engine:
         gpu=get_model_gpus,
         runtime=120,
     params:
-        options=get_engine_options,
+        engine=get_engine_block,
     shell:
         "python -m distillery.convert_trtllm"
         " --model {input.model:q}"
         " --output {output.model:q}"
-        " {params.options}"
+        " --gpus {resources.gpu}"
+        " --config-json {params.engine:q}"
         " > {log:q} 2>&1"
 
 

@@ -24,7 +24,7 @@ rule summarize:
     container:
         get_container("core")
     params:
-        options=wf.option_args(EVAL, ["max_seq_len"]),
+        options=wf.options(EVAL, ["max_seq_len"]),
         config_hash=CONFIG_HASH,
     shell:
         "python -m distillery.summarize"
@@ -32,7 +32,7 @@ rule summarize:
         " --files {input.seeds:q}"
         " --save-metrics-path {output.metrics:q}"
         " --config-hash {params.config_hash:q}"
-        " {params.options}"
+        " {params.options:q}"
         " > {log:q} 2>&1"
 
 
@@ -76,7 +76,7 @@ rule log_wandb:
     container:
         get_container("core")
     params:
-        options=wf.option_args(WANDB, ["mode", "project", "group", "num_samples"]),
+        wandb=wf.block_json(WANDB),
     shell:
         "python -m distillery.log_wandb"
         " --run {wildcards.run:q}"
@@ -84,5 +84,5 @@ rule log_wandb:
         " --samples {input.samples:q}"
         " --dir results"
         " --output {output.note:q}"
-        " {params.options}"
+        " --config-json {params.wandb:q}"
         " > {log:q} 2>&1"

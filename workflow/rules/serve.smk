@@ -17,13 +17,13 @@ for run in wf.served_runs(config):
         resources:
             gpu=wf.serving(config).get("gpus", 0),
         params:
-            options=wf.serve_args(config),
+            serving=wf.block_json(wf.serving(config)),
             name=run,
         shell:
             "python -m distillery.serve"
             " --model {input.model:q}"
             " --served-model-name {params.name:q}"
-            " {params.options}"
+            " --config-json {params.serving:q}"
             " 2>&1 | tee {log:q}"
 
 

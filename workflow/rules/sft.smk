@@ -30,7 +30,7 @@ rule prepare_sft_data:
         mem_mb=2000,
     params:
         sft=wf.block_json(wf.sft_block(config)),
-        grading=wf.option_args(GRADING, ["extract_regex"]),
+        grading=wf.options(GRADING, ["extract_regex"]),
         benchmarks=get_contamination_entries,
     shell:
         "python -m distillery.prepare_sft_data"
@@ -44,5 +44,5 @@ rule prepare_sft_data:
         " --threads {threads}"
         " {params.benchmarks:q}"
         " --config-json {params.sft:q}"
-        " {params.grading}"
+        " {params.grading:q}"
         " > {log:q} 2>&1"

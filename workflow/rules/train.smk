@@ -21,18 +21,20 @@ rule train_sft:
     params:
         module=wf.train_module(config),
         launcher=wf.train_launcher(config),
-        options=wf.training_options(config),
+        paths=wf.training_paths(config),
+        training=wf.block_json(wf.training_block(config)),
         threads=get_threads_flag,
         validation=lambda wildcards, input: (
             ["--validation", input.validation] if config["training"].get("evaluate", True) else []
         ),
     shell:
-        "{params.launcher} {params.module}"
+        "{params.launcher:q} {params.module:q}"
         " --data {input.data:q}"
         " --model {input.model:q}"
         " --output {output.model:q}"
         " --metrics {output.metrics:q}"
         " {params.validation:q}"
         " {params.threads:q}"
-        " {params.options}"
+        " {params.paths:q}"
+        " --config-json {params.training:q}"
         " > {log:q} 2>&1"

@@ -9,6 +9,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
@@ -68,6 +69,16 @@ def missing_keys(block: BaseModel, keys: list[str], why: str) -> None:
         )
 
 
+def conflicts(found: list[tuple[str, str]]) -> PydanticCustomError:
+    """The error of settings that cannot go together: ``(key of the block, what to do)`` for
+    each pair found, every one reported."""
+    return PydanticCustomError("conflicts", "settings exclude each other", {"found": found})
+
+
+def conflict(key: str, message: str) -> PydanticCustomError:
+    return conflicts([(key, message)])
+
+
 B = TypeVar("B", bound=BaseModel)
 
 _BOUNDS = {
@@ -115,6 +126,8 @@ def _describe(data: Any, error: dict, key: str) -> list[str]:
         ]
     if kind in ("null_values", "missing_keys"):
         return [f"config key '{'.'.join([*path, k])}' {error['msg']}" for k in ctx["keys"]]
+    if kind == "conflicts":
+        return [f"config key '{'.'.join([*path, key])}': {text}" for key, text in ctx["found"]]
     if kind == "missing":
         return [f"config key '{where}' is missing"]
     if kind == "literal_error":
@@ -141,6 +154,23 @@ def parse(cls: type[B], data: dict, key: str = "") -> B:
         raise DistilleryError("invalid config:\n" + "\n".join(f"  - {x}" for x in lines)) from None
 
 
+_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+def _value(text: str):
+    """A value written on the command line, read as YAML; ``1e-5`` is a number (YAML 1.1,
+    which PyYAML reads, wants ``1.0e-5``).
+
+    Example:
+        >>> _value("1e-5"), _value("[a, b]"), _value("true")
+        (1e-05, ['a', 'b'], True)
+    """
+    value = yaml.safe_load(text)
+    if isinstance(value, str) and _EXPONENT.fullmatch(value.strip()):
+        return float(value)
+    return value
+
+
 def set_dotted(data: dict, assignment: str) -> None:
     """Applies an override ``a.b.c=value`` to ``data``, creating blocks as needed; the value is
     read as YAML (``0.6``, ``true``, ``[a, b]``). A name with dots (``models.qwen2.5-7b.dtype``)
@@ -157,7 +187,7 @@ def set_dotted(data: dict, assignment: str) -> None:
         done.append(".".join(parts[:n]))
         parts = parts[n:]
         if not parts:
-            node[done[-1]] = yaml.safe_load(text)
+            node[done[-1]] = _value(text)
             return
         node = node.setdefault(done[-1], {})
         if not isinstance(node, dict):

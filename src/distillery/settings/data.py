@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, create_model, model_validator
 
-from distillery.settings.base import Block, missing_keys
+from distillery.settings.base import Block, conflict, missing_keys
 
 
 class RawData(Block):
@@ -49,6 +49,12 @@ class RawData(Block):
     chatter_share: float = Field(
         0.1, ge=0, le=1, description="demo: share of posts that ask no math problem"
     )
+
+    @model_validator(mode="after")
+    def _nemotron_needs_subsets(self) -> RawData:
+        if self.source == "nemotron" and not self.subsets:
+            raise conflict("subsets", "source nemotron needs subsets, e.g. {math: 50000}")
+        return self
 
 
 class Benchmark(Block):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from distillery.settings.base import Block, Name
+from distillery.settings.base import Block, Name, conflicts
 
 
 class Lora(Block):
@@ -21,10 +21,10 @@ class Lora(Block):
     use_rslora: bool = Field(False, description="rank-stabilised scaling alpha/sqrt(r)")
 
 
-class Training(Block):
-    """supervised fine-tuning of the student"""
+class TrainingSettings(Block):
+    """What ``distillery.train_sft`` (and ``train_nemo_rl``) take from the ``training`` block:
+    how to train (the model, nodes and backend are the rule's business)."""
 
-    model: Name = Field(description="the student's base model (a key of `models`)")
     method: Literal["full", "lora", "qlora"] = Field(
         description="full = every weight; lora = low-rank adapters, merged into the output "
         "model; qlora = lora on a 4-bit NF4 base (CUDA and bitsandbytes), merged into the bf16 "
@@ -36,12 +36,6 @@ class Training(Block):
         description="GPUs to train on (per node); more than one runs one process per GPU "
         "through torchrun (distillery.launch)",
     )
-    nodes: int = Field(
-        1,
-        ge=1,
-        description="nodes to train on (default 1); more than one runs under Slurm only: one "
-        "job of this many nodes, srun starts torchrun on each",
-    )
     fsdp: bool = Field(
         False,
         description="several processes shard the weights, gradients and optimizer state "
@@ -51,11 +45,6 @@ class Training(Block):
     gradient_checkpointing: bool = Field(
         False,
         description="recompute activations in the backward pass (less memory, about 20% slower)",
-    )
-    backend: Literal["trl", "nemo_rl"] = Field(
-        "trl",
-        description="trl = TRL's SFTTrainer in this workflow's environment; nemo_rl = NeMo-RL's "
-        "SFT (examples/run_sft.py) in containers.nemo_rl, converted back to HF",
     )
     packing: bool = Field(
         True,
@@ -79,9 +68,6 @@ class Training(Block):
         False,
         description="torch.compile the model (GPUs; minutes of compilation first; slower than "
         "without on an H100 with Liger, see docs/training.md)",
-    )
-    evaluate: bool = Field(
-        True, description="eval loss on the SFT validation split every save_steps (default true)"
     )
     keep_best: bool = Field(
         False, description="the output is the checkpoint with the lowest eval loss, not the last"
@@ -135,3 +121,69 @@ class Training(Block):
         "for the GPU: every step costs 8% at 0.5B on an H100); default 10 on GPUs, 1 on CPUs",
     )
     seed: int = Field(0, description="training seed")
+
+    def conflicts(self) -> list[tuple[str, str]]:
+        """Settings of this block that exclude each other: ``(key, what to do)``."""
+        found = []
+        if self.fsdp and self.method == "qlora":
+            found.append((
+                "fsdp", "FSDP does not shard qlora's 4-bit base; set fsdp: false (data parallel) "
+                "or method: lora",
+            ))  # fmt: skip
+        if self.fsdp and self.average_last:
+            found.append((
+                "fsdp", "FSDP saves sharded checkpoints, which average_last cannot read; set "
+                "average_last: 0 or fsdp: false",
+            ))  # fmt: skip
+        if self.fsdp and self.param_dtype == "bf16":
+            found.append((
+                "param_dtype", "FSDP keeps fp32 weight shards and gathers them in bf16 for each "
+                "pass; leave param_dtype at auto",
+            ))  # fmt: skip
+        if self.param_dtype == "bf16" and self.precision == "fp32":
+            found.append(("param_dtype", "bf16 needs precision bf16 or auto"))
+        if self.average_last == 1:
+            found.append(("average_last", "must be 0 (off) or at least 2"))
+        if self.average_last and self.keep_best:
+            found.append(("average_last", "average_last and keep_best exclude each other"))
+        return found
+
+    @model_validator(mode="after")
+    def _compatible(self) -> TrainingSettings:
+        found = self.conflicts()
+        if found:
+            raise conflicts(found)
+        return self
+
+
+class Training(TrainingSettings):
+    """supervised fine-tuning of the student"""
+
+    model: Name = Field(description="the student's base model (a key of `models`)")
+    nodes: int = Field(
+        1,
+        ge=1,
+        description="nodes to train on (default 1); more than one runs under Slurm only: one "
+        "job of this many nodes, srun starts torchrun on each",
+    )
+    backend: Literal["trl", "nemo_rl"] = Field(
+        "trl",
+        description="trl = TRL's SFTTrainer in this workflow's environment; nemo_rl = NeMo-RL's "
+        "SFT (examples/run_sft.py) in containers.nemo_rl, converted back to HF",
+    )
+    evaluate: bool = Field(
+        True, description="eval loss on the SFT validation split every save_steps (default true)"
+    )
+
+    def conflicts(self) -> list[tuple[str, str]]:
+        found = []
+        if self.backend == "nemo_rl" and self.method == "qlora":
+            found.append(
+                ("method", "qlora runs with backend trl only; use full or lora with nemo_rl")
+            )
+        if self.backend == "nemo_rl" and self.nodes > 1:
+            found.append((
+                "nodes", "several nodes run with backend trl only (NeMo-RL's own cluster launch "
+                "is not wired); set nodes: 1 or backend: trl",
+            ))  # fmt: skip
+        return [*found, *super().conflicts()]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, create_model
 
+from distillery.generation import backends
 from distillery.grading import DEFAULT_EXTRACT_REGEX
 from distillery.settings.base import Block, Name
 from distillery.settings.data import Benchmark, RawData, SftData
@@ -30,6 +31,10 @@ class Wandb(Block):
 class Grading(Block):
     """how answers are extracted and compared"""
 
+    extract_from_boxed: bool = Field(
+        True, description="the answer is the content of the last \\boxed{}"
+    )
+    regex_fallback: bool = Field(True, description="without a \\boxed{}, try extract_regex")
     extract_regex: str = Field(
         DEFAULT_EXTRACT_REGEX,
         description="fallback answer regex when there is no \\boxed{} (its first group is the "
@@ -38,36 +43,54 @@ class Grading(Block):
     timeout: int = Field(10, ge=1, description="seconds math-verify may spend on one answer")
 
 
-class Containers(Block):
-    """container image per rule family, used with --software-deployment-method apptainer (e.g.
-    docker://nvcr.io/nvidia/tensorrt-llm/release:1.0.0); a family without one runs in the job's
-    own environment"""
+_IMAGE = "docker://pytorch/pytorch:2.8.0-cuda12.8-cudnn9-runtime"
 
-    # the images distillery.workflow.DEFAULT_CONTAINERS names (a test keeps them equal)
-    core: str = Field(
-        "docker://pytorch/pytorch:2.8.0-cuda12.8-cudnn9-runtime",
-        description="data preparation, grading, reports",
+
+def _containers() -> type[Block]:
+    """One image per rule family: the workflow's own families, and each server backend's
+    (its default image declared with the backend)."""
+    servers = {
+        b.family: (
+            str,
+            Field(b.container, description=f"stages with server type {b.name}"),
+        )
+        for b in backends.BACKENDS.values()
+        if b.container
+    }
+    return create_model(
+        "Containers",
+        __base__=Block,
+        __module__=__name__,
+        __doc__="container image per rule family, used with --software-deployment-method "
+        "apptainer (each family has a default image, below; docs/cluster.md says how to extend "
+        "them); TensorRT-LLM engine builds run in the trtllm image",
+        core=(str, Field(_IMAGE, description="data preparation, grading, reports")),
+        train=(
+            str,
+            Field(
+                _IMAGE,
+                description="training, LoRA merge, GGUF conversion, the hf generation backend",
+            ),
+        ),
+        **servers,
+        nemo=(
+            str,
+            Field(
+                "docker://nvcr.io/nvidia/nemo:25.07",
+                description="NeMo / NeMo-RL checkpoint conversion",
+            ),
+        ),
+        nemo_rl=(
+            str,
+            Field(
+                "docker://nvcr.io/nvidia/nemo-rl:v0.7.0",
+                description="training with backend nemo_rl",
+            ),
+        ),
     )
-    train: str = Field(
-        "docker://pytorch/pytorch:2.8.0-cuda12.8-cudnn9-runtime",
-        description="training, LoRA merge, GGUF conversion, the hf generation backend",
-    )
-    vllm: str = Field(
-        "docker://vllm/vllm-openai:v0.11.0", description="generation stages served by vLLM"
-    )
-    sglang: str = Field(
-        "docker://lmsysorg/sglang:v0.5.4", description="generation stages served by SGLang"
-    )
-    trtllm: str = Field(
-        "docker://nvcr.io/nvidia/tensorrt-llm/release:1.0.0",
-        description="generation stages served by TensorRT-LLM, and engine builds",
-    )
-    nemo: str = Field(
-        "docker://nvcr.io/nvidia/nemo:25.07", description="NeMo / NeMo-RL checkpoint conversion"
-    )
-    nemo_rl: str = Field(
-        "docker://nvcr.io/nvidia/nemo-rl:v0.7.0", description="training with backend nemo_rl"
-    )
+
+
+Containers = _containers()
 
 
 class WorkflowConfig(Block):
@@ -89,6 +112,6 @@ class WorkflowConfig(Block):
     evaluation: Evaluation
     wandb: Wandb = Wandb()
     grading: Grading = Grading()
-    containers: Containers = Containers()
+    containers: Containers = Containers()  # type: ignore[valid-type]
     # unset = the evaluation's server when the job starts one, else vLLM
     serving: Serving | None = None
