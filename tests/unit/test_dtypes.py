@@ -78,13 +78,14 @@ def test_unknown_format_names_the_key():
 
 
 def test_training_precision_auto_is_bf16_only_where_native(cpu):
-    config = SimpleNamespace(precision="auto")
+    config = SimpleNamespace(training=SimpleNamespace(precision="auto"))
     cpu(True)
     assert train_sft.use_bf16(config)
     cpu(False)
     assert not train_sft.use_bf16(config)
-    assert train_sft.use_bf16(SimpleNamespace(precision="bf16"))
-    assert not train_sft.use_bf16(SimpleNamespace(precision="fp32"))
+    for precision, expected in (("bf16", True), ("fp32", False)):
+        config = SimpleNamespace(training=SimpleNamespace(precision=precision))
+        assert train_sft.use_bf16(config) is expected
 
 
 @pytest.mark.parametrize(("native", "expected"), [(True, "bfloat16"), (False, "float32")])

@@ -7,6 +7,8 @@ from distillery import train_sft
 from distillery.errors import DistilleryError
 from distillery.sft import varlen_attention
 
+from ..conftest import train_config
+
 cuda_only = pytest.mark.skipif(
     not varlen_attention.available(), reason="needs torch.nn.attention.varlen and an sm80+ GPU"
 )
@@ -26,7 +28,7 @@ def test_boundaries_from_position_ids():
 
 def test_explicit_choice_without_the_kernel_is_an_error(tmp_path, monkeypatch):
     monkeypatch.setattr(varlen_attention, "available", lambda: False)
-    config = train_sft.Config(
+    config = train_config(
         data="x",
         model="m",
         output=str(tmp_path),
@@ -107,7 +109,7 @@ def test_packed_row_gives_each_sample_its_own_logits(with_cu_seq_lens):
 
 def test_explicit_choice_needs_packing(tmp_path, monkeypatch):
     monkeypatch.setattr(varlen_attention, "available", lambda: True)
-    config = train_sft.Config(
+    config = train_config(
         data="x", model="m", output=str(tmp_path), metrics="m.json", method="full",
         attn_implementation="torch_varlen", packing=False,
     )  # fmt: skip

@@ -62,8 +62,8 @@ class Benchmark(Block):
 
     source: str | None = Field(
         None,
-        description="the benchmark definition (aime24, aime25, math-500, gsm8k, gpqa-diamond, "
-        "gpqa-main, mmlu, demo); default the benchmark's own name",
+        description="the benchmark definition: a file of src/distillery/benchmarks/definitions "
+        "(aime24, math-500, gpqa-diamond, ...); default the benchmark's own name",
     )
     path: str | None = Field(
         None,
