@@ -30,7 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from distillery.demo_data import make_problems  # noqa: E402
+from distillery.data.demo import make_problems  # noqa: E402
 from distillery.dtypes import describe_cpu, resolve  # noqa: E402
 from distillery.generation.client import ClientConfig, OpenAIClient  # noqa: E402
 from distillery.generation.servers import ManagedServer, ServerSpec, free_port, server_command  # noqa: E402

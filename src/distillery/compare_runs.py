@@ -21,7 +21,7 @@ import orjson
 from distillery import cli
 from distillery.errors import DistilleryError
 from distillery.jsonl import write_text
-from distillery.tables import comparison_csv, comparison_markdown
+from distillery.reports.tables import comparison_csv, comparison_markdown
 
 logger = logging.getLogger(__name__)
 

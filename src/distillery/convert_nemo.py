@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Literal
 
 from distillery import cli
-from distillery.conversion import (
+from distillery.errors import DistilleryError
+from distillery.models.conversion import (
     copy_tokenizer,
     hf_to_nemo_command,
     model_type,
@@ -31,8 +32,7 @@ from distillery.conversion import (
     nemo_to_hf_command,
     run_tool,
 )
-from distillery.errors import DistilleryError
-from distillery.models import staged_output
+from distillery.models.files import staged_output
 
 logger = logging.getLogger(__name__)
 

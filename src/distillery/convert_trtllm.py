@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from distillery import cli
-from distillery.conversion import TrtllmEngine, copy_tokenizer, model_type, run_tool
-from distillery.models import staged_output
+from distillery.models.conversion import TrtllmEngine, copy_tokenizer, model_type, run_tool
+from distillery.models.files import staged_output
 from distillery.settings.model_entries import Engine
 
 logger = logging.getLogger(__name__)

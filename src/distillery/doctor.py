@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -90,25 +89,6 @@ def gpu_memory_gib() -> list[float]:
     return [int(line) / 1024 for line in out.split() if line.strip().isdigit()]
 
 
-def model_size_gib(config: dict, name: str, workdir: Path, seen: tuple = ()) -> float | None:
-    """Weights of a model, bf16: its files on disk if they are there, else from the parameter
-    count in its repository name ("Qwen2.5-14B" -> 28 GiB); None when neither tells."""
-    if name == wf.TRAINED:
-        return model_size_gib(config, config["training"]["model"], workdir, seen)
-    model = config["models"].get(name)
-    if model is None or name in seen:
-        return None
-    directory = workdir / wf.model_dir(config, name)
-    if directory.is_dir():
-        size = sum(p.stat().st_size for p in directory.glob("*.safetensors"))
-        if size:
-            return size / GIB
-    if "base" in model:
-        return model_size_gib(config, model["base"], workdir, (*seen, name))
-    match = re.search(r"(\d+(?:\.\d+)?)[Bb](?![a-z])", model.get("repo", ""))
-    return float(match.group(1)) * 1e9 * 2 / GIB if match else None
-
-
 def _stage_needs(config: dict) -> list[tuple[str, int, str | None]]:
     """(config key, GPUs, model name) of every GPU-using step."""
     needs = []
@@ -143,7 +123,7 @@ def check_gpus(config: dict, machine: Machine, workdir: Path) -> list[str]:
             continue
         if gpus == 0 or name is None:
             continue
-        size = model_size_gib(config, name, workdir)
+        size = wf.model_size_gib(config, name, workdir)
         if size is None:
             continue
         if key == "training":
@@ -166,11 +146,11 @@ def check_disk_and_ram(config: dict, machine: Machine, workdir: Path) -> list[st
     for name, model in config["models"].items():
         directory = workdir / wf.model_dir(config, name)
         if model["source"] != "path" and not directory.is_dir():
-            to_write += model_size_gib(config, name, workdir) or 0.0
+            to_write += wf.model_size_gib(config, name, workdir) or 0.0
     trained = workdir / wf.TRAINED_MODEL_DIR
     if not trained.is_dir():
         # the trained model, and a checkpoint with optimizer state beside it
-        to_write += 3 * (model_size_gib(config, config["training"]["model"], workdir) or 0.0)
+        to_write += 3 * (wf.model_size_gib(config, config["training"]["model"], workdir) or 0.0)
     if to_write > machine.disk_free_gib:
         problems.append(
             f"disk: the models to download, convert and train take about {to_write:.0f} GiB, "
@@ -181,7 +161,7 @@ def check_disk_and_ram(config: dict, machine: Machine, workdir: Path) -> list[st
     loaded = {config["training"]["model"]} | {
         model["base"] for model in config["models"].values() if "base" in model
     }
-    largest = max((model_size_gib(config, name, workdir) or 0.0 for name in loaded), default=0.0)
+    largest = max((wf.model_size_gib(config, name, workdir) or 0.0 for name in loaded), default=0.0)
     if largest > machine.ram_gib:
         problems.append(
             f"RAM: a model that training or a conversion loads is about {largest:.0f} GiB, this "

@@ -13,8 +13,8 @@ from typing import Literal
 
 from distillery import cli
 from distillery.errors import DistilleryError
-from distillery.grading import ExtractionConfig, extract_answer, extract_letter
-from distillery.grading_pool import grade_pairs
+from distillery.grading.answers import ExtractionConfig, extract_answer, extract_letter
+from distillery.grading.pool import grade_pairs
 from distillery.jsonl import iter_jsonl, write_jsonl
 from distillery.settings.workflow import Grading
 

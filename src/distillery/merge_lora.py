@@ -20,7 +20,7 @@ from pathlib import Path
 
 from distillery import cli, dtypes
 from distillery.errors import DistilleryError
-from distillery.models import save_model
+from distillery.models.files import save_model
 
 logger = logging.getLogger(__name__)
 

@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from distillery import cli
 from distillery.benchmarks import Definition, load_definition
 from distillery.benchmarks.transforms import TRANSFORMS
+from distillery.data.sources import iter_hub_rows, iter_located_rows, locate_hub_rows
 from distillery.errors import DistilleryError
 from distillery.jsonl import write_jsonl
 from distillery.settings.data import Benchmark
-from distillery.sources import iter_hub_rows, iter_located_rows, locate_hub_rows
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ def read_rows(definition: Definition, path: str | None, max_samples: int) -> lis
 def main(config: Config) -> None:
     definition = load_definition(config.benchmark.source)
     if definition.source is None and config.benchmark.path is None:
-        from distillery.demo_data import make_benchmark
+        from distillery.data.demo import make_benchmark
 
         rows = make_benchmark(config.benchmark.size, config.benchmark.seed)
     else:

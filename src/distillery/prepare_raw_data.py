@@ -44,7 +44,7 @@ class Config:
 def _token_counter(tokenizer: str | None):
     if tokenizer is None:
         return lambda text: len(text.split())
-    from distillery.chat_template import TokenCounter
+    from distillery.sft_data.chat_template import TokenCounter
 
     counter = TokenCounter(tokenizer)
     return lambda text: counter([text])[0]
@@ -52,7 +52,7 @@ def _token_counter(tokenizer: str | None):
 
 def main(config: Config) -> None:
     if config.raw.source == "demo":
-        from distillery.demo_data import make_forum_posts
+        from distillery.data.demo import make_forum_posts
 
         rows = make_forum_posts(
             config.raw.num_posts,
@@ -61,7 +61,7 @@ def main(config: Config) -> None:
             config.raw.chatter_share,
         )
     elif config.raw.source == "aops":
-        from distillery.raw_sources import iter_aops
+        from distillery.data.raw_sources import iter_aops
 
         rows = iter_aops(
             config.raw.path,
@@ -70,7 +70,7 @@ def main(config: Config) -> None:
             config.raw.max_tokens,
         )
     else:
-        from distillery.raw_sources import iter_nemotron
+        from distillery.data.raw_sources import iter_nemotron
 
         rows = iter_nemotron(config.raw.path, dict(config.raw.subsets))
     count = 0

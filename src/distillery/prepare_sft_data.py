@@ -8,7 +8,7 @@ Usage::
         --set filters.drop_multi_boxed=true --set min_majority_votes=2
 
 Steps, in order (each one's removals are in the report): correctness selection (majority answer
-where none is known), then the selection steps of :mod:`distillery.sft.filters` (deduplication,
+where none is known), then the selection steps of :mod:`distillery.sft_data.filters` (deduplication,
 drop_multi_boxed, remove_contaminated, remove_no_think_tags, drop_if_regex_match, majority
 filter, trim_solutions, length outliers), downsampling, max_seq_length, then the chat format
 (dual-mode "thinking on/off" records if asked) and a train/validation split by problem.
@@ -22,15 +22,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from distillery import cli
-from distillery.chat_template import ChatTemplate, TokenCounter
 from distillery.errors import DistilleryError
-from distillery.grading import ExtractionConfig
+from distillery.grading.answers import ExtractionConfig
 from distillery.jsonl import iter_jsonl, write_json, write_text
 from distillery.prompts import load_prompt
 from distillery.settings.data import SftSelection
-from distillery.sft.contamination import NGramIndex, embedding_matches
-from distillery.sft.formatting import ChatFormatter
-from distillery.sft.pipeline import prepare
+from distillery.sft_data.chat_template import ChatTemplate, TokenCounter
+from distillery.sft_data.contamination import NGramIndex, embedding_matches
+from distillery.sft_data.formatting import ChatFormatter
+from distillery.sft_data.pipeline import prepare
 
 logger = logging.getLogger(__name__)
 

@@ -23,10 +23,10 @@ from distillery import cli
 from distillery.errors import DistilleryError
 from distillery.grade import TIMED_OUT
 from distillery.jsonl import iter_jsonl, write_json, write_text
-from distillery.metrics import compute_metrics
-from distillery.plots import plot_metrics
-from distillery.provenance import provenance
-from distillery.tables import csv_table, markdown_table
+from distillery.reports.metrics import compute_metrics
+from distillery.reports.plots import plot_metrics
+from distillery.reports.provenance import provenance
+from distillery.reports.tables import csv_table, markdown_table
 
 logger = logging.getLogger(__name__)
 

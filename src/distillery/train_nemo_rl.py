@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from distillery import cli
-from distillery.conversion import copy_tokenizer, nemo_rl_to_hf_command, run_tool
 from distillery.errors import DistilleryError
-from distillery.models import staged_output
+from distillery.models.conversion import copy_tokenizer, nemo_rl_to_hf_command, run_tool
+from distillery.models.files import staged_output
 from distillery.settings.training import TrainingSettings
 
 logger = logging.getLogger(__name__)

@@ -35,9 +35,9 @@ from distillery.errors import DistilleryError
 from distillery.generation.resume import fingerprint
 from distillery.jsonl import read_jsonl, write_json
 from distillery.merge_lora import merge
-from distillery.models import save_model
+from distillery.models.files import save_model
 from distillery.settings.training import TrainingSettings
-from distillery.sft_tokenize import tokenize_records
+from distillery.training.tokenization import tokenize_records
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ def attention_implementation(config: Config) -> str:
 
     import torch
 
-    from distillery.sft import varlen_attention
+    from distillery.training import varlen_attention
 
     if config.training.attn_implementation == varlen_attention.NAME:
         if not varlen_attention.available():
@@ -225,7 +225,7 @@ def build_trainer(config: Config, model, tokenizer, examples, eval_examples):
     from datasets import Dataset
     from trl import SFTConfig
 
-    from distillery.sft.trainer import trainer_class
+    from distillery.training.trainer import trainer_class
 
     peft_config = None
     if config.training.method in ("lora", "qlora"):
@@ -294,7 +294,7 @@ def build_trainer(config: Config, model, tokenizer, examples, eval_examples):
     trainer = trainer_class()
     optimizer = None
     if config.training.method == "full" and model.dtype == torch.bfloat16:
-        from distillery.sft.master_weights import MasterWeightAdamW
+        from distillery.training.master_weights import MasterWeightAdamW
 
         # the AdamW the Trainer would build from `optim`, over fp32 copies of the weights
         _, adamw = trainer.get_optimizer_cls_and_kwargs(args)

@@ -6,6 +6,7 @@ Kept here, not in ``common.smk``, so they are unit-tested.
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from pathlib import Path
 
@@ -118,8 +119,6 @@ def server_family(config: dict, stage: str) -> str:
 
 def name_pattern(names: list[str]) -> str:
     """A wildcard constraint matching exactly ``names`` (nothing if empty)."""
-    import re
-
     return "|".join(map(re.escape, names)) or "(?!)"
 
 
@@ -137,7 +136,7 @@ def gguf_file(model: dict) -> str:
     """The GGUF file of a ``source: gguf`` model: a path, or a file in an installed package."""
     if "path" in model:
         return model["path"]
-    from distillery.models import find_packaged_file
+    from distillery.models.files import find_packaged_file
 
     return str(find_packaged_file(model["package"], model["file"]))
 
@@ -382,11 +381,28 @@ def job_mem_mb(cpu_mb: int, gpus: int, per_gpu_mb: int) -> int:
     return cpu_mb if gpus <= 0 else cpu_mb + per_gpu_mb * gpus
 
 
+def model_size_gib(config: dict, name: str, workdir: Path, seen: tuple = ()) -> float | None:
+    """Weights of a model, bf16: its files on disk if they are there, else from the parameter
+    count in its repository name ("Qwen2.5-14B" -> 28 GiB); None when neither tells."""
+    if name == TRAINED:
+        return model_size_gib(config, config["training"]["model"], workdir, seen)
+    model = config["models"].get(name)
+    if model is None or name in seen:
+        return None
+    directory = workdir / model_dir(config, name)
+    if directory.is_dir():
+        size = sum(p.stat().st_size for p in directory.glob("*.safetensors"))
+        if size:
+            return size / 1024**3
+    if "base" in model:
+        return model_size_gib(config, model["base"], workdir, (*seen, name))
+    match = re.search(r"(\d+(?:\.\d+)?)[Bb](?![a-z])", model.get("repo", ""))
+    return float(match.group(1)) * 1e9 * 2 / 1024**3 if match else None
+
+
 def merge_mem_mb(config: dict, name: str, floor_mb: int = 4000) -> int:
     """Host memory of a LoRA merge: the base model twice over (loaded, then saved), from its
     size on disk or the parameter count in its repository name."""
-    from distillery.doctor import model_size_gib
-
     size = model_size_gib(config, config["models"][name]["base"], Path("."))
     return max(floor_mb, int((size or 0) * 2.5 * 1024))
 

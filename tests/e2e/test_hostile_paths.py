@@ -1,11 +1,12 @@
 """Config values reach the jobs' shell commands quoted: paths with a space, a `;` and a `$(...)`
-run a real evaluation through Snakemake, and nothing in them is executed."""
+run a real evaluation through Snakemake, and nothing in them is executed; the stage's block is
+its job's parameter, so a changed setting reruns the job."""
 
 import shutil
 
 import yaml
 
-from .conftest import REPO, snakemake
+from .conftest import REPO, planned_jobs, snakemake
 
 HOSTILE = "odd dir;$(touch pwned) `touch pwned2`"
 
@@ -43,3 +44,10 @@ def test_hostile_model_and_prompt_paths_run_and_execute_nothing(tmp_path, tiny_m
     assert len(graded.read_text().splitlines()) == 2
     assert not list(tmp_path.rglob("pwned*"))
     assert not list(REPO.glob("pwned*"))
+
+    # the block is the job's parameter: the same settings plan nothing, a changed one reruns
+    assert planned_jobs(tmp_path, target, configfile=path) == {}
+    config["evaluation"]["inference"]["temperature"] = 0.6
+    path.write_text(yaml.safe_dump(config))
+    replanned = planned_jobs(tmp_path, target, configfile=path)
+    assert replanned["generate_eval"] == 1 and "prepare_benchmark" not in replanned

@@ -13,16 +13,16 @@ from pathlib import Path
 import pytest
 
 from distillery import convert_nemo, convert_trtllm
-from distillery.conversion import (
+from distillery.errors import DistilleryError
+from distillery.generation.servers import ServerSpec, server_command
+from distillery.models.conversion import (
     TrtllmEngine,
     hf_to_nemo_command,
     nemo_rl_to_hf_command,
     nemo_to_hf_command,
     run_tool,
 )
-from distillery.errors import DistilleryError
-from distillery.generation.servers import ServerSpec, server_command
-from distillery.models import staged_output
+from distillery.models.files import staged_output
 from distillery.settings.model_entries import Engine
 
 

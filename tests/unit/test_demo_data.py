@@ -2,7 +2,7 @@ import re
 
 import sympy
 
-from distillery.demo_data import (
+from distillery.data.demo import (
     make_benchmark,
     make_forum_posts,
     make_problems,

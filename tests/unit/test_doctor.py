@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from distillery import doctor
+from distillery import workflow as wf
 from distillery.doctor import Machine, diagnose
 
 REPO = Path(__file__).resolve().parents[2]
@@ -131,7 +132,7 @@ def test_cli_reports_a_bad_config_file(capsys, tmp_path):
 @pytest.mark.parametrize("name", ["12B", "0.5B", "1.5b"])
 def test_size_from_the_repository_name(name, tmp_path):
     config = {"models": {"m": {"source": "hf", "repo": f"org/Model-{name}-Instruct"}}}
-    size = doctor.model_size_gib(config, "m", tmp_path)
+    size = wf.model_size_gib(config, "m", tmp_path)
     assert size == pytest.approx(float(name[:-1]) * 2e9 / 1024**3)
 
 

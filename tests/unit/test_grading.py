@@ -3,7 +3,7 @@ math-verify's known cases."""
 
 import pytest
 
-from distillery.grading import (
+from distillery.grading.answers import (
     ExtractionConfig,
     extract_answer,
     extract_letter,

@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from distillery.grading import fast_verdict, is_equivalent, normalize
+from distillery.grading.answers import fast_verdict, is_equivalent, normalize
+from distillery.grading.numeric import evaluate, same_value
 from distillery.jsonl import read_jsonl
-from distillery.numeric import evaluate, same_value
 
 from ..conftest import REPO, write_jsonl
 

@@ -2,8 +2,8 @@
 
 import time
 
-from distillery.grading import is_equivalent
-from distillery.grading_pool import grade_pairs
+from distillery.grading.answers import is_equivalent
+from distillery.grading.pool import grade_pairs
 
 # sympy evaluates the tower eagerly and never returns (Math-Verify #65); the sine keeps the
 # exact-arithmetic fast path from deciding it first.

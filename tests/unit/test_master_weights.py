@@ -5,7 +5,7 @@ import torch
 
 from distillery import train_sft
 from distillery.errors import DistilleryError
-from distillery.sft.master_weights import MasterWeightAdamW, master_optimizer
+from distillery.training.master_weights import MasterWeightAdamW, master_optimizer
 
 from ..conftest import write_jsonl
 from .test_train_sft import config, preempted, records
@@ -127,7 +127,7 @@ def test_stage_trains_bf16_weights_with_fp32_masters(tmp_path, tiny_model_dir):
     )  # fmt: skip
     model, tokenizer = train_sft.load_model(cfg)
     assert model.dtype == torch.bfloat16
-    from distillery.sft_tokenize import tokenize_records
+    from distillery.training.tokenization import tokenize_records
 
     examples, _ = tokenize_records(records(12), tokenizer, cfg.training.max_seq_length)
     trainer = train_sft.build_trainer(cfg, model, tokenizer, examples, [])

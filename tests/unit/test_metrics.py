@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from distillery.metrics import compute_metrics
+from distillery.reports.metrics import compute_metrics
 
 
 def pred(correct, answer="x", tokens=10):

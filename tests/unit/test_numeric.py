@@ -2,7 +2,7 @@ from fractions import Fraction
 
 import pytest
 
-from distillery.numeric import Huge, evaluate, same_value, surd
+from distillery.grading.numeric import Huge, evaluate, same_value, surd
 
 
 @pytest.mark.parametrize(

@@ -4,9 +4,9 @@ downloads with the network blocked."""
 import pytest
 
 from distillery import download_model, prepare_raw_data
+from distillery.data.raw_sources import aops_record, remove_quotes
 from distillery.errors import DistilleryError
 from distillery.jsonl import read_jsonl
-from distillery.raw_sources import aops_record, remove_quotes
 from distillery.settings.base import parse
 from distillery.settings.data import RawData
 

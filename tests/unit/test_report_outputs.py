@@ -3,8 +3,8 @@
 import json
 
 from distillery import log_wandb, summarize
-from distillery.plots import curves
-from distillery.provenance import config_hash, git_commit, package_versions
+from distillery.reports.plots import curves
+from distillery.reports.provenance import config_hash, git_commit, package_versions
 from distillery.settings.workflow import Wandb
 
 from ..conftest import REPO, write_jsonl

@@ -7,11 +7,16 @@ from distillery.errors import DistilleryError
 from distillery.jsonl import read_jsonl
 from distillery.settings.base import parse
 from distillery.settings.data import Downsampling, SftSelection
-from distillery.sft.contamination import NGramIndex
-from distillery.sft.filters import answer_part, has_multiple_boxed, has_think_tags, trim_solution
-from distillery.sft.formatting import ChatFormatter
-from distillery.sft.labels import NO_VALID_ANSWER, fill_majority_answer, label
-from distillery.sft.pipeline import downsampling_quotas
+from distillery.sft_data.contamination import NGramIndex
+from distillery.sft_data.filters import (
+    answer_part,
+    has_multiple_boxed,
+    has_think_tags,
+    trim_solution,
+)
+from distillery.sft_data.formatting import ChatFormatter
+from distillery.sft_data.labels import NO_VALID_ANSWER, fill_majority_answer, label
+from distillery.sft_data.pipeline import downsampling_quotas
 
 from ..conftest import REPO, write_jsonl
 
@@ -67,7 +72,7 @@ def test_embedding_contamination_flags_near_duplicates(tmp_path):
     import torch
     from transformers import BertConfig, BertModel
 
-    from distillery.sft.contamination import embedding_matches
+    from distillery.sft_data.contamination import embedding_matches
 
     torch.manual_seed(0)
     model = BertModel(BertConfig(vocab_size=300, hidden_size=32, num_hidden_layers=1,
@@ -341,7 +346,7 @@ def test_seed_files_must_align(tmp_path, tokenizer_dir):
 def test_light_chat_template_renders_like_transformers(tokenizer_dir):
     from transformers import AutoTokenizer
 
-    from distillery.chat_template import ChatTemplate, TokenCounter
+    from distillery.sft_data.chat_template import ChatTemplate, TokenCounter
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     template = ChatTemplate.from_pretrained(tokenizer_dir)
@@ -365,7 +370,7 @@ def test_light_chat_template_renders_like_transformers(tokenizer_dir):
 
 
 def test_model_without_a_chat_template(tmp_path):
-    from distillery.chat_template import ChatTemplate
+    from distillery.sft_data.chat_template import ChatTemplate
 
     (tmp_path / "tokenizer_config.json").write_text("{}")
     with pytest.raises(DistilleryError, match="has no chat template"):
@@ -395,7 +400,7 @@ def test_drop_if_regex_match_matches_literally_as_nemo_skills_does(tmp_path, tok
 
 
 def test_the_filter_steps_drive_the_filters_block_and_the_report_rows():
-    from distillery.sft import filters, pipeline
+    from distillery.sft_data import filters, pipeline
 
     keys = set(SftSelection.model_fields["filters"].annotation.model_fields)
     for step in filters.STEPS:

@@ -4,7 +4,7 @@ import pytest
 
 from distillery import train_sft
 from distillery.errors import DistilleryError
-from distillery.sft_tokenize import tokenize_records
+from distillery.training.tokenization import tokenize_records
 
 from ..conftest import train_config, write_jsonl
 
@@ -301,7 +301,7 @@ def test_stage_trainer_logs_what_trl_logs(tmp_path, tiny_model_dir, method):
     import torch
     from trl import SFTTrainer
 
-    from distillery.sft.trainer import trainer_class
+    from distillery.training.trainer import trainer_class
 
     histories = []
     for cls in (SFTTrainer, trainer_class()):

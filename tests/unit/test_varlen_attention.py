@@ -5,7 +5,7 @@ import pytest
 
 from distillery import train_sft
 from distillery.errors import DistilleryError
-from distillery.sft import varlen_attention
+from distillery.training import varlen_attention
 
 from ..conftest import train_config
 

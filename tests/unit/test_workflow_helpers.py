@@ -2,7 +2,7 @@ import pytest
 
 from distillery import workflow as wf
 from distillery.errors import DistilleryError
-from distillery.models import find_packaged_file
+from distillery.models.files import find_packaged_file
 
 CONFIG = {
     "models": {

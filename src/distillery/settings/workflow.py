@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, create_model
 
 from distillery.generation import backends
-from distillery.grading import DEFAULT_EXTRACT_REGEX
+from distillery.grading.answers import DEFAULT_EXTRACT_REGEX
 from distillery.settings.base import Block, Name
 from distillery.settings.data import Benchmark, RawData, SftData
 from distillery.settings.generation import Evaluation, ProblemExtraction, Serving, Solutions

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
-from distillery.metrics import PRINTED_METRICS, modes_to_print
+from distillery.reports.metrics import PRINTED_METRICS, modes_to_print
 
 _INT_METRICS = {"num_entries", "avg_tokens", "gen_seconds"}
 

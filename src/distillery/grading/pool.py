@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
-from distillery.grading import fast_verdict, normalize, over_budget, symbolic_equal
+from distillery.grading.answers import fast_verdict, normalize, over_budget, symbolic_equal
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ def _run_pool(
     # forked child would inherit; the server imports math-verify once, so replacing a killed
     # worker costs a fork, not an interpreter start.
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["math_verify", "distillery.grading"])
+    context.set_forkserver_preload(["math_verify", "distillery.grading.answers"])
     inner_timeout = max(1, int(timeout))
     pool = [_Worker(context, inner_timeout) for _ in range(min(workers, len(pending)))]
     queue = list(reversed(pending.items()))

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 
-from distillery.numeric import same_value
+from distillery.grading.numeric import same_value
 
 # Python refuses to convert longer digit strings to int (sys.get_int_max_str_digits)
 _MAX_NUMBER_LENGTH = 4000
@@ -148,7 +148,7 @@ def is_equivalent(gold: str | None, predicted: str | None, timeout_seconds: int 
     Plain numbers and fractions are decided exactly without sympy; everything else goes to
     math-verify (``verify(parse(gold), parse(predicted))``, gold first as it is asymmetric),
     except what is too long or too deeply nested for it (:func:`over_budget`): not equivalent.
-    In this process, math-verify's own timeouts bound it; :mod:`distillery.grading_pool` adds
+    In this process, math-verify's own timeouts bound it; :mod:`distillery.grading.pool` adds
     a hard one.
 
     Example:
@@ -173,9 +173,9 @@ def fast_verdict(gold: str | None, predicted: str | None) -> bool | None:
     """The verdict when it needs no sympy, else ``None``.
 
     Decided here: a missing answer; equal normal forms; two simple numeric answers (exact
-    arithmetic, see :mod:`distillery.numeric`); two plain words or lists of words, compared as
-    strings as NeMo-Skills does (so anagrams, which math-verify reads as equal products of
-    symbols, differ).
+    arithmetic, see :mod:`distillery.grading.numeric`); two plain words or lists of words,
+    compared as strings as NeMo-Skills does (so anagrams, which math-verify reads as equal
+    products of symbols, differ).
     """
     if gold is None or predicted is None:
         return False

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from distillery.grading import ExtractionConfig, extract_answer, is_equivalent
+from distillery.grading.answers import ExtractionConfig, extract_answer, is_equivalent
 
 NO_VALID_ANSWER = "no_valid_answer_found"
 

@@ -25,15 +25,15 @@ from pathlib import Path
 import orjson
 
 from distillery.errors import DistilleryError
-from distillery.grading import ExtractionConfig
+from distillery.grading.answers import ExtractionConfig
 from distillery.jsonl import atomic_output, dumps
 from distillery.prompts import PromptConfig
 from distillery.settings.data import Downsampling, SftSelection
-from distillery.sft import filters
-from distillery.sft.contamination import Match, NGramIndex
-from distillery.sft.filters import answer_part
-from distillery.sft.formatting import ChatFormatter
-from distillery.sft.labels import add_predicted_answer, fill_majority_answer, label_group
+from distillery.sft_data import filters
+from distillery.sft_data.contamination import Match, NGramIndex
+from distillery.sft_data.filters import answer_part
+from distillery.sft_data.formatting import ChatFormatter
+from distillery.sft_data.labels import add_predicted_answer, fill_majority_answer, label_group
 
 logger = logging.getLogger(__name__)
 
@@ -176,7 +176,7 @@ def _labelled_groups(
             yield rows
         return
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["distillery.sft.pipeline"])
+    context.set_forkserver_preload(["distillery.sft_data.pipeline"])
     work = functools.partial(_label_chunk, paths=paths, labelling=labelling)
     chunks = _chunks(_line_groups(paths), chunk_size)
     pending: list[list[tuple[int, tuple[bytes, ...]]]] = []
@@ -318,7 +318,7 @@ def _write_scratch(groups, path: Path, prompt: PromptConfig) -> dict[int, int]:
 
 
 class _Filter:
-    """Runs the selection steps (:data:`distillery.sft.filters.STEPS`) on each problem's
+    """Runs the selection steps (:data:`distillery.sft_data.filters.STEPS`) on each problem's
     labelled solutions, counting each step's removals."""
 
     def __init__(self, settings, report, count_tokens, ngrams, flagged_by_embedding, flagged_file):

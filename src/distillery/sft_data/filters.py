@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import Field
 
 from distillery.settings.base import Block
-from distillery.sft.labels import is_unlabeled, passes_majority_filter
+from distillery.sft_data.labels import is_unlabeled, passes_majority_filter
 
 _BOXED = re.compile(r"\\boxed\{([^}]*)\}")
 

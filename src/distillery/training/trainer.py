@@ -18,7 +18,7 @@ def trainer_class():
     import torch
     from trl import SFTTrainer
 
-    from distillery.sft.master_weights import master_optimizer
+    from distillery.training.master_weights import master_optimizer
 
     class PackedSFTTrainer(SFTTrainer):
         _pending = None

@@ -8,13 +8,13 @@ import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from distillery.errors import DistilleryError
-from distillery.sources import (
+from distillery.data.sources import (
     iter_hub_rows,
     iter_located_rows,
     locate_hub_rows,
     require_columns,
 )
+from distillery.errors import DistilleryError
 
 AOPS_REPO = "DeepStudentLlama/AoPS-Instruct"
 AOPS_CONFIG = "2024_not_decontaminated"
