@@ -4,6 +4,7 @@ the stage is killed mid-run and rerun, and nothing is lost or duplicated.
 Needs `make vllm-env` (CI runs it); skipped otherwise.
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -15,7 +16,7 @@ import pytest
 from distillery.jsonl import read_jsonl
 
 from ..conftest import REPO, write_jsonl
-from .conftest import VLLM_ARGS, VLLM_PYTHON, vllm_processes
+from .conftest import VLLM_ARGS, VLLM_ENV, VLLM_PYTHON, vllm_processes
 
 pytestmark = [
     pytest.mark.vllm,
@@ -30,16 +31,18 @@ def test_generation_through_vllm_survives_a_kill(tmp_path, smollm2):
     ]
     write_jsonl(tmp_path / "in.jsonl", rows)
     out = tmp_path / "out.jsonl"
+    block = {
+        "server": {
+            "type": "vllm", "python": str(VLLM_PYTHON), "args": VLLM_ARGS.split(),
+            "env": VLLM_ENV, "max_concurrency": 4, "health_timeout": 600,
+        },
+        "inference": {"temperature": 0.7, "max_tokens": 48},
+    }  # fmt: skip
     command = [
         sys.executable, "-m", "distillery.generate",
         "--input", str(tmp_path / "in.jsonl"), "--output", str(out),
         "--prompt", str(REPO / "prompts" / "math.yaml"), "--model", str(smollm2),
-        "--backend", "vllm", "--server-python", str(VLLM_PYTHON),
-        f"--server-args={VLLM_ARGS}",
-        "--server-env", "VLLM_CPU_KVCACHE_SPACE=1", "VLLM_CPU_NUM_OF_RESERVED_CPU=0",
-        "VLLM_NO_USAGE_STATS=1",
-        "--max-concurrency", "4", "--temperature", "0.7", "--seed", "3", "--max-tokens", "48",
-        "--health-timeout", "600",
+        "--seed", "3", "--config-json", json.dumps(block),
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     log = (tmp_path / "first.log").open("w")

@@ -254,3 +254,17 @@ def test_accepted_as_before(default_config, validator, edit):
     edit(default_config)
     assert [e.message for e in validator.iter_errors(default_config)] == []
     parse(WorkflowConfig, copy.deepcopy(default_config))
+
+
+def test_a_benchmark_without_seeds_takes_its_definitions(default_config):
+    from distillery import workflow as wf
+
+    config = copy.deepcopy(default_config)
+    config["benchmarks"]["aime24"] = {"path": "aime24.jsonl"}
+    config["evaluation"]["benchmarks"] = {"demo": 2, "aime24": None}  # `aime24:` in YAML
+    schema = yaml.safe_load(schema_module.SCHEMA_PATH.read_text())
+    assert not list(Draft202012Validator(schema).iter_errors(config))
+    parse(WorkflowConfig, config)
+    assert wf.eval_seeds(config, "aime24") == list(range(8))
+    config["evaluation"]["benchmarks"]["demo"] = 0
+    assert list(Draft202012Validator(schema).iter_errors(config))
