@@ -6,8 +6,13 @@ whose ``__post_init__`` validates) and ``main(config)``, and ends with::
     if __name__ == "__main__":
         cli.run(main, Config)
 
+A field whose type is a config block (a :mod:`distillery.settings` model) becomes
+``--config-file``, ``--config-json`` and ``--set KEY=VALUE``, applied in that order: the rules
+hand a stage its block as JSON, a user running one by hand may prefer a file and overrides.
+
 ``run`` parses the command line, configures logging, pins the thread count, logs the resolved
-config and turns a :class:`DistilleryError` into one error line and exit status 1.
+config (every default filled in) and turns a :class:`DistilleryError` into one error line and
+exit status 1.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import sys
 import types
 import typing
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 from distillery.errors import DistilleryError
@@ -134,7 +140,7 @@ def read_block(model: type, file: str | None, text: str | None, overrides: Seque
     data: dict = {}
     if file is not None:
         try:
-            loaded = yaml.safe_load(open(file, encoding="utf-8"))
+            loaded = yaml.safe_load(Path(file).read_text(encoding="utf-8"))
         except yaml.YAMLError as err:
             raise DistilleryError(f"{file}: not valid YAML: {err}") from None
         except OSError as err:
