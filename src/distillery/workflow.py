@@ -5,6 +5,7 @@ Kept here, not in ``common.smk``, so they are unit-tested.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shlex
@@ -94,6 +95,7 @@ def engine_block(model: dict) -> dict:
 # The public image of each rule family, used with --software-deployment-method apptainer unless
 # `containers.<family>` names another. They carry the frameworks (CUDA, torch, the servers), not
 # distillery's own light dependencies: docs/cluster.md says how to extend them.
+@functools.cache
 def default_containers() -> dict[str, str]:
     """The image of each rule family unless ``containers.<family>`` names another (declared
     with the ``containers`` block in :mod:`distillery.settings.workflow`)."""
@@ -141,9 +143,14 @@ def gguf_file(model: dict) -> str:
     return str(find_packaged_file(model["package"], model["file"]))
 
 
+def stage_fields(block: dict, model) -> dict:
+    """The keys of a config block that its stage's settings model takes (the rest, such as a
+    stage's prompt, seeds and runs or the training model's name, are the rule's business)."""
+    return {key: value for key, value in block.items() if key in model.model_fields}
+
+
 def generation_block(stage: dict) -> dict:
-    """What ``distillery.generate`` takes from a stage's block: its generation settings (the
-    stage's prompt, seeds, chunks and runs are the rule's business).
+    """What ``distillery.generate`` takes from a stage's block.
 
     Example:
         >>> generation_block({"prompt": "p.yaml", "seeds": 4, "server": {"type": "hf"}})
@@ -151,7 +158,7 @@ def generation_block(stage: dict) -> dict:
     """
     from distillery.settings.generation import Generation
 
-    return {key: value for key, value in stage.items() if key in Generation.model_fields}
+    return stage_fields(stage, Generation)
 
 
 def block_json(block: dict) -> str:
@@ -203,7 +210,7 @@ def training_block(config: dict) -> dict:
     """
     from distillery.settings.training import TrainingSettings
 
-    return {k: v for k, v in config["training"].items() if k in TrainingSettings.model_fields}
+    return stage_fields(config["training"], TrainingSettings)
 
 
 def seeds(count: int) -> list[int]:
@@ -246,7 +253,9 @@ def contamination_benchmarks(config: dict) -> list[str]:
 def sft_block(config: dict) -> dict:
     """What ``distillery.prepare_sft_data`` takes from the ``sft_data`` block (the prompt file
     is the rule's input)."""
-    return {k: v for k, v in config["sft_data"].items() if k != "prompt"}
+    from distillery.settings.data import SftSelection
+
+    return stage_fields(config["sft_data"], SftSelection)
 
 
 def benchmark_definition(config: dict, bench: str):

@@ -3,6 +3,7 @@ defaults), in the spirit of lm-evaluation-harness tasks. See ``definitions/``.""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from importlib import resources
 
@@ -52,6 +53,7 @@ def known_benchmarks() -> list[str]:
     return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
+@functools.cache
 def load_definition(name: str) -> Definition:
     """The definition of benchmark ``name``."""
     path = resources.files(__package__) / "definitions" / f"{name}.yaml"

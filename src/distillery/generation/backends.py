@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from distillery.errors import DistilleryError
+
 
 @dataclass(frozen=True)
 class Probe:
@@ -147,8 +149,6 @@ def get(name: str) -> Backend:
         >>> get("vllm").family, get("hf").starts_server
         ('vllm', False)
     """
-    from distillery.errors import DistilleryError
-
     if name not in BACKENDS:
         raise DistilleryError(f"unknown server type {name!r}; known: {', '.join(BACKENDS)}")
     return BACKENDS[name]

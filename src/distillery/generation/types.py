@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from distillery.settings.generation import Inference
 
@@ -25,16 +25,9 @@ class SamplingParams:
 
     @classmethod
     def from_settings(cls, inference: Inference, seed: int) -> SamplingParams:
-        return cls(
-            temperature=inference.temperature,
-            top_p=inference.top_p,
-            top_k=inference.top_k,
-            min_p=inference.min_p,
-            max_tokens=inference.max_tokens,
-            repetition_penalty=inference.repetition_penalty,
-            stop=tuple(inference.stop),
-            seed=seed,
-        )
+        shared = {f.name for f in fields(cls)} - {"stop", "seed"}
+        values = {name: getattr(inference, name) for name in shared}
+        return cls(**values, stop=tuple(inference.stop), seed=seed)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import Field
 
+from distillery.errors import DistilleryError
 from distillery.settings.base import Block
 from distillery.sft_data.labels import is_unlabeled, passes_majority_filter
 
@@ -81,8 +82,6 @@ class Context:
         self.contaminated = contaminated or (lambda problem: False)
 
     def tokens(self, texts: list[str]) -> list[int]:
-        from distillery.errors import DistilleryError
-
         if self._count_tokens is None:
             raise DistilleryError("length filters need the student's tokenizer")
         return self._count_tokens(texts)
