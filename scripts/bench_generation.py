@@ -107,9 +107,12 @@ def client_ceiling(requests: int) -> float:
     ]
     with ManagedServer(stub, f"http://127.0.0.1:{port}", 30, model="stub"):
         client = OpenAIClient(ClientConfig(f"http://127.0.0.1:{port}", "stub", max_concurrency=512))
-        batch = [Request(i, [{"role": "user", "content": f"q{i}"}]) for i in range(requests)]
+        params = SamplingParams(max_tokens=200)
+        batch = [
+            Request(i, [{"role": "user", "content": f"q{i}"}], params) for i in range(requests)
+        ]
         began = time.perf_counter()
-        count = sum(1 for _ in client.generate(batch, SamplingParams(max_tokens=200)))
+        count = sum(1 for _ in client.generate(batch))
         return count / (time.perf_counter() - began)
 
 
@@ -117,12 +120,10 @@ def our_client_throughput(url, model, messages, args) -> float:
     config = ClientConfig(
         url, model, max_concurrency=args.concurrency, extra_body={"ignore_eos": True}
     )
-    batch = [Request(i, m) for i, m in enumerate(messages)]
+    params = SamplingParams(max_tokens=args.max_tokens)
+    batch = [Request(i, m, params) for i, m in enumerate(messages)]
     began = time.perf_counter()
-    tokens = sum(
-        r.num_generated_tokens
-        for r in OpenAIClient(config).generate(batch, SamplingParams(max_tokens=args.max_tokens))
-    )
+    tokens = sum(r.num_generated_tokens for r in OpenAIClient(config).generate(batch))
     return tokens / (time.perf_counter() - began)
 
 

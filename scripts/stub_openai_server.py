@@ -2,10 +2,13 @@
 
     python scripts/stub_openai_server.py --port 8011 [--tokens 200] [--delay 0.0]
         [--fail-every N --fail-status 503] [--die-after N] [--start-delay S] [--never-healthy]
+        [--context N]
 
 Answers /health, /v1/models, /v1/chat/completions and /v1/completions. The answer text repeats
 a fingerprint of the request (last user message or prompt, seed) so a test can tell which request
-an answer belongs to; ``usage.completion_tokens`` is ``--tokens``.
+an answer belongs to; ``usage.completion_tokens`` is ``--tokens`` (at most the request's
+``max_tokens``). With ``--context N`` a request whose prompt (counted in words) plus ``max_tokens``
+exceeds N is rejected with HTTP 400 and vLLM's message.
 """
 
 from __future__ import annotations
@@ -23,6 +26,19 @@ from aiohttp import web
 def answer_text(prompt: str, seed) -> str:
     digest = hashlib.sha256(f"{prompt}|{seed}".encode()).hexdigest()[:12]
     return f"stub answer {digest}. The final answer is {int(digest[:4], 16) % 100}"
+
+
+def context_check(body: dict, context: int) -> str | None:
+    """vLLM's (0.11) rejection of a request that does not fit the context, or None."""
+    text = body.get("prompt") or " ".join(m["content"] for m in body["messages"])
+    prompt, wanted = len(text.split()), body.get("max_tokens", 16)
+    if prompt + wanted <= context:
+        return None
+    return (
+        f"This model's maximum context length is {context} tokens. However, you requested "
+        f"{prompt + wanted} tokens ({prompt} in the messages, {wanted} in the completion). "
+        "Please reduce the length of the messages or completion."
+    )
 
 
 def make_app(args) -> web.Application:
@@ -44,6 +60,11 @@ def make_app(args) -> web.Application:
         if args.fail_every and count % args.fail_every == 0:
             return web.Response(status=args.fail_status, text="stub failure")
         body = await request.json()
+        if args.context:
+            rejected = context_check(body, args.context)
+            if rejected:
+                error = {"object": "error", "message": rejected, "type": "BadRequestError"}
+                return web.json_response({**error, "code": 400}, status=400)
         if args.delay:
             await asyncio.sleep(args.delay)
         if chat:
@@ -69,7 +90,7 @@ def make_app(args) -> web.Application:
                     "choices": [choice],
                     "usage": {
                         "prompt_tokens": 10,
-                        "completion_tokens": args.tokens,
+                        "completion_tokens": min(args.tokens, body.get("max_tokens", args.tokens)),
                         "total_tokens": 10 + args.tokens,
                     },
                 }
@@ -97,6 +118,7 @@ def main() -> None:
     parser.add_argument("--die-after", type=int, default=0)
     parser.add_argument("--start-delay", type=float, default=0.0)
     parser.add_argument("--never-healthy", action="store_true")
+    parser.add_argument("--context", type=int, default=0)
     parser.add_argument("--exit-at-start", type=int, default=None)
     args = parser.parse_args()
     if args.exit_at_start is not None:

@@ -155,17 +155,18 @@ def read_block(model: type, file: str | None, text: str | None, overrides: Seque
             raise DistilleryError(f"--config-json is not JSON: {err}") from None
         if not isinstance(loaded, dict):
             raise DistilleryError("--config-json must be a JSON object")
-        data = _merge(data, loaded)
+        data = merge_blocks(data, loaded)
     for assignment in overrides:
         set_dotted(data, assignment)
     return parse(model, data)
 
 
-def _merge(base: dict, update: dict) -> dict:
+def merge_blocks(base: dict, update: dict) -> dict:
+    """``base`` with ``update`` on top, nested mappings merged key by key."""
     merged = dict(base)
     for key, value in update.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            value = _merge(merged[key], value)
+            value = merge_blocks(merged[key], value)
         merged[key] = value
     return merged
 

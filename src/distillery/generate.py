@@ -1,16 +1,30 @@
-"""Stage: fill a prompt from each input row and generate a completion per row.
+"""Stage: fill a prompt from each input row and generate a completion per row, for one or many
+output files through one backend (one server per job).
 
-Usage (the generation settings are those of a stage's config block: a YAML file, JSON, or
-dotted overrides)::
+Usage, one file (the generation settings are those of a stage's config block: a YAML file,
+JSON, or dotted overrides)::
 
     python -m distillery.generate --input results/benchmarks/demo/test.jsonl \\
         --output out.jsonl --prompt prompts/math.yaml --model results/models/smollm2-135m \\
         --config-json '{"server": {"type": "hf"}}' --set inference.temperature=0.7 \\
         --set inference.max_tokens=256 --seed 1
 
+Many files (every benchmark and seed of an evaluation run), ``--work`` instead of ``--input``,
+``--output``, ``--prompt`` and ``--seed``: a JSON list of work sets, each an input file and
+prompt with its seeds and their output files, and the settings that differ from the stage's
+(its ``inference`` or ``parse_reasoning``; never the server, which all sets share)::
+
+    --work '[{"input": "a/test.jsonl", "prompt": "prompts/math.yaml", "seeds": [0, 1],
+              "outputs": ["a/rs0.jsonl", "a/rs1.jsonl"], "settings": {"inference": {...}}}]'
+
+The files' samples form one work list, in order; ``--num-chunks``/``--chunk-id`` take a
+contiguous slice of it, so a file's rows may be split over chunks (each chunk job writes its
+share of every file, possibly none). All requests share the server's in-flight pool.
+
 Each output row is the input row plus ``generation``, ``num_generated_tokens``,
-``finish_reason`` and timing fields. The job is resumable: rerun the same command after a crash
-or a kill and only the missing samples are generated.
+``finish_reason`` and timing fields. Each output file is resumable on its own (its
+``.partial``): rerun the same command after a crash or a kill and only the missing samples are
+generated.
 """
 
 from __future__ import annotations
@@ -23,29 +37,48 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import Field, model_validator
+
 from distillery import cli
 from distillery.chunks import chunk_bounds
 from distillery.errors import DistilleryError
+from distillery.generation import backends
 from distillery.generation.client import ClientConfig, OpenAIClient
-from distillery.generation.gpus import gpu_lease
+from distillery.generation.gpus import gpu_lease, leased_gpu_ids
 from distillery.generation.resume import PartialOutput, fingerprint
 from distillery.generation.servers import ServerSpec, serve
 from distillery.generation.types import Request, SamplingParams, parse_reasoning
 from distillery.jsonl import iter_jsonl, write_jsonl
 from distillery.progress import Progress
-from distillery.prompts import load_prompt
+from distillery.prompts import PromptConfig, load_prompt
+from distillery.settings.base import Block, parse
 from distillery.settings.generation import Generation, Server
 
 logger = logging.getLogger(__name__)
 
 
+class WorkSet(Block):
+    """One input file and prompt, sampled once per seed into one output file each."""
+
+    input: str
+    prompt: str
+    seeds: list[int] = Field(min_length=1)
+    outputs: list[str] = Field(min_length=1)
+    settings: dict = Field({}, description="the stage settings that differ for this set")
+
+    @model_validator(mode="after")
+    def _one_output_per_seed(self) -> WorkSet:
+        if len(self.seeds) != len(self.outputs):
+            raise ValueError(
+                f"{len(self.seeds)} seeds but {len(self.outputs)} outputs: give one per seed"
+            )
+        return self
+
+
 @dataclass(frozen=True)
 class Config:
-    """Generate one completion per input row."""
+    """Generate one completion per input row, for one or many output files."""
 
-    input: str = field(metadata={"help": "input JSONL; each row fills the prompt's fields"})
-    output: str = field(metadata={"help": "output JSONL (written atomically at the end)"})
-    prompt: str = field(metadata={"help": "prompt config YAML"})
     model: str = field(
         metadata={"help": "model directory (for openai: the model name the endpoint serves)"}
     )
@@ -55,8 +88,19 @@ class Config:
             'parse_reasoning, max_samples (e.g. --config-json \'{"server": {"type": "hf"}}\')'
         }
     )
+    input: str | None = field(
+        default=None, metadata={"help": "input JSONL; each row fills the prompt's fields"}
+    )
+    output: str | None = field(
+        default=None, metadata={"help": "output JSONL (written atomically at the end)"}
+    )
+    prompt: str | None = field(default=None, metadata={"help": "prompt config YAML"})
     seed: int = field(default=0, metadata={"help": "random seed of this sample set"})
-    num_chunks: int = field(default=1, metadata={"help": "the input is cut into this many slices"})
+    work: str | None = field(
+        default=None,
+        metadata={"help": "JSON list of work sets (instead of --input/--output/--prompt/--seed)"},
+    )
+    num_chunks: int = field(default=1, metadata={"help": "the work is cut into this many slices"})
     chunk_id: int = field(default=0, metadata={"help": "which slice this job generates"})
     threads: int = field(default=1, metadata={"help": "CPU threads for torch"})
 
@@ -65,13 +109,93 @@ class Config:
             raise DistilleryError("--threads must be at least 1")
         if not 0 <= self.chunk_id < self.num_chunks:
             raise DistilleryError(f"--chunk-id must be in [0, {self.num_chunks})")
+        single = [self.input, self.output, self.prompt]
+        if self.work is None and None in single:
+            raise DistilleryError("give --input, --output and --prompt, or --work")
+        if self.work is not None and any(v is not None for v in single):
+            raise DistilleryError("--work replaces --input, --output and --prompt: give one way")
 
     @property
     def server(self) -> Server:
         return self.stage.server
 
+    def work_sets(self) -> list[WorkSet]:
+        if self.work is None:
+            return [WorkSet(input=self.input, prompt=self.prompt, seeds=[self.seed],
+                            outputs=[self.output])]  # fmt: skip
+        try:
+            sets = json.loads(self.work)
+        except json.JSONDecodeError as err:
+            raise DistilleryError(f"--work is not JSON: {err}") from None
+        if not isinstance(sets, list) or not sets:
+            raise DistilleryError("--work must be a non-empty JSON list of work sets")
+        return [parse(WorkSet, s, f"--work[{i}]") for i, s in enumerate(sets)]
+
+
+@dataclass
+class OutputFile:
+    """One output file's share of this job: its input rows (numbered by line), prompt, seed
+    and settings, and the resumable store of its finished samples."""
+
+    input: str
+    output: str
+    prompt_path: str
+    prompt: PromptConfig
+    seed: int
+    stage: Generation
+    numbered: list[tuple[int, dict]]
+    partial: PartialOutput | None = None
+    errors: int = 0
+
+    @property
+    def rows(self) -> list[dict]:
+        return [row for _, row in self.numbered]
+
     def sampling(self) -> SamplingParams:
         return SamplingParams.from_settings(self.stage.inference, self.seed)
+
+
+def set_settings(config: Config, work: WorkSet, position: int) -> Generation:
+    """The stage settings of one work set: the stage's, with the set's own on top."""
+    if "server" in work.settings:
+        raise DistilleryError(
+            f"--work[{position}].settings.server: every set of a job shares the job's server; "
+            "put sets with another server in another job"
+        )
+    if not work.settings:
+        return config.stage
+    data = cli.merge_blocks(config.stage.model_dump(exclude_defaults=True), work.settings)
+    return parse(Generation, data, f"--work[{position}].settings")
+
+
+def plan_files(config: Config) -> list[OutputFile]:
+    """This chunk's share of every output file: the work list is every file's rows in order,
+    cut into ``num_chunks`` contiguous slices."""
+    files = []
+    inputs: dict[str, list[tuple[int, dict]]] = {}  # each input read once
+    for position, work in enumerate(config.work_sets()):
+        stage = set_settings(config, work, position)
+        if work.input not in inputs:
+            inputs[work.input] = list(iter_jsonl(work.input))
+        rows = inputs[work.input]
+        if stage.max_samples > 0:
+            rows = rows[: stage.max_samples]
+        prompt = load_prompt(work.prompt)
+        for seed, output in zip(work.seeds, work.outputs, strict=True):
+            files.append(OutputFile(work.input, output, work.prompt, prompt, seed, stage, rows))
+    outputs = [f.output for f in files]
+    if len(set(outputs)) < len(outputs):
+        raise DistilleryError("--work names an output file twice; give each sample set its own")
+    start, end = chunk_bounds(sum(len(f.numbered) for f in files), config.num_chunks,
+                              config.chunk_id)  # fmt: skip
+    offset = 0
+    for file in files:
+        size = len(file.numbered)
+        file.numbered = file.numbered[max(0, start - offset) : max(0, end - offset)]
+        offset += size
+    for file in files:
+        file.prompt.check_rows(file.rows, file.input, [n for n, _ in file.numbered])
+    return files
 
 
 def model_identity(config: Config) -> dict:
@@ -92,18 +216,35 @@ def model_identity(config: Config) -> dict:
     }
 
 
+def replicas(server: Server) -> int:
+    """Server replicas a job starts: its GPUs over each replica's tensor-parallel size."""
+    if server.gpus == 0 or not backends.get(server.type).starts_server:
+        return 1
+    return server.gpus // (server.tensor_parallel or server.gpus)
+
+
 @contextlib.contextmanager
 def open_backend(config: Config) -> Iterator:
-    """The backend for ``config``; a server backend's server lives as long as the block."""
+    """The backend for ``config``, holding the job's GPUs; a server backend's servers live as
+    long as the block."""
     server = config.server
     if server.type == "hf":
         from distillery.generation.hf import HFBackend
 
-        backend = HFBackend(config.model, batch_size=server.batch_size, dtype=server.dtype)
-        try:
-            yield backend
-        finally:
-            backend.close()
+        with gpu_lease(server.gpus) as gpu_env:
+            # in-process: the GPUs must be chosen before torch first touches CUDA
+            os.environ.update(gpu_env)
+            backend = HFBackend(
+                config.model,
+                batch_size=server.batch_size,
+                dtype=server.dtype,
+                gpus=server.gpus,
+                context_overflow=config.stage.context_overflow,
+            )
+            try:
+                yield backend
+            finally:
+                backend.close()
         return
     render, count_tokens = _tokenizer_functions(config)
     if server.type == "openai":
@@ -111,11 +252,26 @@ def open_backend(config: Config) -> Iterator:
         yield OpenAIClient(_client_config(config, server.base_url, api_key), render, count_tokens)
         return
     spec = ServerSpec.from_settings(server, config.model)
-    with gpu_lease(server.gpus) as gpu_env, serve(spec, server.health_timeout, gpu_env) as url:
-        yield OpenAIClient(_client_config(config, url, None, spec.name), render, count_tokens)
+    count = replicas(server)
+    with gpu_lease(server.gpus) as gpu_env:
+        groups = _replica_gpus(gpu_env, server.gpus, count)
+        with serve(spec, server.health_timeout, gpu_env, groups) as urls:
+            if count > 1:
+                logger.info("%d server replicas of %d GPU(s) each", count, spec.gpus)
+            config_ = _client_config(config, tuple(urls), None, spec.name)
+            yield OpenAIClient(config_, render, count_tokens)
 
 
-def _client_config(config: Config, base_url: str, api_key: str | None, name: str | None = None):
+def _replica_gpus(gpu_env: dict, gpus: int, count: int) -> list[str] | None:
+    """The ``CUDA_VISIBLE_DEVICES`` of each replica (None: one server on whatever the job has)."""
+    if count <= 1:
+        return None
+    ids = leased_gpu_ids(gpu_env, gpus)
+    size = len(ids) // count
+    return [",".join(ids[i * size : (i + 1) * size]) for i in range(count)]
+
+
+def _client_config(config: Config, base_url, api_key: str | None, name: str | None = None):
     server = config.server
     return ClientConfig(
         base_url=base_url,
@@ -127,6 +283,7 @@ def _client_config(config: Config, base_url: str, api_key: str | None, name: str
         max_retries=server.max_retries,
         openai_strict=server.type == "openai",
         extra_body=config.stage.inference.extra_body,
+        context_overflow=config.stage.context_overflow,
     )
 
 
@@ -154,73 +311,102 @@ def _extra_body_text(body: dict | None) -> str | None:
     return None if body is None else json.dumps(body, sort_keys=True)
 
 
-def main(config: Config) -> None:
-    numbered = list(iter_jsonl(config.input))
-    if config.stage.max_samples > 0:
-        numbered = numbered[: config.stage.max_samples]
-    start, end = chunk_bounds(len(numbered), config.num_chunks, config.chunk_id)
-    numbered = numbered[start:end]
-    rows = [row for _, row in numbered]
-    prompt = load_prompt(config.prompt)
-    prompt.check_rows(rows, config.input, [number for number, _ in numbered])
-    if not rows:
-        logger.warning("chunk %d of %d is empty", config.chunk_id, config.num_chunks)
-        write_jsonl(config.output, [])
-        return
-    key = fingerprint(
+def file_key(config: Config, file: OutputFile, model: dict) -> str:
+    """The fingerprint of everything that determines one file's samples."""
+    rows = file.rows
+    return fingerprint(
         rows,
-        [prompt.messages(row) for row in rows[:1]],
-        Path(config.prompt).read_text(),
-        model_identity(config),
+        [file.prompt.messages(row) for row in rows[:1]],
+        Path(file.prompt_path).read_text(),
+        model,
         config.server.type,
-        config.sampling().__dict__,
+        file.sampling().__dict__,
         [
             config.server.endpoint,
-            config.stage.parse_reasoning,
-            config.stage.reasoning_end,
-            _extra_body_text(config.stage.inference.extra_body),
+            file.stage.parse_reasoning,
+            file.stage.reasoning_end,
+            _extra_body_text(file.stage.inference.extra_body),
         ],
     )
-    partial = PartialOutput(config.output, key)
-    todo = [Request(i, prompt.messages(row)) for i, row in enumerate(rows) if i not in partial]
-    logger.info(
-        "rows %d-%d of %s: %d to generate, %d already done",
-        start,
-        end - 1,
-        config.input,
-        len(todo),
-        len(rows) - len(todo),
-    )
-    if todo:
-        progress = Progress(len(rows), "samples", done=len(rows) - len(todo))
-        tokens = errors = 0
-        try:
-            with open_backend(config) as backend:
-                for count, result in enumerate(backend.generate(todo, config.sampling()), 1):
-                    fields = result.fields()
-                    if config.stage.parse_reasoning:
-                        fields = parse_reasoning(fields, config.stage.reasoning_end)
-                    partial.add(result.index, {**rows[result.index], **fields})
-                    tokens += result.num_generated_tokens
-                    if result.finish_reason == "error":
-                        errors += 1
-                        line = numbered[result.index][0]
-                        logger.warning("%s:%d: not generated: %s", config.input, line, result.error)
-                    if count % config.server.batch_size == 0:
-                        partial.sync()
-                    progress.update()
-        finally:
-            partial.close()
-            progress.close()
-        logger.info("generated %d tokens (%s)", tokens, progress.status())
-        if errors:
-            logger.warning(
-                "%d sample(s) could not be generated: written with finish_reason 'error' and an "
-                "empty generation (they count as unanswered)",
-                errors,
-            )
-    partial.finish(len(rows))
-    logger.info("wrote %d rows to %s", len(rows), config.output)
+
+
+def main(config: Config) -> None:
+    files = plan_files(config)
+    model = model_identity(config)
+    requests: list[Request] = []
+    # request index (its place in this job's work list) -> (file, row in the file's share)
+    owners: dict[int, tuple[OutputFile, int]] = {}
+    offset = 0
+    for file in files:
+        offset += len(file.numbered)
+        if not file.numbered:
+            write_jsonl(file.output, [])
+            with contextlib.suppress(FileNotFoundError):
+                Path(file.output + ".partial").unlink()
+            continue
+        file.partial = PartialOutput(file.output, file_key(config, file, model))
+        params = file.sampling()
+        todo = [i for i in range(len(file.numbered)) if i not in file.partial]
+        start = offset - len(file.numbered)
+        for i in todo:
+            requests.append(Request(start + i, file.prompt.messages(file.numbered[i][1]), params))
+            owners[start + i] = (file, i)
+        lines = file.numbered[0][0], file.numbered[-1][0]
+        logger.info(
+            "%s lines %d-%d, seed %d -> %s: %d to generate, %d already done",
+            file.input,
+            *lines,
+            file.seed,
+            file.output,
+            len(todo),
+            len(file.numbered) - len(todo),
+        )
+    active = [f for f in files if f.partial is not None]
+    total = sum(len(f.numbered) for f in active)
+    if requests:
+        _generate(config, requests, owners, total)
+    for file in active:
+        file.partial.finish(len(file.numbered))
+    errors = sum(f.errors for f in files)
+    if errors:
+        logger.warning(
+            "%d sample(s) could not be generated: written with finish_reason 'error' and an "
+            "empty generation (they count as unanswered): %s",
+            errors,
+            ", ".join(f"{f.output}: {f.errors}" for f in files if f.errors),
+        )
+    logger.info("wrote %d rows to %d file(s)", total, len(files))
+
+
+def _generate(config: Config, requests: list[Request], owners: dict, total: int) -> None:
+    """Generates every request through one backend, each result stored in its file at once."""
+    progress = Progress(total, "samples", done=total - len(requests))
+    tokens = 0
+    dirty: dict[int, OutputFile] = {}  # files written to since their last sync
+    try:
+        with open_backend(config) as backend:
+            for count, result in enumerate(backend.generate(requests), 1):
+                file, row = owners[result.index]
+                fields = result.fields()
+                if file.stage.parse_reasoning:
+                    fields = parse_reasoning(fields, file.stage.reasoning_end)
+                file.partial.add(row, {**file.numbered[row][1], **fields})
+                dirty[id(file)] = file
+                tokens += result.num_generated_tokens
+                if result.finish_reason == "error":
+                    file.errors += 1
+                    line = file.numbered[row][0]
+                    logger.warning("%s:%d: not generated: %s", file.input, line, result.error)
+                if count % config.server.batch_size == 0:
+                    for done in dirty.values():
+                        done.partial.sync()
+                    dirty.clear()
+                progress.update()
+    finally:
+        for file in {id(f): f for f, _ in owners.values()}.values():
+            file.partial.close()
+        progress.close()
+    logger.info("generated %d tokens (%s)", tokens, progress.status())
 
 
 if __name__ == "__main__":

@@ -298,23 +298,95 @@ def run_model(config: dict, run: str) -> str:
     return entry if isinstance(entry, str) else entry["model"]
 
 
-def eval_block(config: dict, run: str, bench: str) -> dict:
-    """The evaluation's generation settings for one run and benchmark: the run's own
-    ``parse_reasoning`` and ``inference`` override the evaluation's, and the benchmark's
-    default generation length applies when neither sets ``max_tokens``."""
+def run_block(config: dict, run: str) -> dict:
+    """The evaluation's generation settings for one run, all its benchmarks: the run's own
+    ``parse_reasoning`` and ``inference`` override the evaluation's."""
     entry = config["evaluation"]["runs"][run]
     overrides = {} if isinstance(entry, str) else entry
     block = generation_block(config["evaluation"])
     if "parse_reasoning" in overrides:
         block["parse_reasoning"] = overrides["parse_reasoning"]
     inference = {**block.get("inference", {}), **overrides.get("inference", {})}
-    if "max_tokens" not in inference:
-        default = benchmark_definition(config, bench).max_tokens
-        if default:
-            inference["max_tokens"] = default
     if inference:
         block["inference"] = inference
     return block
+
+
+def bench_settings(config: dict, run: str, bench: str) -> dict:
+    """What one benchmark changes in a run's settings: its definition's generation length,
+    when neither the evaluation nor the run sets ``max_tokens``."""
+    if "max_tokens" in run_block(config, run).get("inference", {}):
+        return {}
+    default = benchmark_definition(config, bench).max_tokens
+    return {"inference": {"max_tokens": default}} if default else {}
+
+
+def eval_block(config: dict, run: str, bench: str) -> dict:
+    """The generation settings of one run on one benchmark (:func:`run_block` with
+    :func:`bench_settings` on top)."""
+    block = run_block(config, run)
+    extra = bench_settings(config, run, bench).get("inference")
+    if extra:
+        block["inference"] = {**block.get("inference", {}), **extra}
+    return block
+
+
+EVAL_CHUNK = RESULTS + "/evals/{run}/generations/{bench}/output-rs{seed}_chunk_{chunk}.jsonl"
+SOLUTION_CHUNK = RESULTS + "/sdg/solutions/output-rs{seed}_chunk_{chunk}.jsonl"
+
+
+def eval_sample_sets(config: dict) -> list[tuple[str, int]]:
+    """(benchmark, seed) of every sample set a run generates, in the order of its work list."""
+    return [
+        (bench, seed)
+        for bench in config["evaluation"]["benchmarks"]
+        for seed in eval_seeds(config, bench)
+    ]
+
+
+def eval_chunk_outputs(config: dict) -> list[str]:
+    """The files one evaluation job (``{run}``, ``{chunk}``) writes: its share of every
+    benchmark and seed.
+
+    Example:
+        >>> eval_chunk_outputs({"evaluation": {"benchmarks": {"demo": 2}}})[1]
+        'results/evals/{run}/generations/demo/output-rs1_chunk_{chunk}.jsonl'
+    """
+    return [
+        EVAL_CHUNK.format(run="{run}", bench=bench, seed=seed, chunk="{chunk}")
+        for bench, seed in eval_sample_sets(config)
+    ]
+
+
+def eval_work(config: dict, run: str, chunk: int | str, data: list[str], prompts: list[str]):
+    """The work sets of one evaluation job (see ``distillery.generate --work``): per benchmark
+    its test file (``data``) and prompt (``prompts``), in the order of the evaluation's
+    benchmarks, its seeds and their chunk files, and what the benchmark changes in the run's
+    settings."""
+    work = []
+    for bench, path, prompt in zip(config["evaluation"]["benchmarks"], data, prompts, strict=True):
+        bench_seeds = eval_seeds(config, bench)
+        outputs = [
+            EVAL_CHUNK.format(run=run, bench=bench, seed=seed, chunk=chunk) for seed in bench_seeds
+        ]
+        work.append({"input": path, "prompt": prompt, "seeds": bench_seeds, "outputs": outputs,
+                     "settings": bench_settings(config, run, bench)})  # fmt: skip
+    return work
+
+
+def solution_chunk_outputs(config: dict) -> list[str]:
+    """The files one solution job (``{chunk}``) writes: its share of every seed."""
+    return [
+        SOLUTION_CHUNK.format(seed=seed, chunk="{chunk}")
+        for seed in seeds(config["solutions"].get("seeds", 1))
+    ]
+
+
+def solution_work(config: dict, chunk: int | str, data: str, prompt: str) -> list[dict]:
+    """The one work set of a solution job: the extracted problems, once per seed."""
+    solution_seeds = seeds(config["solutions"].get("seeds", 1))
+    outputs = [SOLUTION_CHUNK.format(seed=seed, chunk=chunk) for seed in solution_seeds]
+    return [{"input": data, "prompt": prompt, "seeds": solution_seeds, "outputs": outputs}]
 
 
 def train_scale(config: dict) -> tuple[int, int]:

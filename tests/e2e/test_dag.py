@@ -20,11 +20,11 @@ def test_default_config_plans_every_stage(tmp_path):
         "prepare_benchmark": 1,
         "extract_problems": 1,
         "postprocess_problems": 1,
-        "generate_solutions": 8,
+        "generate_solutions": 2,  # one job per chunk covers the 4 seeds
         "merge_solutions": 4,
         "prepare_sft_data": 1,
         "train_sft": 1,
-        "generate_eval": 8,
+        "generate_eval": 2,  # one job (one server) per run covers every benchmark and seed
         "merge_eval_chunks": 8,
         "grade": 8,
         "summarize": 2,
@@ -38,7 +38,7 @@ def test_baseline_metrics_target_needs_no_training(tmp_path):
     assert planned_jobs(tmp_path, target, configfile=TINY) == {
         "gguf_to_hf": 1,
         "prepare_benchmark": 1,
-        "generate_eval": 4,
+        "generate_eval": 2,  # the baseline run's 2 chunks
         "merge_eval_chunks": 2,
         "grade": 2,
         "summarize": 1,
@@ -102,7 +102,7 @@ def test_openmathreasoning_recipe_plans_every_stage(tmp_path):
         "merge_solutions": 1,
         "prepare_sft_data": 1,
         "train_sft": 1,
-        "generate_eval": 32,  # 2 runs x 2 benchmarks x 8 seeds
+        "generate_eval": 2,  # one 8-GPU server per run for 2 benchmarks x 8 seeds
         "merge_eval_chunks": 32,
         "grade": 32,
         "summarize": 4,
@@ -118,7 +118,7 @@ def test_qlora_recipe_plans_every_stage(tmp_path):
         "prepare_benchmark": 2,  # gpqa-diamond, mmlu
         "prepare_sft_data": 1,
         "train_sft": 1,
-        "generate_eval": 10,  # 2 runs x (4 + 1 seeds)
+        "generate_eval": 2,  # one per run for its 4 + 1 seeds
         "merge_eval_chunks": 10,
         "grade": 10,
         "summarize": 4,

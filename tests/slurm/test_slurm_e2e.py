@@ -80,10 +80,12 @@ def accounting(job_ids: list[str]) -> dict[str, tuple[str, str]]:
     return rows
 
 
-def test_tiny_scenario_through_slurm(tmp_path):
+def test_tiny_scenario_through_slurm(tmp_path, fake_vllm):
     workdir = scratch_workdir(tmp_path)
     config = yaml.safe_load(TINY.read_text())
-    config["evaluation"]["server"]["gpus"] = 1  # evaluation jobs must get a GPU from Slurm
+    # evaluation jobs must get a GPU from Slurm; their server is the stub behind a stand-in
+    # interpreter (an hf job asking for a GPU would need a real one)
+    config["evaluation"]["server"] = {"type": "vllm", "gpus": 1, "python": str(fake_vllm)}
     config["benchmarks"]["demo"]["prompt"] = "prompts/eval.yaml"
     multinode = []
     if PARTITION:  # one training job of two nodes: srun starts torchrun on each

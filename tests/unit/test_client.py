@@ -7,14 +7,18 @@ from distillery.generation.client import ClientConfig, OpenAIClient, request_bod
 from distillery.generation.types import Request, SamplingParams, parse_reasoning
 
 
-def requests(n):
-    return [Request(i, [{"role": "user", "content": f"question {i}"}]) for i in range(n)]
+def requests(n, max_tokens=16, words=1):
+    params = SamplingParams(seed=3, max_tokens=max_tokens)
+    return [
+        Request(i, [{"role": "user", "content": f"question {i}" + " word" * words}], params)
+        for i in range(n)
+    ]
 
 
-def run(url, n=20, **kw):
+def run(url, n=20, max_tokens=16, words=1, **kw):
     config = ClientConfig(base_url=url, model="stub", backoff=0.01, **kw)
     client = OpenAIClient(config, render=lambda m: "PROMPT " + m[-1]["content"])
-    return list(client.generate(requests(n), SamplingParams(seed=3, max_tokens=16)))
+    return list(client.generate(requests(n, max_tokens, words)))
 
 
 def test_every_request_answered_once(stub_server):
@@ -41,10 +45,50 @@ def test_retries_on_server_errors(stub_server, caplog):
     assert "HTTP 503" in caplog.text
 
 
-def test_client_errors_are_not_retried(stub_server):
+def test_client_errors_are_error_samples_not_retried(stub_server):
     url = stub_server("--fail-every", "1", "--fail-status", "400")
-    with pytest.raises(DistilleryError, match="answered 400"):
-        run(url, n=3)
+    results = run(url, n=3)
+    assert sorted(r.index for r in results) == [0, 1, 2]
+    assert all(r.finish_reason == "error" and r.generation == "" for r in results)
+    assert all("answered 400" in r.error and "stub failure" in r.error for r in results)
+    with pytest.raises(DistilleryError, match="answered 400.*context_overflow"):
+        run(url, n=3, context_overflow="fail")
+
+
+def test_context_overflow_retried_with_the_room_left(stub_server):
+    """The stub rejects prompt (in words) + max_tokens over 40 with vLLM's message."""
+    url = stub_server("--context", "40", "--tokens", "100")
+    fits, reduced, too_long = (run(url, n=1, max_tokens=30, words=w)[0] for w in (1, 20, 45))
+    assert fits.finish_reason == "stop" and fits.num_generated_tokens == 30
+    # 2 + 20 words leave 18 tokens: the retry asks for exactly that and is served
+    assert reduced.finish_reason == "stop" and reduced.num_generated_tokens == 18
+    assert too_long.finish_reason == "error"
+    assert "maximum context length is 40" in too_long.error
+    skipped = run(url, n=1, max_tokens=30, words=20, context_overflow="skip")[0]
+    assert skipped.finish_reason == "error" and "in the completion" in skipped.error
+
+
+def test_requests_spread_over_replicas(stub_server):
+    urls = (stub_server("--model", "stub", "--delay", "0.05"), stub_server("--delay", "0.05"))
+    config = ClientConfig(base_url=urls, model="stub", max_concurrency=4)
+    client = OpenAIClient(config)
+    results = list(client.generate(requests(40)))
+    assert sorted(r.index for r in results) == list(range(40))
+    assert sum(client.sent.values()) == 40 and min(client.sent.values()) >= 10
+
+
+def test_room_for_generation_reads_each_servers_message():
+    from distillery.generation.client import room_for_generation
+
+    old_vllm = ("This model's maximum context length is 10000 tokens. However, you requested "
+                "10300 tokens (2108 in the messages, 8192 in the completion).")  # fmt: skip
+    new_vllm = ("'max_tokens' or 'max_completion_tokens' is too large: 8192. This model's "
+                "maximum context length is 10000 tokens and your request has 2108 input tokens "
+                "(8192 > 10000 - 2108).")  # fmt: skip
+    prompt_only = "Input length (12000) exceeds model's maximum context length (10000)."
+    assert room_for_generation(old_vllm) == room_for_generation(new_vllm) == 7892
+    assert room_for_generation(prompt_only) == -2000
+    assert room_for_generation("Invalid value for top_p") is None
 
 
 def test_dead_server_fails_after_retries(stub_server):

@@ -107,9 +107,9 @@ def test_resume_generates_only_missing_rows(tmp_path, tiny_model_dir, monkeypatc
         with real_backend(config) as backend:
             inner = backend.generate
 
-            def generate_and_count(requests, params):
+            def generate_and_count(requests):
                 requested.extend(r.index for r in requests)
-                return inner(requests, params)
+                return inner(requests)
 
             backend.generate = generate_and_count
             yield backend
@@ -192,3 +192,24 @@ def test_prompt_longer_than_the_context_is_an_error_row_not_a_crash(tmp_path, ti
     assert "does not fit the model's context of 1024 tokens" in rejected["error"]
     assert all("error" not in r for r in (out[0], out[2], out[3]))
     assert 1 <= out[2]["num_generated_tokens"] < 64  # cut to the room the context leaves
+
+
+def test_context_overflow_skip_and_fail_on_the_hf_backend(tmp_path, tiny_model_dir):
+    rows = problems(3)
+    rows[1]["problem"] = "What is " + "1 plus " * 310 + "1?"  # fits, but not with 64 more
+    write_jsonl(tmp_path / "in.jsonl", rows)
+    generate.main(config(tmp_path, tiny_model_dir, max_tokens=64, context_overflow="skip"))
+    out = read_jsonl(tmp_path / "out.jsonl")
+    assert [r["finish_reason"] == "error" for r in out] == [False, True, False]
+    assert "plus 64 to generate does not fit the model's context of 1024" in out[1]["error"]
+    with pytest.raises(DistilleryError, match="sample 1: .*set the stage's context_overflow"):
+        generate.main(config(tmp_path, tiny_model_dir, max_tokens=64, context_overflow="fail",
+                             output=str(tmp_path / "strict.jsonl")))  # fmt: skip
+    assert not (tmp_path / "strict.jsonl").exists()
+
+
+def test_gpus_on_a_machine_without_cuda_is_a_clear_error(tmp_path, tiny_model_dir, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")  # as a scheduler would hand one over
+    write_jsonl(tmp_path / "in.jsonl", problems(2))
+    with pytest.raises(DistilleryError, match="server.gpus is 1 but torch sees no CUDA GPU"):
+        generate.main(config(tmp_path, tiny_model_dir, gpus=1))

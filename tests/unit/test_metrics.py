@@ -113,3 +113,18 @@ def test_pass_at_k_unbiased_formula_against_brute_force():
         expected = sum(any(s) for s in subsets) / len(subsets)
         assert m[f"pass@{k}"]["symbolic_correct"] == pytest.approx(100 * expected)
     assert math.isclose(m["pass@5"]["symbolic_correct"], 100.0)
+
+
+def test_samples_that_could_not_be_generated_are_counted_and_noted():
+    from distillery.reports.tables import comparison_markdown
+
+    failed = {**pred(False, answer=None), "finish_reason": "error"}
+    problems = [[pred(True), failed], [failed, pred(False)]]
+    metrics = compute_metrics(problems)["_all_"]
+    assert metrics["pass@1[avg-of-2]"]["generation_errors"] == 2
+    assert metrics["pass@1[avg-of-2]"]["no_answer"] == 50.0
+    assert "generation_errors" not in compute_metrics([[pred(True)]])["_all_"]["pass@1"]
+    clean = compute_metrics([[pred(True), pred(True)]] * 2)["_all_"]
+    table = comparison_markdown({"base": {"demo": clean}, "trained": {"demo": metrics}})
+    assert "- `trained` on demo: 2 sample(s) could not be generated" in table
+    assert "`base` on demo" not in table

@@ -268,3 +268,17 @@ def test_a_benchmark_without_seeds_takes_its_definitions(default_config):
     assert wf.eval_seeds(config, "aime24") == list(range(8))
     config["evaluation"]["benchmarks"]["demo"] = 0
     assert list(Draft202012Validator(schema).iter_errors(config))
+
+
+def test_gpus_must_be_used_by_the_backend():
+    from distillery.settings.generation import Generation
+
+    assert parse(Generation, {"server": {"type": "hf", "gpus": 1}}).server.gpus == 1
+    with pytest.raises(DistilleryError, match="server.gpus.*server type openai uses no GPUs"):
+        parse(Generation, {"server": {"type": "openai", "base_url": "http://x", "gpus": 2}})
+    server = {"type": "vllm", "gpus": 8, "tensor_parallel": 3}
+    with pytest.raises(DistilleryError, match=r"gpus \(8\) must be a multiple of it \(3\)"):
+        parse(Generation, {"server": server})
+    with pytest.raises(DistilleryError, match="server type hf starts no server"):
+        parse(Generation, {"server": {"type": "hf", "tensor_parallel": 1}})
+    assert parse(Generation, {"server": {**server, "tensor_parallel": 2}}).server.gpus == 8

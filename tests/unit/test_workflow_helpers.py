@@ -213,3 +213,44 @@ def test_shell_prefix_keeps_strict_mode(tmp_path):
     assert not marker.exists()  # the command after the failing one did not run
     unset = subprocess.run(["bash", "-c", wf.shell_prefix("/src") + "echo $NOT_SET_ANYWHERE"])
     assert unset.returncode != 0
+
+
+def test_one_evaluation_job_covers_every_benchmark_and_seed_of_its_run():
+    config = {
+        "benchmarks": {"aime24": {}, "demo": {}},
+        "evaluation": {
+            "prompt": "p.yaml",
+            "benchmarks": {"aime24": 2, "demo": 1},
+            "server": {"type": "vllm", "gpus": 8},
+            "inference": {"temperature": 0.6},
+            "runs": {"base": "small", "short": {"model": "small", "inference": {"max_tokens": 9}}},
+        },
+    }
+    assert wf.eval_chunk_outputs(config) == [
+        "results/evals/{run}/generations/aime24/output-rs0_chunk_{chunk}.jsonl",
+        "results/evals/{run}/generations/aime24/output-rs1_chunk_{chunk}.jsonl",
+        "results/evals/{run}/generations/demo/output-rs0_chunk_{chunk}.jsonl",
+    ]
+    work = wf.eval_work(config, "base", 3, ["a.jsonl", "d.jsonl"], ["pa.yaml", "pd.yaml"])
+    assert [(w["input"], w["prompt"], w["seeds"]) for w in work] == [
+        ("a.jsonl", "pa.yaml", [0, 1]),
+        ("d.jsonl", "pd.yaml", [0]),
+    ]
+    assert work[0]["outputs"][1] == "results/evals/base/generations/aime24/output-rs1_chunk_3.jsonl"
+    # each benchmark's own generation length, unless the run sets one for all
+    assert work[0]["settings"] == {"inference": {"max_tokens": 16384}}
+    assert wf.run_block(config, "base") == {"server": {"type": "vllm", "gpus": 8},
+                                            "inference": {"temperature": 0.6}}  # fmt: skip
+    short = wf.eval_work(config, "short", 0, ["a.jsonl", "d.jsonl"], ["pa.yaml", "pd.yaml"])
+    assert [w["settings"] for w in short] == [{}, {}]
+    assert wf.run_block(config, "short")["inference"]["max_tokens"] == 9
+
+
+def test_one_solution_job_per_chunk_covers_every_seed():
+    config = {"solutions": {"seeds": 3, "chunks": 2}}
+    assert wf.solution_chunk_outputs(config)[2] == (
+        "results/sdg/solutions/output-rs2_chunk_{chunk}.jsonl"
+    )
+    (work,) = wf.solution_work(config, 1, "problems.jsonl", "p.yaml")
+    assert work["seeds"] == [0, 1, 2]
+    assert work["outputs"][0] == "results/sdg/solutions/output-rs0_chunk_1.jsonl"

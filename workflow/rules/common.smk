@@ -1,4 +1,5 @@
 # Config validation and the small helpers rules use; the logic lives in src/distillery.
+import json
 import os
 import sys
 
@@ -91,12 +92,31 @@ def get_grading_mode(wildcards):
     return wf.benchmark_grading(config, wildcards.bench)
 
 
-def get_eval_prompt(wildcards):
-    return wf.resource_path(wf.benchmark_prompt(config, wildcards.bench), workflow.basedir)
-
-
 def get_eval_generation_args(wildcards):
-    return wf.block_json(wf.eval_block(config, wildcards.run, wildcards.bench))
+    return wf.block_json(wf.run_block(config, wildcards.run))
+
+
+def get_solution_work(wildcards, input):
+    work = wf.solution_work(config, wildcards.chunk, input.data, input.prompt)
+    return json.dumps(work)
+
+
+def get_eval_benchmark_files(wildcards):
+    return [f"results/benchmarks/{bench}/test.jsonl" for bench in EVAL["benchmarks"]]
+
+
+def get_eval_prompts(wildcards):
+    return [
+        wf.resource_path(wf.benchmark_prompt(config, bench), workflow.basedir)
+        for bench in EVAL["benchmarks"]
+    ]
+
+
+def get_eval_work(wildcards, input):
+    work = wf.eval_work(
+        config, wildcards.run, wildcards.chunk, list(input.data), list(input.prompts)
+    )
+    return json.dumps(work)
 
 
 def get_benchmark_file(wildcards):

@@ -1,16 +1,16 @@
+# One job per run and chunk: one server generates every benchmark and seed of the run (its
+# share of them with several chunks), each into its own file.
 rule generate_eval:
     input:
-        data=rules.prepare_benchmark.output.test,
-        prompt=get_eval_prompt,
+        data=get_eval_benchmark_files,
+        prompts=get_eval_prompts,
         model=get_eval_model_inputs,
     output:
-        generations=temp(
-            "results/evals/{run}/generations/{bench}/output-rs{seed}_chunk_{chunk}.jsonl"
-        ),
+        generations=temp(wf.eval_chunk_outputs(config)),
     log:
-        "logs/generate_eval/{run}/{bench}/rs{seed}_chunk_{chunk}.log",
+        "logs/generate_eval/{run}/chunk_{chunk}.log",
     benchmark:
-        "benchmarks/generate_eval/{run}/{bench}/rs{seed}_chunk_{chunk}.tsv"
+        "benchmarks/generate_eval/{run}/chunk_{chunk}.tsv"
     conda:
         get_conda_env(wf.server_family(config, "evaluation"))
     container:
@@ -22,14 +22,12 @@ rule generate_eval:
     params:
         model=get_eval_model_param,
         generation=get_eval_generation_args,
+        work=get_eval_work,
         chunks=len(EVAL_CHUNKS),
     shell:
         "python -m distillery.generate"
-        " --input {input.data:q}"
-        " --output {output.generations:q}"
-        " --prompt {input.prompt:q}"
+        " --work {params.work:q}"
         " --model {params.model:q}"
-        " --seed {wildcards.seed:q}"
         " --num-chunks {params.chunks:q}"
         " --chunk-id {wildcards.chunk:q}"
         " --threads {threads}"

@@ -57,17 +57,19 @@ rule postprocess_problems:
         " > {log:q} 2>&1"
 
 
+# One job per chunk: one server writes every seed's solutions (its share of them with several
+# chunks), each seed into its own file.
 rule generate_solutions:
     input:
         data=rules.postprocess_problems.output.problems,
         prompt=get_prompt("solutions"),
         model=wf.stage_model_inputs(config, "solutions"),
     output:
-        generations=temp("results/sdg/solutions/output-rs{seed}_chunk_{chunk}.jsonl"),
+        generations=temp(wf.solution_chunk_outputs(config)),
     log:
-        "logs/generate_solutions/rs{seed}_chunk_{chunk}.log",
+        "logs/generate_solutions/chunk_{chunk}.log",
     benchmark:
-        "benchmarks/generate_solutions/rs{seed}_chunk_{chunk}.tsv"
+        "benchmarks/generate_solutions/chunk_{chunk}.tsv"
     conda:
         get_conda_env(wf.server_family(config, "solutions"))
     container:
@@ -79,14 +81,12 @@ rule generate_solutions:
     params:
         model=get_model_param("solutions"),
         generation=wf.block_json(wf.generation_block(SOLUTIONS)),
+        work=get_solution_work,
         chunks=len(SOLUTION_CHUNKS),
     shell:
         "python -m distillery.generate"
-        " --input {input.data:q}"
-        " --output {output.generations:q}"
-        " --prompt {input.prompt:q}"
+        " --work {params.work:q}"
         " --model {params.model:q}"
-        " --seed {wildcards.seed:q}"
         " --num-chunks {params.chunks:q}"
         " --chunk-id {wildcards.chunk:q}"
         " --threads {threads}"

@@ -39,6 +39,7 @@ class Backend:
     takes_dtype: bool = False
     """the server takes ``--dtype`` (set on CPUs to the CPU's native format)"""
     gpus: bool = True
+    """it runs on the job's GPUs when ``server.gpus`` > 0 (else such a config is an error)"""
     probe: Probe | None = None
 
     @property
@@ -96,9 +97,8 @@ BACKENDS: dict[str, Backend] = {
     for backend in (
         Backend(
             "hf",
-            "in-process transformers generate (CPU, tests)",
+            "in-process transformers generate (on the CPU, or on the job's GPUs with gpus > 0)",
             family="train",
-            gpus=False,
         ),
         Backend(
             "vllm",

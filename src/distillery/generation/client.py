@@ -1,9 +1,16 @@
 """Asynchronous client for OpenAI-compatible servers (vLLM, TensorRT-LLM, SGLang, hosted APIs).
 
 Requests are not streamed (per-token streaming costs more client CPU than a GPU server produces
-tokens); at most ``max_concurrency`` are in flight; connection errors, 429 and 5xx answers are
-retried with exponential backoff; every request has a timeout. Results are yielded as they
-finish, so the caller can persist each one at once.
+tokens); at most ``max_concurrency`` per server are in flight, each sent to the server replica
+with the fewest in flight; connection errors, 429 and 5xx answers are retried with exponential
+backoff; every request has a timeout. Results are yielded as they finish, so the caller can
+persist each one at once.
+
+A request the server rejects for good (another 4xx: a prompt plus ``max_tokens`` over the
+context window, a malformed field) does not stop the job unless ``context_overflow`` is
+``fail``: with ``reduce_generation`` a context overflow is sent once more with ``max_tokens``
+cut to the room the server's message reports, and otherwise the sample comes back with
+``finish_reason`` ``error`` and the server's message.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import asyncio
 import logging
 import queue
 import random
+import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -23,6 +31,37 @@ from distillery.generation.types import Request, Result, SamplingParams
 logger = logging.getLogger(__name__)
 
 RETRY_STATUS = {408, 429, 500, 502, 503, 504}
+CONTEXT_OVERFLOW = ("reduce_generation", "skip", "fail")
+
+# how vLLM (old and new), SGLang and TensorRT-LLM state the context and the prompt's share of it
+_CONTEXT = re.compile(
+    r"maximum context length (?:is |\()(\d+)|context length \((\d+)\)|max_seq_len \((\d+)\)", re.I
+)
+_PROMPT = re.compile(
+    r"(\d+) in the messages|(\d+) in the prompt|has (\d+) input tokens|contains (?:at least )?"
+    r"(\d+) input tokens|input length \((\d+)\)|prompt length \((\d+)\)",
+    re.I,
+)
+
+
+def _number(pattern: re.Pattern, text: str) -> int | None:
+    match = pattern.search(text)
+    return None if match is None else int(next(g for g in match.groups() if g is not None))
+
+
+def room_for_generation(message: str) -> int | None:
+    """Tokens the context leaves for the generation, from a server's rejection message; None
+    when the message does not state both the context and the prompt's length.
+
+    Example:
+        >>> room_for_generation("This model's maximum context length is 2048 tokens. However, "
+        ...     "you requested 2100 tokens (100 in the messages, 2000 in the completion).")
+        1948
+        >>> room_for_generation("bad field") is None
+        True
+    """
+    context, prompt = _number(_CONTEXT, message), _number(_PROMPT, message)
+    return None if context is None or prompt is None else context - prompt
 
 
 @dataclass(frozen=True)
@@ -30,21 +69,25 @@ class ClientConfig:
     """Where and how to send requests.
 
     Attributes:
-        base_url: server root, e.g. ``http://127.0.0.1:8000`` (``/v1`` is added).
+        base_url: server root, e.g. ``http://127.0.0.1:8000`` (``/v1`` is added), or the roots
+            of several replicas of one server.
         model: the served model name.
         endpoint: ``chat`` (the server applies the chat template) or ``completions`` (prompts
             are rendered here with the tokenizer's template).
         api_key: sent as a bearer token when set.
-        max_concurrency: requests in flight at once.
+        max_concurrency: requests in flight at once per server replica.
         request_timeout: seconds one request may take.
         max_retries: retries of a failed request before the job fails.
+        context_overflow: what a request the server rejects for good becomes:
+            ``reduce_generation`` (a context overflow is retried once with the room left),
+            ``skip`` (an error sample) or ``fail`` (the job stops).
         backoff: first retry delay in seconds; doubles each retry (with jitter), capped at 60.
         openai_strict: send only OpenAI's own sampling fields (hosted APIs reject the others).
         extra_body: fields merged into every request as they are (server-specific options such
             as ``chat_template_kwargs`` or ``ignore_eos``).
     """
 
-    base_url: str
+    base_url: str | tuple[str, ...]
     model: str
     endpoint: str = "chat"
     api_key: str | None = None
@@ -54,6 +97,11 @@ class ClientConfig:
     backoff: float = 1.0
     openai_strict: bool = False
     extra_body: dict | None = None
+    context_overflow: str = "reduce_generation"
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        return (self.base_url,) if isinstance(self.base_url, str) else tuple(self.base_url)
 
 
 def request_body(
@@ -116,12 +164,19 @@ class OpenAIClient:
             raise DistilleryError(f"endpoint must be chat or completions, got {config.endpoint}")
         if config.endpoint == "completions" and render is None:
             raise DistilleryError("the completions endpoint needs a tokenizer to render prompts")
+        if config.context_overflow not in CONTEXT_OVERFLOW:
+            raise DistilleryError(
+                f"context_overflow must be one of {', '.join(CONTEXT_OVERFLOW)}, got "
+                f"{config.context_overflow!r}"
+            )
         self.config = config
         self.render = render
         self.count_tokens = count_tokens
+        self.sent = dict.fromkeys(config.urls, 0)  # requests sent to each replica
 
-    def generate(self, requests: Sequence[Request], params: SamplingParams) -> Iterator[Result]:
-        """Yields results in completion order; raises once a request has exhausted its retries.
+    def generate(self, requests: Sequence[Request]) -> Iterator[Result]:
+        """Yields results in completion order (each request sampled with its own ``params``);
+        raises once a request has exhausted its retries.
 
         The event loop runs in a thread so callers stay synchronous; a failure stops the
         remaining requests and is raised here after the results already finished.
@@ -132,7 +187,7 @@ class OpenAIClient:
 
         def run() -> None:
             try:
-                asyncio.run(self._run_all(requests, params, results, stop))
+                asyncio.run(self._run_all(requests, results, stop))
             except BaseException as err:  # handed to the consuming thread
                 results.put(err)
             finally:
@@ -156,15 +211,18 @@ class OpenAIClient:
         if error is not None:
             raise error
 
-    async def _run_all(self, requests, params, results: queue.Queue, stop: threading.Event):
+    async def _run_all(self, requests, results: queue.Queue, stop: threading.Event):
         import aiohttp
 
         headers = {"Content-Type": "application/json"}
         if self.config.api_key:
             headers["Authorization"] = f"Bearer {self.config.api_key}"
-        connector = aiohttp.TCPConnector(limit=self.config.max_concurrency, force_close=False)
+        urls = self.config.urls
+        pool = self.config.max_concurrency * len(urls)
+        connector = aiohttp.TCPConnector(limit=pool, force_close=False)
         timeout = aiohttp.ClientTimeout(total=self.config.request_timeout)
-        semaphore = asyncio.Semaphore(self.config.max_concurrency)
+        semaphore = asyncio.Semaphore(pool)
+        in_flight = dict.fromkeys(urls, 0)
         async with aiohttp.ClientSession(
             connector=connector, timeout=timeout, headers=headers
         ) as session:
@@ -173,7 +231,14 @@ class OpenAIClient:
                 async with semaphore:
                     if stop.is_set():
                         return
-                    result = await self._one(session, request, params)
+                    # the replica with the fewest requests in flight (one event loop: no lock)
+                    url = min(urls, key=in_flight.__getitem__)
+                    in_flight[url] += 1
+                    self.sent[url] += 1
+                    try:
+                        result = await self._one(session, url, request)
+                    finally:
+                        in_flight[url] -= 1
                     await asyncio.get_running_loop().run_in_executor(None, results.put, result)
 
             tasks = [asyncio.ensure_future(one(r)) for r in requests]
@@ -185,18 +250,21 @@ class OpenAIClient:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _one(self, session, request: Request, params: SamplingParams) -> Result:
+    async def _one(self, session, base_url: str, request: Request) -> Result:
         import aiohttp
 
         endpoint = self.config.endpoint
-        url = self.config.base_url.rstrip("/") + (
+        url = base_url.rstrip("/") + (
             "/v1/chat/completions" if endpoint == "chat" else "/v1/completions"
         )
+        params = request.params
         if endpoint == "chat":
             body = request_body(self.config, params, request.messages, None)
         else:
             body = request_body(self.config, params, None, self.render(request.messages))
         attempt = 0
+        reduced = False
+        first_began = time.time()
         while True:
             began = time.time()
             try:
@@ -212,9 +280,16 @@ class OpenAIClient:
                         )
                     detail = (await response.text())[:500]
                     if response.status not in RETRY_STATUS:
-                        raise DistilleryError(
-                            f"{url} answered {response.status} for sample {request.index}: {detail}"
-                        )
+                        room = None if reduced else self._room(detail, body["max_tokens"])
+                        if room is not None:
+                            logger.info(
+                                "sample %d: over the context; retrying with max_tokens %d",
+                                request.index,
+                                room,
+                            )
+                            body, reduced = {**body, "max_tokens": room}, True
+                            continue
+                        return self._rejected(request, url, response.status, detail, first_began)
                     problem = f"HTTP {response.status}: {detail}"
             except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as err:
                 problem = f"{type(err).__name__}: {err}"
@@ -236,6 +311,25 @@ class OpenAIClient:
                 delay,
             )
             await asyncio.sleep(delay)
+
+    def _room(self, detail: str, max_tokens: int) -> int | None:
+        """The smaller ``max_tokens`` to retry a context overflow with, or None."""
+        if self.config.context_overflow != "reduce_generation":
+            return None
+        room = room_for_generation(detail)
+        return room if room is not None and 0 < room < max_tokens else None
+
+    def _rejected(
+        self, request: Request, url: str, status: int, detail: str, began: float
+    ) -> Result:
+        """A request the server will never accept: an error sample, or the job's end."""
+        message = f"{url} answered {status} for sample {request.index}: {detail}"
+        if self.config.context_overflow == "fail":
+            raise DistilleryError(
+                f"{message}; set the stage's context_overflow to reduce_generation or skip to "
+                "write such samples as errors instead"
+            )
+        return Result(request.index, "", 0, "error", began, time.time(), error=message)
 
     def close(self) -> None:
         pass

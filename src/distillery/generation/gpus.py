@@ -61,6 +61,20 @@ def visible_gpu_count() -> int:
     return sum(1 for line in listing.splitlines() if line.startswith("GPU "))
 
 
+def leased_gpu_ids(gpu_env: dict, count: int) -> list[str]:
+    """The GPU ids a job holds: those its lease chose, else those its scheduler set in
+    ``CUDA_VISIBLE_DEVICES``, else the first ``count``.
+
+    Example:
+        >>> leased_gpu_ids({"CUDA_VISIBLE_DEVICES": "2,3"}, 2)
+        ['2', '3']
+    """
+    visible = gpu_env.get("CUDA_VISIBLE_DEVICES", os.environ.get("CUDA_VISIBLE_DEVICES"))
+    if visible is None:
+        return [str(i) for i in range(count)]
+    return [g.strip() for g in visible.split(",") if g.strip() and g.strip() != "-1"][:count]
+
+
 @contextlib.contextmanager
 def gpu_lease(
     count: int, total: int | None = None, lock_dir: str | Path | None = None, wait: float = 3600.0

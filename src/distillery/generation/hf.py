@@ -1,4 +1,4 @@
-"""In-process backend on transformers ``generate``: batched, for CPU runs and tests.
+"""In-process backend on transformers ``generate``: batched, on the CPU or the job's GPUs.
 
 It has the same output contract as the server backends, so a config can switch between them
 without touching later stages.
@@ -6,6 +6,7 @@ without touching later stages.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Iterator, Sequence
@@ -27,9 +28,11 @@ def render_chat(tokenizer, messages: list[dict]) -> str:
     return bos + "\n\n".join(m["content"] for m in messages)
 
 
-def load_model_and_tokenizer(model_path: str | Path, dtype: str = "auto"):
+def load_model_and_tokenizer(model_path: str | Path, dtype: str = "auto", gpus: int = 0):
     """Loads an HF model directory for inference (left padding, eval mode) in ``dtype``
-    (``auto``: this CPU's native format, :func:`distillery.dtypes.resolve`)."""
+    (``auto``: the device's native format, :func:`distillery.dtypes.resolve`), on the CPU or,
+    with ``gpus`` > 0, on the visible GPUs (one: all of it there; several: its layers spread
+    over them)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -43,10 +46,22 @@ def load_model_and_tokenizer(model_path: str | Path, dtype: str = "auto"):
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    torch_dtype = getattr(torch, dtypes.resolve(dtype, "cpu", "server.dtype"))
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch_dtype)
+    if gpus > 0 and not torch.cuda.is_available():
+        raise DistilleryError(
+            f"server.gpus is {gpus} but torch sees no CUDA GPU here; set gpus: 0 to generate on "
+            "the CPU, or run the job where the GPUs are"
+        )
+    device = "cuda" if gpus > 0 else "cpu"
+    torch_dtype = getattr(torch, dtypes.resolve(dtype, device, "server.dtype"))
+    placement = {}
+    if gpus > 1:
+        placement = {"device_map": "auto"}
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch_dtype, **placement)
+    if gpus == 1:
+        model.to("cuda")
     model.eval()
-    logger.info("%s in %s (%s)", model_path, torch_dtype, dtypes.describe_cpu())
+    where = f"{gpus} GPU(s) ({torch.cuda.get_device_name(0)})" if gpus else dtypes.describe_cpu()
+    logger.info("%s in %s on %s", model_path, torch_dtype, where)
     return model, tokenizer
 
 
@@ -61,23 +76,40 @@ def context_length(model, tokenizer) -> int:
 
 
 class HFBackend:
-    """Batched ``model.generate`` over requests sorted by prompt length.
+    """Batched ``model.generate`` over requests grouped by sampling settings and sorted by
+    prompt length.
 
     Sampling is seeded per batch from ``params.seed`` and the batch's first request index, so a
-    run is reproducible for the same batching. A prompt that fills the model's context is not
-    generated but returned with ``finish_reason`` ``error``; the others generate at most as many
-    tokens as their batch has room for.
+    run is reproducible for the same batching. A request whose prompt plus ``max_tokens``
+    overflows the model's context generates what fits (``context_overflow``
+    ``reduce_generation``), or is returned with ``finish_reason`` ``error`` (``skip``, and a
+    prompt that alone fills the context), or stops the job (``fail``).
     """
 
-    def __init__(self, model_path: str | Path, batch_size: int = 8, dtype: str = "auto"):
-        self.model, self.tokenizer = load_model_and_tokenizer(model_path, dtype)
+    def __init__(
+        self,
+        model_path: str | Path,
+        batch_size: int = 8,
+        dtype: str = "auto",
+        gpus: int = 0,
+        context_overflow: str = "reduce_generation",
+    ):
+        self.model, self.tokenizer = load_model_and_tokenizer(model_path, dtype, gpus)
         self.batch_size = batch_size
+        self.context_overflow = context_overflow
         self.context = context_length(self.model, self.tokenizer)
         eos = self.model.generation_config.eos_token_id
         eos_ids = eos if isinstance(eos, list) else [eos]
         self._stop_ids = {i for i in [*eos_ids, self.tokenizer.eos_token_id] if i is not None}
 
-    def generate(self, requests: Sequence[Request], params: SamplingParams) -> Iterator[Result]:
+    def generate(self, requests: Sequence[Request]) -> Iterator[Result]:
+        """Yields a result per request; those sharing sampling settings are batched together."""
+        key = lambda r: repr(r.params)  # noqa: E731  (params hold a tuple: hashable, sortable repr)
+        for _, group in itertools.groupby(sorted(requests, key=key), key=key):
+            group = list(group)
+            yield from self._generate(group, group[0].params)
+
+    def _generate(self, requests: Sequence[Request], params: SamplingParams) -> Iterator[Result]:
         import torch
 
         prompts = {r.index: render_chat(self.tokenizer, r.messages) for r in requests}
@@ -85,11 +117,22 @@ class HFBackend:
             i: len(self.tokenizer(p, add_special_tokens=False).input_ids)
             for i, p in prompts.items()
         }
-        for index in [i for i in prompts if lengths[i] >= self.context]:
+        for index in list(prompts):
+            if lengths[index] + params.max_tokens <= self.context:
+                continue
             # one over-long input must not take the job down (or allocate gigabytes)
-            yield self._rejected(index, lengths[index])
-            del prompts[index]
+            prompt_fills_it = lengths[index] >= self.context
+            overflow = self._too_long(lengths[index], 0 if prompt_fills_it else params.max_tokens)
+            if self.context_overflow == "fail":
+                raise DistilleryError(
+                    f"sample {index}: {overflow}; set the stage's context_overflow to "
+                    "reduce_generation or skip to go on without it"
+                )
+            if prompt_fills_it or self.context_overflow == "skip":
+                yield self._rejected(index, overflow)
+                del prompts[index]
         order = sorted(prompts, key=lambda i: -lengths[i])
+        device = self.model.device
         for start in range(0, len(order), self.batch_size):
             batch = order[start : start + self.batch_size]
             # the batch's longest prompt leaves this much room in the context
@@ -99,7 +142,7 @@ class HFBackend:
                 return_tensors="pt",
                 padding=True,
                 add_special_tokens=False,
-            )
+            ).to(device)
             torch.manual_seed(params.seed * 1_000_003 + min(batch))
             began = time.time()
             kwargs = self._generate_kwargs(params, min(params.max_tokens, room))
@@ -144,12 +187,17 @@ class HFBackend:
                 text, finish = text[:cut], "stop"
         return Result(index, text, len(tokens), finish, began, ended)
 
-    def _rejected(self, index: int, length: int) -> Result:
-        now = time.time()
-        message = (
-            f"prompt of {length} tokens does not fit the model's context of {self.context} "
-            "tokens; shorten the input or use a model with a longer context"
+    def _too_long(self, length: int, max_tokens: int = 0) -> str:
+        wanted = f"prompt of {length} tokens"
+        if max_tokens:
+            wanted += f" plus {max_tokens} to generate"
+        return (
+            f"{wanted} does not fit the model's context of {self.context} tokens; shorten the "
+            "input or use a model with a longer context"
         )
+
+    def _rejected(self, index: int, message: str) -> Result:
+        now = time.time()
         return Result(index, "", 0, "error", now, now, error=message)
 
     def close(self) -> None:

@@ -42,7 +42,7 @@ class ServerSpec:
     Attributes:
         type: ``vllm``, ``trtllm`` or ``sglang``.
         model: model directory (or, for TensorRT-LLM, an engine directory).
-        gpus: tensor-parallel size.
+        gpus: tensor-parallel size (GPUs of one server replica).
         args: extra command-line arguments for the server, passed through unchanged.
         python: interpreter that runs the server (vLLM, SGLang) when it lives in another env.
         served_model_name: the name clients use; defaults to the model path.
@@ -69,11 +69,12 @@ class ServerSpec:
         cls, server: Server | Serving, model: str, name: str | None = None
     ) -> ServerSpec:
         """The spec of a stage's ``server`` block (or the ``serving`` block) serving ``model``
-        (``gpus`` 0 = a CPU build, still one tensor-parallel rank)."""
+        (``gpus`` 0 = a CPU build, still one tensor-parallel rank; a stage's
+        ``tensor_parallel`` smaller than its ``gpus`` = one replica's share)."""
         return cls(
             type=server.type,
             model=model,
-            gpus=max(1, server.gpus),
+            gpus=max(1, getattr(server, "tensor_parallel", None) or server.gpus),
             args=tuple(server.args),
             python=server.python,
             served_model_name=name or getattr(server, "served_model_name", None),
@@ -166,6 +167,16 @@ class ManagedServer:
         self._previous_handler = None
 
     def __enter__(self) -> ManagedServer:
+        self.start()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def start(self) -> None:
+        """Starts the server process (SIGTERM now stops the job, and with it the server)."""
         self._previous_handler = signal.signal(signal.SIGTERM, _raise_on_sigterm)
         logger.info("starting server: %s", " ".join(self.command))
         try:
@@ -180,22 +191,19 @@ class ManagedServer:
             )
         except OSError as err:
             signal.signal(signal.SIGTERM, self._previous_handler)
+            self._previous_handler = None
             raise DistilleryError(
                 f"cannot start the server ({err}); is it installed in this environment?"
             ) from None
-        try:
-            self._wait_healthy()
-        except BaseException:
-            self.stop()
-            signal.signal(signal.SIGTERM, self._previous_handler)
-            raise
-        return self
 
     def __exit__(self, *exc) -> None:
         self.stop()
-        signal.signal(signal.SIGTERM, self._previous_handler)
+        if self._previous_handler is not None:
+            signal.signal(signal.SIGTERM, self._previous_handler)
+            self._previous_handler = None
 
-    def _wait_healthy(self) -> None:
+    def wait_ready(self) -> None:
+        """Waits for ``/health``, then checks the server is ours."""
         began = time.monotonic()
         url = self.base_url.rstrip("/") + "/health"
         while True:
@@ -259,15 +267,29 @@ def _raise_on_sigterm(signum, frame) -> None:
 
 
 @contextlib.contextmanager
-def serve(spec: ServerSpec, health_timeout: float, gpu_env: dict) -> Iterator[str]:
-    """Starts the server for ``spec`` and yields its base URL."""
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    with ManagedServer(
-        server_command(spec, port),
-        base_url,
-        health_timeout,
-        env={**spec.env, **gpu_env},
-        model=spec.name,
-    ):
-        yield base_url
+def serve(
+    spec: ServerSpec, health_timeout: float, gpu_env: dict, replica_gpus: list[str] | None = None
+) -> Iterator[list[str]]:
+    """Starts the server for ``spec`` and yields its base URLs: one, or one per replica when
+    ``replica_gpus`` gives each replica's ``CUDA_VISIBLE_DEVICES``. Replicas load their weights
+    at the same time; if any fails to start, all are stopped."""
+    envs = [gpu_env] if replica_gpus is None else [
+        {**gpu_env, "CUDA_VISIBLE_DEVICES": ids} for ids in replica_gpus
+    ]  # fmt: skip
+    with contextlib.ExitStack() as stack:
+        servers = []
+        for env in envs:
+            port = free_port()
+            server = ManagedServer(
+                server_command(spec, port),
+                f"http://127.0.0.1:{port}",
+                health_timeout,
+                env={**spec.env, **env},
+                model=spec.name,
+            )
+            stack.push(server.__exit__)
+            server.start()
+            servers.append(server)
+        for server in servers:
+            server.wait_ready()
+        yield [server.base_url for server in servers]

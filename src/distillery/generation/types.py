@@ -32,10 +32,13 @@ class SamplingParams:
 
 @dataclass(frozen=True)
 class Request:
-    """One prompt to complete; ``index`` is its position in the job's input."""
+    """One prompt to complete with its sampling settings (requests of one job may differ: each
+    output file has its own seed, each benchmark its own length); ``index`` is its position in
+    the job's combined work list."""
 
     index: int
     messages: list[dict] = field(hash=False)
+    params: SamplingParams = SamplingParams()
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,9 @@ problems, and ``pass@1[avg-of-k]`` carries ``<score>_statistics`` (std across ru
 - ``no_answer``: share of seeds without an answer (avg-of-k), or of problems where none of the
   first k seeds answered (pass@k, majority@k).
 - ``avg_tokens``: ``int`` of the mean over problems of the mean ``num_generated_tokens``.
+- ``generation_errors`` (ours, only when there are any): samples of all seeds that could not be
+  generated (``finish_reason`` ``error``: over the context, or rejected by the server); they
+  have no answer and count as wrong.
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ class MathMetrics:
         self.avg_tokens = 0.0
         self.min_start = float("inf")
         self.max_end = float("-inf")
+        self.errors = 0
         self.sums: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         self.all_scores: dict[str, list[list[float]]] = defaultdict(list)
 
@@ -75,6 +79,7 @@ class MathMetrics:
                 f"{self.max_k}; every seed must cover every problem"
             )
         self.max_k = self.max_k or len(predictions)
+        self.errors += sum(p.get("finish_reason") == "error" for p in predictions)
         self.avg_tokens += sum(
             p["num_generated_tokens"] for p in predictions if "num_generated_tokens" in p
         ) / len(predictions)
@@ -148,6 +153,8 @@ class MathMetrics:
                 entry["gen_seconds"] = int(self.max_end - self.min_start)
             for key, value in sums.items():
                 entry[key] = 100.0 * value / self.total if isinstance(value, float) else value
+            if self.errors:
+                entry["generation_errors"] = self.errors
             result[mode] = entry
         self._add_statistics(result)
         # NeMo-Skills drops it: with one seed it equals pass@1.

@@ -121,7 +121,23 @@ def comparison_markdown(runs: dict[str, dict[str, dict]]) -> str:
         f"\nΔ columns are differences from `{reference}` in percentage points "
         "(tokens for avg_tokens).\n"
     )
-    return "\n".join(lines) + "\n" + (note if others else "")
+    return "\n".join(lines) + "\n" + (note if others else "") + generation_errors_note(runs)
+
+
+def generation_errors_note(runs: dict[str, dict[str, dict]]) -> str:
+    """A line per run and benchmark with samples that could not be generated, or nothing."""
+    lines = []
+    for name, benchmarks in runs.items():
+        for benchmark, metrics in sorted(benchmarks.items()):
+            modes = [m for m in metrics.values() if isinstance(m, dict)]
+            errors = max((m.get("generation_errors", 0) for m in modes), default=0)
+            if errors:
+                lines.append(
+                    f"- `{name}` on {benchmark}: {errors} sample(s) could not be generated "
+                    "(over the model's context, or rejected by the server; see the generation "
+                    "log); they count as unanswered and wrong."
+                )
+    return "\n" + "\n".join(lines) + "\n" if lines else ""
 
 
 def comparison_csv(runs: dict[str, dict[str, dict]]) -> str:

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import ConfigDict, Discriminator, Field, Tag, model_validator
 
 from distillery.generation import backends
-from distillery.settings.base import Block, Dtype, Name, missing_keys, nullable
+from distillery.settings.base import Block, Dtype, Name, conflict, missing_keys, nullable
 
 PARSE_REASONING = (
     "keep only the text after the reasoning end tag in `generation` (the full text stays in "
@@ -38,7 +38,16 @@ class Server(Block):
     gpus: int = Field(
         0,
         ge=0,
-        description="GPUs the server gets (its tensor-parallel size); the rule requests as many",
+        description="GPUs the generation job gets (the rule requests as many): hf puts the "
+        "model on them, a server spreads over them (see tensor_parallel); 0 = the CPU",
+    )
+    tensor_parallel: int | None = Field(
+        None,
+        ge=1,
+        json_schema_extra=nullable,
+        description="vllm / sglang / trtllm: GPUs of one server; a job with more gpus starts "
+        "gpus / tensor_parallel replicas and spreads requests over them (default: one server "
+        "over all gpus)",
     )
     args: list[str] = Field(
         [],
@@ -75,7 +84,9 @@ class Server(Block):
         description="chat = the server applies the chat template; completions = the job renders "
         "it with the tokenizer",
     )
-    max_concurrency: int = Field(512, ge=1, description="requests in flight at once")
+    max_concurrency: int = Field(
+        512, ge=1, description="requests in flight at once, per server replica"
+    )
     request_timeout: float = Field(3600.0, gt=0, description="seconds one request may take")
     max_retries: int = Field(
         5, ge=0, description="retries of a request that failed (connection error, 429, 5xx)"
@@ -85,6 +96,24 @@ class Server(Block):
     def _endpoint_needs_url(self) -> Server:
         if self.type == "openai":
             missing_keys(self, ["base_url"], "type openai needs it")
+        return self
+
+    @model_validator(mode="after")
+    def _gpus_are_used(self) -> Server:
+        backend = backends.get(self.type)
+        if self.gpus > 0 and not backend.gpus:
+            raise conflict("gpus", f"server type {self.type} uses no GPUs of the job: set gpus: 0")
+        if self.tensor_parallel is not None:
+            if not backend.starts_server:
+                raise conflict(
+                    "tensor_parallel", f"server type {self.type} starts no server: remove it"
+                )
+            if self.gpus % self.tensor_parallel:
+                raise conflict(
+                    "tensor_parallel",
+                    f"gpus ({self.gpus}) must be a multiple of it ({self.tensor_parallel}): each "
+                    "replica gets tensor_parallel GPUs",
+                )
         return self
 
 
@@ -120,6 +149,13 @@ class Generation(Block):
         "</think>", description="the tag that ends the reasoning, for parse_reasoning"
     )
     max_samples: int = Field(-1, description="only the first N input rows (quick runs); -1 = all")
+    context_overflow: Literal["reduce_generation", "skip", "fail"] = Field(
+        "reduce_generation",
+        description="a request whose prompt plus max_tokens exceeds the model's context (or "
+        "that the server rejects otherwise for good): reduce_generation = retried once with "
+        "max_tokens cut to what fits, else skipped; skip = written with finish_reason error "
+        "and an empty generation (counted as unanswered); fail = the job stops",
+    )
 
 
 class ProblemExtraction(Generation):
