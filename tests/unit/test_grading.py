@@ -130,3 +130,49 @@ def test_last_boxed_nested():
 )
 def test_extract_letter(text, letter):
     assert extract_letter(text) == letter
+
+
+# Real-looking ends of model outputs on multiple-choice benchmarks, and the letter they give.
+LETTER_GOLDEN = [
+    # NeMo-Skills issue 1511: the boxed physics reads as "E" there
+    (
+        "The perturbation is small when the coupling is weak compared with the gap, i.e.\n"
+        "$$\\boxed{\\langle H\\rangle \\ll \\Delta E}$$\nwhich is option D.\n\n**Answer: D**",
+        "D",
+    ),
+    ("Comparing the four options, only (C) conserves charge.\n\nAnswer: \\boxed{C}", "C"),
+    ("Let's think step by step. ... Therefore, the answer is (J).", "J"),
+    ("So the rate doubles.\n\n**Answer: (B)**", "B"),
+    ("The final answer is $\\boxed{\\textbf{(E)}}$", "E"),
+    ("Option A fails at $x = 0$; the answer is: **C**", "C"),
+    ("First I guessed Answer: A, but rechecking the units, the correct choice is \\boxed{B}.", "B"),
+    ("The energy is $E = mc^2$ and the momentum $p$ vanishes.\nAnswer: A", "A"),
+    ("The answer is a prime number, so Answer: D", "D"),
+    # no letter named outright: the boxed answer's last standalone capital, as NeMo-Skills
+    ("$\\boxed{A) \\ 42}$", "A"),
+    ("The answer is a prime number.", None),
+    ("I could not decide between the options.", None),
+]
+
+
+@pytest.mark.parametrize("text,letter", LETTER_GOLDEN)
+def test_letter_golden(text, letter):
+    assert extract_letter(text) == letter
+
+
+# Units and words in \text{} after a number are not part of the answer (NeMo-Skills' grader
+# test cases: "17\text{ any text}" equals "17").
+TEXT_AFTER_NUMBER = [
+    ("17", "17\\text{ any text}", True),
+    ("17", "17 \\text{ apples}.", True),
+    ("\\frac{1}{2}", "\\frac{1}{2}\\text{ hours}", True),
+    ("5", "5\\mathrm{m}", True),
+    ("12", "12\\text{ cm}\\text{ long}", True),
+    ("17", "18\\text{ any text}", False),
+    ("\\text{Evelyn}", "Evelyn", True),
+]
+
+
+@pytest.mark.parametrize("gold,predicted,same", TEXT_AFTER_NUMBER)
+def test_text_after_number(gold, predicted, same):
+    assert is_equivalent(gold, predicted) is same

@@ -98,6 +98,8 @@ def extract_answer(text: str | None, config: ExtractionConfig = ExtractionConfig
 # control characters are never part of an answer (and make sympy's parser crawl)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|mathrm|mbox)\{([^{}]*)\}")
+# units or words in \text{} after a number ("17\text{ cm}", "\frac{1}{2}\text{ hours}")
+_TRAILING_TEXT = re.compile(r"^(.*?[\d}])\s*(?:\\(?:text|textbf|mathrm|mbox)\{[^{}]*\}\s*)+\.?$")
 _ASSIGNMENT = re.compile(r"^[a-zA-Z]\s*=\s*(?!=)")
 _THOUSANDS = re.compile(r"^-?\d{1,3}(,\d{3})+(\.\d+)?$")
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
@@ -118,6 +120,9 @@ def normalize(answer: str) -> str:
     text = text.strip("$").strip()
     if text.startswith("\\(") and text.endswith("\\)"):
         text = text[2:-2].strip()
+    trailing = _TRAILING_TEXT.match(text)
+    if trailing and re.search(r"\d", trailing.group(1)):
+        text = trailing.group(1)  # NeMo-Skills drops them too
     text = _TEXT_WRAPPER.sub(r"\1", text)
     text = text.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
     text = text.replace("\\left", "").replace("\\right", "").replace("\\!", "")
@@ -256,22 +261,38 @@ _LETTER = re.compile(r"\b[A-Z]\b")
 _ANSWER_LETTER = re.compile(
     r"(?i)[\*\_]{0,2}Answer[\*\_]{0,2}\s*:[\s\*\_]{0,2}\s*([A-Z])(?![a-zA-Z0-9])"
 )
+# An option named outright: "Answer: D", "**Answer: (D)**", "the answer is (D)" (MMLU-Pro's
+# format), or a \boxed{} holding only the letter ("\boxed{D}", "\boxed{(D)}", "\boxed{\text{D}}").
+_EXPLICIT_LETTER = re.compile(
+    r"(?:(?i:answer)[\*\_]{0,2}\s*:[\s\*\_]{0,3}\(?([A-Ja-j])\)?(?![a-zA-Z0-9])"
+    r"|(?i:answer)\s+is:?[\s\*\_]{0,3}\(?([A-J])\)?(?![a-zA-Z0-9])"
+    r"|\\boxed\{\s*(?:\\text(?:bf)?\{)?\s*\(?([A-J])\)?\s*\}?\s*\})"
+)
 
 
 def extract_letter(text: str | None, config: ExtractionConfig = ExtractionConfig()) -> str | None:
-    """A multiple-choice answer, as NeMo-Skills' multichoice evaluator reads it.
+    """A multiple-choice answer.
 
-    The boxed (or regex) answer if it is one character, else the last standalone capital letter
-    inside it (``<A>``, ``{A}``, ``*A*``); failing that, the last ``Answer: X`` in the text.
+    The last option letter named outright (``Answer: X``, ``the answer is (X)``, a
+    ``\\boxed{}`` holding only the letter) wins; only without one is the answer read as
+    NeMo-Skills' multichoice evaluator reads it: the boxed (or regex) answer if it is one
+    character, else the last standalone capital letter inside it. NeMo-Skills reads the boxed
+    answer first and so takes a letter out of math (``\\boxed{\\langle H\\rangle \\ll \\Delta
+    E}`` followed by ``Answer: D`` gives ``E``; its issue 1511): here it gives ``D``.
 
     Example:
-        >>> extract_letter("The correct option is \\\\boxed{C}.")
+        >>> extract_letter("The correct option is \\boxed{C}.")
         'C'
         >>> extract_letter("**Answer:** b")
         'B'
+        >>> extract_letter("so \\boxed{\\langle H\\rangle \\ll \\Delta E}. **Answer: D**")
+        'D'
     """
     if not text:
         return None
+    explicit = _EXPLICIT_LETTER.findall(text)
+    if explicit:
+        return next(letter for letter in explicit[-1] if letter).upper()
     letter = None
     answer = extract_answer(text, config)
     if answer is not None:
