@@ -8,9 +8,9 @@ Usage::
         --output test.jsonl
     python -m distillery.prepare_benchmark --set source=demo --set size=20 --output test.jsonl
 
-The data comes from the hub as the benchmark's definition says (``HF_TOKEN`` from the
-environment for gated ones), or from ``path``: a local JSONL, CSV or parquet file with the
-same columns as the hub's, or already in the output contract.
+The data comes from where the benchmark's definition says: the hub (``HF_TOKEN`` from the
+environment for gated ones) or a file at a pinned URL; or from ``path``: a local JSONL, CSV or
+parquet file with the same columns as the source's, or already in the output contract.
 """
 
 from __future__ import annotations
@@ -22,7 +22,12 @@ from dataclasses import dataclass, field
 from distillery import cli
 from distillery.benchmarks import Definition, load_definition
 from distillery.benchmarks.transforms import TRANSFORMS
-from distillery.data.sources import iter_hub_rows, iter_located_rows, locate_hub_rows
+from distillery.data.sources import (
+    iter_hub_rows,
+    iter_located_rows,
+    iter_url_rows,
+    locate_hub_rows,
+)
 from distillery.errors import DistilleryError
 from distillery.jsonl import write_jsonl
 from distillery.settings.data import Benchmark
@@ -30,6 +35,8 @@ from distillery.settings.data import Benchmark
 logger = logging.getLogger(__name__)
 
 CONTRACT = ("problem", "expected_answer")
+# mapped fields a source row may lack (ids are then numbered)
+OPTIONAL_FIELDS = ("id", "subset_for_metrics", "reference_solution")
 
 
 @dataclass(frozen=True)
@@ -52,39 +59,56 @@ class Config:
 
 
 def source_rows(definition: Definition, path: str | None):
-    """``(where, row)`` of the benchmark's source: the local file, else the hub."""
+    """``(where, row)`` of the benchmark's source: the local file, else the hub or the URL. Rows
+    of a hub dataset with several configs (one per subject) carry their config as ``_config``."""
     if path is not None:
         return iter_located_rows(path)
     if definition.source is None:
-        raise DistilleryError(f"{definition.name} has no hub source; give --path")
+        raise DistilleryError(f"{definition.name} has no source to download; give --path")
     source = definition.source
+    if source.url is not None:
+        return iter_url_rows(source.url)
+    several = len(source.configs) > 1
     return itertools.chain.from_iterable(
         locate_hub_rows(
             source.repo + (f" ({config})" if config else ""),
-            iter_hub_rows(source.repo, config, source.split, source.revision, source.gated),
+            (
+                {**row, "_config": config} if several else row
+                for row in iter_hub_rows(
+                    source.repo, config, source.split, source.revision, source.gated
+                )
+            ),
         )
         for config in source.configs
     )
 
 
-def convert(row: dict, index: int, definition: Definition, where: str) -> dict:
+def convert(row: dict, index: int, definition: Definition, where: str) -> dict | None:
     """One source row in the output contract, checked: a problem as text, an answer that is not
-    null. ``where`` names the row (``file:line``) in errors."""
+    null; ``None`` for a row the definition drops. ``where`` names the row (``file:line``) in
+    errors."""
     if all(key in row for key in CONTRACT):  # already converted (e.g. a NeMo-Skills test.jsonl)
-        out = dict(row)
+        out = {key: value for key, value in row.items() if key != "_config"}
     else:
         if definition.transform:
             try:
                 row = TRANSFORMS[definition.transform](row, index)
             except KeyError as err:
                 raise DistilleryError(
-                    f"{where}: the row has no column {err}; it has {sorted(row)}"
+                    f"{where}: missing column {err} (the row has {sorted(row)}); {definition.name} "
+                    "needs its source's columns: fix the file"
                 ) from None
+            except (ValueError, TypeError, IndexError, AttributeError) as err:
+                raise DistilleryError(
+                    f"{where}: {definition.name} cannot read the row: {err}"
+                ) from None
+            if row is None:
+                return None
         out = {key: row[column] for key, column in definition.fields.items() if column in row}
         if not definition.fields:
             out = dict(row)
         columns = definition.fields or {key: key for key in CONTRACT}
-        missing = [c for k, c in columns.items() if c not in row and k != "id"]
+        missing = [c for k, c in columns.items() if c not in row and k not in OPTIONAL_FIELDS]
         if missing:
             raise DistilleryError(
                 f"{where}: missing column(s) {missing} (the row has {sorted(row)}); fix the file "
@@ -108,10 +132,14 @@ def read_rows(definition: Definition, path: str | None, max_samples: int) -> lis
     """The benchmark's rows, converted and checked; ids must be unique."""
     rows: list[dict] = []
     first_seen: dict[str, str] = {}
+    dropped = 0
     for index, (where, row) in enumerate(source_rows(definition, path)):
-        if index == max_samples:
+        if len(rows) == max_samples:
             break
         out = convert(row, index, definition, where)
+        if out is None:
+            dropped += 1
+            continue
         if out["id"] in first_seen:
             raise DistilleryError(
                 f"{where}: id {out['id']!r} repeats {first_seen[out['id']]}; benchmark ids must "
@@ -119,6 +147,8 @@ def read_rows(definition: Definition, path: str | None, max_samples: int) -> lis
             )
         first_seen[out["id"]] = where
         rows.append(out)
+    if dropped:
+        logger.info("dropped %d rows the definition excludes (%s)", dropped, definition.transform)
     return rows
 
 
@@ -131,8 +161,14 @@ def main(config: Config) -> None:
     else:
         rows = read_rows(definition, config.benchmark.path, config.benchmark.max_samples)
         if not rows:
-            raise DistilleryError(f"{config.benchmark.path or definition.source.repo}: no rows")
+            raise DistilleryError(f"{config.benchmark.path or definition.source.name}: no rows")
     write_jsonl(config.output, rows)
+    if definition.judge:
+        logger.warning(
+            "%s's answers need an LLM judge as well (free text, sets, proofs); graded "
+            "symbolically only, its symbolic_correct undercounts",
+            definition.name,
+        )
     logger.info(
         "wrote %d %s problems (definition v%d) to %s",
         len(rows),

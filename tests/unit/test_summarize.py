@@ -87,9 +87,17 @@ def test_explicit_files_and_comparison(tmp_path):
         )
     )
     table = (tmp_path / "comparison.md").read_text()
-    assert "| demo | pass@1[avg-of-2] | symbolic_correct | 0.00% | 50.00% | +50.00 |" in table
+    # pass@1 with its spread across seeds (trained: 100% and 0% on the two seeds)
+    assert (
+        "| demo | pass@1[avg-of-2] | symbolic_correct | 0.00% ± 0.00 | 50.00% ± 70.71 | +50.00 |"
+        in table
+    )
+    assert "| demo | pass@2 | symbolic_correct | 0.00% | 100.00% | +100.00 |" in table
+    assert "± is the standard deviation of pass@1 across seeds" in table
     rows = (tmp_path / "comparison.csv").read_text().splitlines()
-    assert rows[0] == "benchmark,evaluation_mode,metric,baseline,trained,delta_trained"
+    assert rows[0] == (
+        "benchmark,evaluation_mode,metric,baseline,trained,delta_trained,std_baseline,std_trained"
+    )
     assert any(r.startswith("demo,pass@2,symbolic_correct,0.0,100.0,100.0") for r in rows)
 
 

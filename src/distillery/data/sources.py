@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,6 +50,28 @@ def iter_located_rows(path: str | Path) -> Iterator[tuple[str, dict]]:
             pool.release_unused()
     else:
         raise DistilleryError(f"{path}: unknown format; use one of {', '.join(LOCAL_FORMATS)}")
+
+
+def iter_url_rows(url: str, timeout: float = 60.0) -> Iterator[tuple[str, dict]]:
+    """``(where, row)`` of a JSONL file at ``url`` (a benchmark pinned to a repository
+    commit), downloaded to a temporary file first; ``where`` is ``url:line``."""
+    with tempfile.TemporaryDirectory(prefix="distillery-download-") as directory:
+        path = Path(directory) / (Path(urllib.request.urlparse(url).path).name or "data.jsonl")
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response, path.open("wb") as out:
+                shutil.copyfileobj(response, out)
+        except urllib.error.HTTPError as err:
+            raise DistilleryError(
+                f"cannot download {url}: HTTP {err.code} {err.reason}; fix the definition's "
+                "url, or download the file elsewhere and set `path:` to it"
+            ) from None
+        except (urllib.error.URLError, OSError, TimeoutError) as err:
+            raise DistilleryError(
+                f"cannot download {url}: {getattr(err, 'reason', err)}. Without network access, "
+                "download the file elsewhere and set `path:` to it"
+            ) from None
+        for where, row in iter_located_rows(path):
+            yield url + where[len(str(path)) :], row
 
 
 def locate_hub_rows(repo: str, rows) -> Iterator[tuple[str, dict]]:

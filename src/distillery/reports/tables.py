@@ -69,7 +69,8 @@ def comparison_rows(runs: dict[str, dict[str, dict]]) -> list[dict]:
     """Long-form comparison: per benchmark, printed mode and metric, a value per run.
 
     ``runs`` maps run name to that run's ``{benchmark: metrics}``; the first run is the
-    reference for deltas.
+    reference for deltas. ``std_<run>`` is the standard deviation across seeds, in points,
+    where the mode has one (``pass@1[avg-of-k]``).
     """
     names = list(runs)
     reference = names[0]
@@ -87,8 +88,12 @@ def comparison_rows(runs: dict[str, dict[str, dict]]) -> list[dict]:
                 if base is None:
                     continue
                 for name in names:
-                    value = runs[name].get(benchmark, {}).get(mode, {}).get(metric)
+                    metrics = runs[name].get(benchmark, {}).get(mode, {})
+                    value = metrics.get(metric)
                     row[name] = value
+                    std = _std(metrics, metric) if value is not None else None
+                    if std is not None:
+                        row[f"std_{name}"] = 100.0 * std
                     if name != reference:
                         row[f"delta_{name}"] = None if value is None else value - base
                 rows.append(row)
@@ -106,22 +111,28 @@ def comparison_markdown(runs: dict[str, dict[str, dict]]) -> str:
     for row in comparison_rows(runs):
         percent = row["metric"] != "avg_tokens"
 
-        def cell(value, signed=False, percent=percent):
+        def cell(value, signed=False, percent=percent, std=None):
             if value is None:
                 return "n/a"
             if not percent:
                 return f"{value:+.0f}" if signed else f"{value:.0f}"
-            return f"{value:+.2f}" if signed else f"{value:.2f}%"
+            if signed:
+                return f"{value:+.2f}"
+            return f"{value:.2f}%" + ("" if std is None else f" ± {std:.2f}")
 
         cells = [row["benchmark"], row["evaluation_mode"], row["metric"]]
-        cells += [cell(row.get(n)) for n in names]
+        cells += [cell(row.get(n), std=row.get(f"std_{n}")) for n in names]
         cells += [cell(row.get(f"delta_{n}"), signed=True) for n in others]
         lines.append("| " + " | ".join(cells) + " |")
-    note = (
-        f"\nΔ columns are differences from `{reference}` in percentage points "
-        "(tokens for avg_tokens).\n"
-    )
-    return "\n".join(lines) + "\n" + (note if others else "") + generation_errors_note(runs)
+    note = ""
+    if any(key.startswith("std_") for row in comparison_rows(runs) for key in row):
+        note += "\n± is the standard deviation of pass@1 across seeds, in percentage points.\n"
+    if others:
+        note += (
+            f"\nΔ columns are differences from `{reference}` in percentage points "
+            "(tokens for avg_tokens).\n"
+        )
+    return "\n".join(lines) + "\n" + note + generation_errors_note(runs)
 
 
 def generation_errors_note(runs: dict[str, dict[str, dict]]) -> str:
@@ -143,6 +154,7 @@ def generation_errors_note(runs: dict[str, dict[str, dict]]) -> str:
 def comparison_csv(runs: dict[str, dict[str, dict]]) -> str:
     names = list(runs)
     fields = ["benchmark", "evaluation_mode", "metric", *names, *(f"delta_{n}" for n in names[1:])]
+    fields += [f"std_{n}" for n in names]
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
     writer.writeheader()

@@ -1,0 +1,216 @@
+"""The newer benchmark definitions against local files shaped like their real sources
+(tests/fixtures/benchmarks: the first rows of the real files where they are public on GitHub,
+rows of the hub's shape otherwise), URL downloads from a real HTTP server, and groups."""
+
+import functools
+import http.server
+import threading
+from pathlib import Path
+
+import pytest
+
+from distillery import prepare_benchmark
+from distillery.benchmarks import expand, groups, known_benchmarks, load_definition
+from distillery.errors import DistilleryError
+from distillery.jsonl import read_jsonl
+from distillery.settings.data import Benchmark
+
+from ..conftest import write_jsonl
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "benchmarks"
+
+# first output row of each fixture: (id, expected_answer, start of the problem, subset)
+FIRST_ROWS = {
+    "hmmt_feb25": ("1", "103", "Compute the sum of the positive divisors", None),
+    "brumo25": ("1", "23", "Define the operation", None),
+    "amc23": ("0", "27", "Cities $A$ and $B$ are $45$ miles apart", None),
+    "olympiadbench": ("1606", "2", "Xenia and Sergey play", "Combinatorics"),
+    "minerva_math": ("0", "1.6", "Each of the two Magellan telescopes", None),
+    "omni-math": ("omni-math-0", "n+1", "Let $n \\ge 2$ be an integer", None),
+    "math": ("test/prealgebra/126.json", "420", "What is $10.0000198", "Prealgebra"),
+    "college_math": (
+        "college_math-0",
+        "$10-4 n$",
+        "Simplify: $-10-4(n-5)$",
+        "college_math.algebra",
+    ),
+    "gaokao2023en": ("gaokao2023en-0", "$\\{x|-2\\leq x < 1\\}$", "Given sets $M=", None),
+    "mmlu-pro": ("mmlu-pro-70", "I", "Typical advertising regulatory bodies", "business"),
+    "mmlu-redux": ("mmlu-redux-0", "B", "Find the degree for the given field", None),
+    "supergpqa": ("4f1c0b5e9d2a4c8f", "C", "In a lossless transmission line", "Engineering"),
+}
+
+
+def prepare(tmp_path, benchmark, path=None, **kw):
+    out = tmp_path / f"{benchmark}.jsonl"
+    block = {"source": benchmark, **({"path": str(path)} if path else {}), **kw}
+    prepare_benchmark.main(prepare_benchmark.Config(output=str(out), benchmark=Benchmark(**block)))
+    return read_jsonl(out)
+
+
+def test_every_downloadable_definition_has_a_fixture_or_a_test():
+    covered_elsewhere = {"aime24", "aime25", "math-500", "gsm8k", "gpqa-diamond", "gpqa-main"}
+    for name in known_benchmarks():
+        if load_definition(name).source is None or name in covered_elsewhere | {"mmlu"}:
+            continue
+        assert (FIXTURES / f"{name}.jsonl").is_file(), name
+        assert name in FIRST_ROWS, name
+
+
+@pytest.mark.parametrize("name", sorted(FIRST_ROWS))
+def test_fixture_converts(tmp_path, name):
+    rows = prepare(tmp_path, name, FIXTURES / f"{name}.jsonl")
+    row_id, answer, problem, subset = FIRST_ROWS[name]
+    first = rows[0]
+    assert (first["id"], first["expected_answer"]) == (row_id, answer)
+    assert first["problem"].startswith(problem)
+    assert first.get("subset_for_metrics") == subset
+    assert set(first) <= load_definition(name).row_fields() | {"options", "reference_solution"}
+    assert load_definition(name).row_fields() >= {"id", "problem", "expected_answer"}
+    assert len({r["id"] for r in rows}) == len(rows)
+
+
+def test_olympiadbench_strips_the_dollars_of_its_final_answer(tmp_path):
+    rows = prepare(tmp_path, "olympiadbench", FIXTURES / "olympiadbench.jsonl")
+    assert [r["expected_answer"] for r in rows] == ["2", "\\frac{1}{2 n+2}", "2^{1009}"]
+
+
+def test_minerva_answer_is_the_solutions_last_box(tmp_path):
+    rows = prepare(tmp_path, "minerva_math", FIXTURES / "minerva_math.jsonl")
+    assert [r["expected_answer"] for r in rows] == ["1.6", "4.5e33", "41.8"]
+    assert "\\boxed{1.6}" in rows[0]["reference_solution"]
+
+
+def test_multiple_choice_with_ten_options(tmp_path):
+    rows = prepare(tmp_path, "mmlu-pro", FIXTURES / "mmlu-pro.jsonl")
+    assert rows[1]["problem"].endswith("J) O(sqrt n)")
+    assert rows[1]["subset_for_metrics"] == "computer_science"
+    assert rows[1]["J"] == "O(sqrt n)" and len(rows[2]["options"]) == 4
+
+
+def test_supergpqa_keeps_the_option_order_and_checks_the_letter(tmp_path):
+    rows = prepare(tmp_path, "supergpqa", FIXTURES / "supergpqa.jsonl")
+    assert rows[1]["B"] == "Kinetic energy"  # double spaces collapsed, order kept
+    bad = write_jsonl(
+        tmp_path / "bad.jsonl",
+        [
+            {
+                "uuid": "x",
+                "question": "q",
+                "options": ["1", "2"],
+                "answer": "2",
+                "answer_letter": "A",
+            }
+        ],
+    )
+    with pytest.raises(DistilleryError, match=r"bad\.jsonl:1: supergpqa cannot read the row"):
+        prepare(tmp_path, "supergpqa", bad)
+
+
+def test_mmlu_redux_drops_broken_questions_and_takes_corrected_answers(tmp_path):
+    rows = prepare(tmp_path, "mmlu-redux", FIXTURES / "mmlu-redux.jsonl")
+    # ok: its own answer; wrong_groundtruth: the annotated letter; bad_question_clarity: dropped
+    assert [(r["id"], r["expected_answer"]) for r in rows] == [
+        ("mmlu-redux-0", "B"),
+        ("mmlu-redux-1", "C"),
+        ("mmlu-redux-3", "B"),
+    ]
+
+
+def test_mmlu_redux_subjects_come_from_the_hub_configs(tmp_path, monkeypatch):
+    import datasets
+
+    asked = []
+    rows = read_jsonl(FIXTURES / "mmlu-redux.jsonl")
+
+    def load_dataset(repo, name=None, **kwargs):
+        asked.append(name)
+        return iter(rows[:1]) if name in ("abstract_algebra", "virology") else iter(())
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    out = prepare(tmp_path, "mmlu-redux")
+    assert len(asked) == 57
+    assert [r["subset_for_metrics"] for r in out] == ["abstract_algebra", "virology"]
+    assert "_config" not in out[0]
+
+
+def test_missing_column_names_file_line_and_column(tmp_path):
+    path = write_jsonl(
+        tmp_path / "olympiad.jsonl",
+        [{"id": 1, "question": "q", "final_answer": ["1"]}, {"id": 2, "question": "q"}],
+    )
+    with pytest.raises(DistilleryError, match=r"olympiad\.jsonl:2: missing column 'final_answer'"):
+        prepare(tmp_path, "olympiadbench", path)
+    path = write_jsonl(tmp_path / "college.jsonl", [{"problem": "p", "answer": "1"}])
+    with pytest.raises(
+        DistilleryError, match=r"college\.jsonl:1: missing column\(s\) \['question'\]"
+    ):
+        prepare(tmp_path, "college_math", path)
+
+
+@pytest.fixture
+def file_server(tmp_path):
+    """A real HTTP server on localhost serving tests/fixtures/benchmarks."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(FIXTURES))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def use_url(monkeypatch, name: str, url: str):
+    from dataclasses import replace
+
+    definition = load_definition(name)
+    moved = replace(definition, source=replace(definition.source, url=url))
+    monkeypatch.setattr(prepare_benchmark, "load_definition", lambda _: moved)
+
+
+def test_download_from_a_url(tmp_path, monkeypatch, file_server):
+    use_url(monkeypatch, "amc23", f"{file_server}/amc23.jsonl")
+    rows = prepare(tmp_path, "amc23")
+    assert [r["expected_answer"] for r in rows] == ["27", "36", "45"]
+
+
+def test_download_blocked_says_to_use_a_local_file(tmp_path, monkeypatch, file_server):
+    use_url(monkeypatch, "amc23", f"{file_server}/missing.jsonl")
+    with pytest.raises(DistilleryError, match=r"cannot download .*missing\.jsonl: HTTP 404"):
+        prepare(tmp_path, "amc23")
+    use_url(monkeypatch, "gaokao2023en", "http://127.0.0.1:9/test.jsonl")  # nothing listens
+    with pytest.raises(DistilleryError, match="Without network access, download the file"):
+        prepare(tmp_path, "gaokao2023en")
+    assert not (tmp_path / "gaokao2023en.jsonl").exists()
+
+
+def test_url_sources_are_pinned_to_a_commit():
+    for name in known_benchmarks():
+        source = load_definition(name).source
+        if source is not None and source.url is not None:
+            assert "/refs/heads/" not in source.url and "/main/" not in source.url, name
+
+
+def test_judge_benchmark_is_marked():
+    assert load_definition("omni-math").judge
+    assert not load_definition("math").judge
+
+
+def test_groups_name_known_benchmarks_only():
+    for name, members in groups().items():
+        assert name not in known_benchmarks()
+        for member, seeds in members.items():
+            assert member in known_benchmarks(), (name, member)
+            assert seeds is None or seeds >= 1
+
+
+def test_group_expansion():
+    assert list(expand({"mcq-suite": None})) == [
+        "gpqa-diamond",
+        "mmlu-pro",
+        "mmlu-redux",
+        "supergpqa",
+    ]
+    assert expand({"demo": 2, "mcq-suite": 3})["mmlu-pro"] == 3
+    # named alone as well: its own entry wins
+    assert expand({"mcq-suite": None, "gpqa-diamond": 1})["gpqa-diamond"] == 1
