@@ -131,12 +131,6 @@ def check_references(
                 f"config key 'models.{name}.path': directory {model['path']} does not exist; "
                 "point it at a Hugging Face model directory"
             )
-    for bench in config["evaluation"]["benchmarks"]:
-        if bench not in config["benchmarks"]:
-            problems.append(
-                f"config key 'evaluation.benchmarks.{bench}' is not defined under 'benchmarks'; "
-                f"defined: {', '.join(sorted(config['benchmarks']))}"
-            )
     from distillery.benchmarks import known_benchmarks
 
     known = known_benchmarks()
@@ -153,8 +147,98 @@ def check_references(
         prompt = block.get("prompt")
         if prompt is not None and not any((base / prompt).is_file() for base in search):
             problems.append(f"config key 'benchmarks.{bench}.prompt': file {prompt} does not exist")
+    if not problems:
+        problems += prompt_field_problems(config, search, workdir)
     if problems:
         raise DistilleryError("invalid config:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def resolve_benchmarks(config: dict) -> None:
+    """Expands benchmark groups in ``evaluation.benchmarks`` (in place: the workflow is planned
+    from the result) and gives a benchmark named only there the block ``{}`` (its definition
+    as is). A name that is neither under ``benchmarks``, a definition nor a group is an error
+    listing what is known."""
+    from distillery.benchmarks import expand, groups, known_benchmarks
+
+    evaluation = config["evaluation"]
+    defined = config.setdefault("benchmarks", {})
+    unknown = [
+        name
+        for name in evaluation["benchmarks"]
+        if name not in defined and name not in known_benchmarks() and name not in groups()
+    ]
+    if unknown:
+        lines = [
+            f"config key 'evaluation.benchmarks.{name}' names no benchmark; known benchmarks: "
+            f"{', '.join(known_benchmarks())}; groups: {', '.join(sorted(groups()))}"
+            + (f"; defined under 'benchmarks': {', '.join(sorted(defined))}" if defined else "")
+            for name in unknown
+        ]
+        raise DistilleryError("invalid config:\n" + "\n".join(f"  - {line}" for line in lines))
+    if any(name in groups() and name not in defined for name in evaluation["benchmarks"]):
+        evaluation["benchmarks"] = expand(evaluation["benchmarks"])
+    for name in evaluation["benchmarks"]:
+        defined.setdefault(name, {})
+
+
+def benchmark_fields(block: dict, name: str, workdir: Path) -> set[str]:
+    """The fields a benchmark's rows provide: its definition's, or, for a local file already in
+    the output contract, the file's own columns too."""
+    from distillery.benchmarks import load_definition
+    from distillery.data.sources import iter_located_rows
+
+    fields = set(load_definition(block.get("source", name)).row_fields())
+    path = block.get("path")
+    if path is not None and (workdir / path).is_file():
+        try:
+            _, first = next(iter(iter_located_rows(workdir / path)), (None, {}))
+        except DistilleryError:
+            return fields  # prepare_benchmark reports it, naming the line
+        if {"problem", "expected_answer"} <= set(first):
+            fields |= set(first)
+    return fields
+
+
+def prompt_field_problems(config: dict, search: list[Path], workdir: Path) -> list[str]:
+    """Each evaluation prompt (per run and benchmark) that uses a ``{field}`` the benchmark's
+    rows do not provide: found here, before any job runs, not by the generation job."""
+    from distillery.benchmarks import load_definition
+    from distillery.prompts import load_prompt
+
+    problems = []
+    evaluation = config["evaluation"]
+    for bench in evaluation["benchmarks"]:
+        block = config["benchmarks"][bench]
+        definition = load_definition(block.get("source", bench))
+        fields = None
+        for run, entry in evaluation["runs"].items():
+            if isinstance(entry, dict) and entry.get("prompt"):
+                key, prompt = f"evaluation.runs.{run}.prompt", entry["prompt"]
+            elif block.get("prompt"):
+                key, prompt = f"benchmarks.{bench}.prompt", block["prompt"]
+            elif definition.prompt:
+                key, prompt = f"benchmark definition {definition.name}'s prompt", definition.prompt
+            else:
+                key, prompt = "evaluation.prompt", evaluation["prompt"]
+            found = next((base / prompt for base in search if (base / prompt).is_file()), None)
+            if found is None:
+                problems.append(f"config key '{key}': file {prompt} does not exist")
+                continue
+            try:
+                used = load_prompt(found).fields()
+            except DistilleryError as err:
+                problems.append(f"config key '{key}': {err}")
+                continue
+            fields = benchmark_fields(block, bench, workdir) if fields is None else fields
+            missing = sorted(used - fields)
+            if missing:
+                problems.append(
+                    f"config key '{key}': {prompt} uses "
+                    + ", ".join(f"{{{m}}}" for m in missing)
+                    + f", which the rows of benchmark {bench} do not provide (they have: "
+                    f"{', '.join(sorted(fields))}); fix the prompt or choose another"
+                )
+    return list(dict.fromkeys(problems))
 
 
 def validate_config(
@@ -163,7 +247,9 @@ def validate_config(
     workdir: str | Path = ".",
     workflow_dir: str | Path | None = None,
 ) -> None:
+    """Checks the config and resolves its benchmark names in place (:func:`resolve_benchmarks`)."""
     validate_schema(config, schema_path)
+    resolve_benchmarks(config)
     check_settings(config)
     check_references(config, workdir, workflow_dir)
 

@@ -181,6 +181,8 @@ def plan_files(config: Config) -> list[OutputFile]:
         if stage.max_samples > 0:
             rows = rows[: stage.max_samples]
         prompt = load_prompt(work.prompt)
+        if stage.system is not None:
+            prompt = prompt.with_system(stage.system)
         for seed, output in zip(work.seeds, work.outputs, strict=True):
             files.append(OutputFile(work.input, output, work.prompt, prompt, seed, stage, rows))
     outputs = [f.output for f in files]

@@ -17,7 +17,7 @@ more reliably than examples pasted into one message.
 from __future__ import annotations
 
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
@@ -63,6 +63,17 @@ class PromptConfig:
                     f"has no value for it (fields present: {present}); fix the "
                     "prompt or the data"
                 )
+
+    def with_system(self, text: str) -> PromptConfig:
+        """This prompt with ``text`` as its system message, taken literally (braces in it are
+        not fields).
+
+        Example:
+            >>> PromptConfig(user="{problem}").with_system("Box it: {}").messages(
+            ...     {"problem": "1+1"})[0]["content"]
+            'Box it: {}'
+        """
+        return replace(self, system=text.replace("{", "{{").replace("}", "}}"))
 
     def messages(self, row: dict) -> list[dict]:
         """The chat messages for one input row."""

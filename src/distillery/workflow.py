@@ -292,6 +292,14 @@ def benchmark_prompt(config: dict, bench: str) -> str:
     )
 
 
+def run_prompt(config: dict, run: str, bench: str) -> str:
+    """A run's prompt file on one benchmark: the run's own, else the benchmark's
+    (:func:`benchmark_prompt`)."""
+    entry = config["evaluation"]["runs"][run]
+    own = None if isinstance(entry, str) else entry.get("prompt")
+    return own or benchmark_prompt(config, bench)
+
+
 def run_model(config: dict, run: str) -> str:
     """The model name of an evaluation run (``runs.<run>`` is a name or ``{model: ...}``)."""
     entry = config["evaluation"]["runs"][run]
@@ -300,12 +308,19 @@ def run_model(config: dict, run: str) -> str:
 
 def run_block(config: dict, run: str) -> dict:
     """The evaluation's generation settings for one run, all its benchmarks: the run's own
-    ``parse_reasoning`` and ``inference`` override the evaluation's."""
+    ``parse_reasoning``, ``system`` and ``inference`` override the evaluation's.
+
+    Example:
+        >>> run_block({"evaluation": {"runs": {"think": {"model": "trained", "system": "on"}}}},
+        ...           "think")
+        {'system': 'on'}
+    """
     entry = config["evaluation"]["runs"][run]
     overrides = {} if isinstance(entry, str) else entry
     block = generation_block(config["evaluation"])
-    if "parse_reasoning" in overrides:
-        block["parse_reasoning"] = overrides["parse_reasoning"]
+    for key in ("parse_reasoning", "system"):
+        if overrides.get(key) is not None:
+            block[key] = overrides[key]
     inference = {**block.get("inference", {}), **overrides.get("inference", {})}
     if inference:
         block["inference"] = inference

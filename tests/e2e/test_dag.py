@@ -118,13 +118,61 @@ def test_qlora_recipe_plans_every_stage(tmp_path):
         "prepare_benchmark": 2,  # gpqa-diamond, mmlu
         "prepare_sft_data": 1,
         "train_sft": 1,
-        "generate_eval": 2,  # one per run for its 4 + 1 seeds
-        "merge_eval_chunks": 10,
-        "grade": 10,
-        "summarize": 4,
+        "generate_eval": 3,  # base, trained thinking on and off: one job each, 4 + 1 seeds
+        "merge_eval_chunks": 15,
+        "grade": 15,
+        "summarize": 6,
         "compare_runs": 1,
-        "log_wandb": 2,
+        "log_wandb": 3,
     }
+
+
+def test_benchmark_groups_expand_into_their_members(tmp_path):
+    config = yaml.safe_load(TINY.read_text())
+    config["evaluation"]["benchmarks"] = {"demo": 2, "mcq-suite": None}
+    path = tmp_path / "groups.yaml"
+    path.write_text(yaml.safe_dump(config))
+    target = "results/evals/baseline/eval-results/mmlu-pro/metrics.json"
+    jobs = planned_jobs(tmp_path, target, configfile=path)
+    # one evaluation job per chunk generates all five benchmarks; gpqa-diamond's 4 seeds
+    assert jobs["prepare_benchmark"] == 5 and jobs["generate_eval"] == 2
+    commands = snakemake(tmp_path, "-n", "-p", target, configfile=path).stdout
+    assert "gpqa-diamond/output-rs3_chunk_0.jsonl" in commands
+    assert "prompts/mcq-10choices.yaml" in commands
+
+
+def bad_config(tmp_path, edit) -> str:
+    """The dry run's output of the tiny scenario changed by ``edit``; it must fail."""
+    config = yaml.safe_load(TINY.read_text())
+    edit(config)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = snakemake(tmp_path, "-n", configfile=path, check=False)
+    assert result.returncode != 0
+    assert not (tmp_path / "results").exists() and not (tmp_path / "logs").exists()
+    return result.stdout + result.stderr
+
+
+def test_an_unknown_benchmark_lists_the_known_names_and_groups(tmp_path):
+    output = bad_config(tmp_path, lambda c: c["evaluation"]["benchmarks"].update({"aime26": 8}))
+    assert (
+        "config key 'evaluation.benchmarks.aime26' names no benchmark; known benchmarks: " in output
+    )
+    assert "hmmt_feb25" in output and "groups: math-suite, mcq-suite" in output
+
+
+def test_a_run_prompt_with_a_field_the_rows_lack_fails_before_any_job(tmp_path):
+    (tmp_path / "prompts").mkdir()
+    (tmp_path / "prompts/question.yaml").write_text('user: "Solve: {question}"\n')
+
+    def edit(config):
+        config["evaluation"]["runs"]["trained"]["prompt"] = "prompts/question.yaml"
+
+    output = bad_config(tmp_path, edit)
+    assert (
+        "config key 'evaluation.runs.trained.prompt': prompts/question.yaml uses {question}, which "
+        "the rows of benchmark demo do not provide (they have: expected_answer, id, problem)"
+    ) in output
 
 
 def blocks(commands: str, module: str) -> list[dict]:

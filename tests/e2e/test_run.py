@@ -3,6 +3,7 @@
 import csv
 import io
 import os
+import re
 
 import pytest
 import yaml
@@ -46,7 +47,7 @@ def test_every_declared_output_exists(finished_run):
         "comparison.md",
         "comparison.csv",
     ]
-    for run in ("baseline", "trained"):
+    for run in ("baseline", "trained", "trained-nothink"):
         base = f"evals/{run}/eval-results/demo"
         expected += [f"{base}/output-rs{s}.jsonl" for s in (0, 1)]
         expected += [f"{base}/metrics.{ext}" for ext in ("json", "md", "csv", "png")]
@@ -56,7 +57,7 @@ def test_every_declared_output_exists(finished_run):
     # intermediates marked temp() are gone, and no resume file is left behind
     assert not list(results.rglob("*_chunk_*.jsonl"))
     assert not list(results.rglob("*.partial"))
-    assert len(list((results / "wandb").glob("offline-run-*"))) == 2
+    assert len(list((results / "wandb").glob("offline-run-*"))) >= 3
 
 
 def test_outputs_follow_the_data_contracts(finished_run):
@@ -80,22 +81,42 @@ def test_outputs_follow_the_data_contracts(finished_run):
 def test_comparison_table_has_benchmarks_runs_and_columns(finished_run):
     rows = list(csv.DictReader(io.StringIO((finished_run / "results/comparison.csv").read_text())))
     assert rows
+    runs = ("baseline", "trained", "trained-nothink")
     assert set(rows[0]) == {
         "benchmark",
         "evaluation_mode",
         "metric",
-        "baseline",
-        "trained",
+        *runs,
         "delta_trained",
+        "delta_trained-nothink",
+        *(f"std_{run}" for run in runs),
     }
     assert {r["benchmark"] for r in rows} == {"demo"}
     assert {r["evaluation_mode"] for r in rows} == {"pass@1[avg-of-2]", "majority@2", "pass@2"}
+    assert {r["metric"] for r in rows} == {"symbolic_correct", "no_answer", "avg_tokens"}
     for row in rows:
-        assert float(row["delta_trained"]) == pytest.approx(
-            float(row["trained"]) - float(row["baseline"])
-        )
+        for run in runs[1:]:
+            assert float(row[f"delta_{run}"]) == pytest.approx(
+                float(row[run]) - float(row["baseline"])
+            )
     table = (finished_run / "results/comparison.md").read_text()
-    assert "| benchmark | evaluation_mode | metric | baseline | trained | Δ trained |" in table
+    assert (
+        "| benchmark | evaluation_mode | metric | baseline | trained | trained-nothink "
+        "| Δ trained | Δ trained-nothink |"
+    ) in table
+    assert re.search(
+        r"\| demo \| pass@1\[avg-of-2\] \| symbolic_correct \| [\d.]+% ± [\d.]+ \|", table
+    )
+
+
+def test_dual_mode_runs_sent_their_system_prompts(finished_run):
+    # the two runs of the trained model differ only by their system prompt
+    for run, system in (
+        ("trained", "detailed thinking on"),
+        ("trained-nothink", "detailed thinking off"),
+    ):
+        log = (finished_run / f"logs/generate_eval/{run}/chunk_0.log").read_text()
+        assert f"'system': '{system}'" in log or f'"system": "{system}"' in log, log[:2000]
 
 
 def test_nothing_left_to_do(finished_run):
@@ -113,9 +134,9 @@ def test_editing_a_prompt_reruns_only_what_depends_on_it(finished_run):
         os.utime(prompt, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert {"extract_problems", "generate_solutions", "train_sft"} <= set(jobs)
     assert not {"gguf_to_hf", "prepare_raw_data", "prepare_benchmark"} & set(jobs)
-    # only the trained model's evaluation depends on the extraction prompt
-    assert jobs["generate_eval"] == 2  # the trained run's 2 chunks
-    assert jobs["summarize"] == 1
+    # only the trained model's evaluations depend on the extraction prompt
+    assert jobs["generate_eval"] == 4  # 2 runs of the trained model, 2 chunks each
+    assert jobs["summarize"] == 2
 
 
 def test_editing_a_stage_config_reruns_only_what_depends_on_it(finished_run, tmp_path):
@@ -126,7 +147,7 @@ def test_editing_a_stage_config_reruns_only_what_depends_on_it(finished_run, tmp
     jobs = planned_jobs(finished_run, configfile=edited)
     assert "train_sft" in jobs
     assert not {"extract_problems", "generate_solutions", "prepare_sft_data"} & set(jobs)
-    assert jobs["generate_eval"] == 2
+    assert jobs["generate_eval"] == 4
 
 
 def test_html_report_collects_tables_and_plots(finished_run):

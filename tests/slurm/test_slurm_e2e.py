@@ -86,23 +86,28 @@ def test_tiny_scenario_through_slurm(tmp_path, fake_vllm):
     # evaluation jobs must get a GPU from Slurm; their server is the stub behind a stand-in
     # interpreter (an hf job asking for a GPU would need a real one)
     config["evaluation"]["server"] = {"type": "vllm", "gpus": 1, "python": str(fake_vllm)}
-    config["benchmarks"]["demo"]["prompt"] = "prompts/eval.yaml"
     multinode = []
     if PARTITION:  # one training job of two nodes: srun starts torchrun on each
         config["training"]["nodes"] = 2
         multinode = ["--set-resources", f"train_sft:slurm_partition={PARTITION}"]
     configfile = workdir / "config.yaml"
     configfile.write_text(yaml.safe_dump(config))
-    good_prompt = (REPO / "prompts" / "math.yaml").read_text()
-    # first run: the evaluation prompt names a field the benchmark lacks, so its jobs fail
-    (workdir / "prompts" / "eval.yaml").write_text(good_prompt.replace("{problem}", "{question}"))
+    # first run: the evaluation server's environment is broken (its interpreter stand-in dies
+    # at start, as a server on a bad node would), so the evaluation jobs fail
+    broken = workdir / "broken-python"
+    broken.write_text("#!/bin/sh\necho 'stand-in: no usable GPU on this node' >&2\nexit 3\n")
+    broken.chmod(0o755)
+    config["evaluation"]["server"]["python"] = str(broken)
+    broken_config = workdir / "broken.yaml"
+    broken_config.write_text(yaml.safe_dump(config))
 
-    first = run(workdir, "--configfile", str(configfile), *multinode)
+    first = run(workdir, "--configfile", str(broken_config), *multinode)
     output = first.stdout + first.stderr
     assert first.returncode != 0
     assert re.search(r"Error in rule generate_eval", output), output[-3000:]
     assert "slurm_logs/rule_generate_eval" in output  # where the failed job's Slurm log is
-    assert "question" in output  # the stage's own one-line error, from the failed job's log
+    # the stage's own one-line error, from the failed job's log
+    assert "the server exited with status 3 before it was ready" in output
     first_jobs = slurm_jobs(workdir)
     assert {"gguf_to_hf", "train_sft", "prepare_sft_data"} <= set(first_jobs.values())
     if PARTITION:
@@ -112,7 +117,6 @@ def test_tiny_scenario_through_slurm(tmp_path, fake_vllm):
         log = (workdir / "logs" / "train_sft.log").read_text()
         assert "node 0: " in log and "node 1: " in log
 
-    (workdir / "prompts" / "eval.yaml").write_text(good_prompt)
     second = run(workdir, "--configfile", str(configfile), *multinode)
     assert second.returncode == 0, (second.stdout + second.stderr)[-4000:]
 
@@ -132,7 +136,7 @@ def test_tiny_scenario_through_slurm(tmp_path, fake_vllm):
 
     # the same outputs and contracts as a local run
     results = workdir / "results"
-    for run_name in ("baseline", "trained"):
+    for run_name in ("baseline", "trained", "trained-nothink"):
         rows = read_jsonl(results / f"evals/{run_name}/eval-results/demo/output-rs0.jsonl")
         assert {"generation", "predicted_answer", "symbolic_correct"} <= set(rows[0])
         assert (results / f"evals/{run_name}/eval-results/demo/metrics.json").is_file()

@@ -70,7 +70,7 @@ def test_scenario_configs_are_valid():
         ),
         (
             lambda c: c["evaluation"]["benchmarks"].update(aime99=8),
-            "config key 'evaluation.benchmarks.aime99' is not defined under 'benchmarks'",
+            "config key 'evaluation.benchmarks.aime99' names no benchmark; known benchmarks",
         ),
         (
             lambda c: c["training"].update(fsdp=True, method="qlora"),
@@ -113,3 +113,41 @@ def test_every_schema_key_is_described():
 
     walk(schema, "$")
     assert not missing
+
+
+def test_a_definition_or_group_named_only_in_the_evaluation_is_resolved(default_config):
+    config = copy.deepcopy(default_config)
+    config["evaluation"]["benchmarks"] = {"math-suite": 2, "aime24": None}
+    check(config)
+    benchmarks = config["evaluation"]["benchmarks"]
+    assert benchmarks["aime24"] is None  # its own entry wins over the group's number
+    assert benchmarks["hmmt_feb25"] == 2 and "math-suite" not in benchmarks
+    assert config["benchmarks"]["olympiadbench"] == {} and config["benchmarks"]["demo"]
+
+
+def test_a_prompt_field_the_rows_lack_is_named_with_its_key(default_config, tmp_path):
+    config = copy.deepcopy(default_config)
+    (tmp_path / "prompts").mkdir()
+    (tmp_path / "prompts/q.yaml").write_text('user: "{question} ({subject})"\n')
+    config["evaluation"]["runs"]["trained"] = {"model": "trained", "prompt": "prompts/q.yaml"}
+    with pytest.raises(DistilleryError) as err:
+        validate_config(config, SCHEMA, workdir=tmp_path, workflow_dir=REPO)
+    assert (
+        "config key 'evaluation.runs.trained.prompt': prompts/q.yaml uses {question}, {subject}, "
+        "which the rows of benchmark demo do not provide"
+    ) in str(err.value)
+
+
+def test_a_local_file_in_the_contract_provides_its_own_columns(default_config, tmp_path):
+    config = copy.deepcopy(default_config)
+    (tmp_path / "prompts").mkdir()
+    (tmp_path / "prompts/q.yaml").write_text('user: "{problem} (topic: {topic})"\n')
+    (tmp_path / "mine.jsonl").write_text(
+        '{"id": "1", "problem": "1+1", "expected_answer": "2", "topic": "sums"}\n'
+    )
+    config["benchmarks"]["demo"] = {"source": "demo", "path": "mine.jsonl"}
+    config["evaluation"]["prompt"] = "prompts/q.yaml"
+    validate_config(config, SCHEMA, workdir=tmp_path, workflow_dir=REPO)
+    config["benchmarks"]["demo"] = {"source": "demo"}
+    with pytest.raises(DistilleryError, match=r"uses \{topic\}, which the rows of benchmark demo"):
+        validate_config(config, SCHEMA, workdir=tmp_path, workflow_dir=REPO)

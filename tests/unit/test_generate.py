@@ -213,3 +213,21 @@ def test_gpus_on_a_machine_without_cuda_is_a_clear_error(tmp_path, tiny_model_di
     write_jsonl(tmp_path / "in.jsonl", problems(2))
     with pytest.raises(DistilleryError, match="server.gpus is 1 but torch sees no CUDA GPU"):
         generate.main(config(tmp_path, tiny_model_dir, gpus=1))
+
+
+def test_a_system_prompt_setting_replaces_the_prompt_files(tmp_path):
+    write_jsonl(tmp_path / "in.jsonl", problems(2))
+    prompt = tmp_path / "p.yaml"
+    prompt.write_text('system: "You are a tutor."\nuser: "{problem}"\n')
+    plain = generate.plan_files(config(tmp_path, "m", prompt=str(prompt)))[0]
+    assert plain.prompt.messages(plain.rows[0])[0]["content"] == "You are a tutor."
+    # literal text: braces in it are not fields
+    think = config(tmp_path, "m", prompt=str(prompt), system="detailed thinking on {x}")
+    file = generate.plan_files(think)[0]
+    messages = file.prompt.messages(file.rows[0])
+    assert messages[0] == {"role": "system", "content": "detailed thinking on {x}"}
+    assert messages[1] == {"role": "user", "content": "What is 0 plus 1?"}
+    # a different system prompt is a different sample set: a .partial of the other is not reused
+    other = generate.plan_files(config(tmp_path, "m", prompt=str(prompt), system="off"))[0]
+    model = {"path": "m"}
+    assert generate.file_key(think, file, model) != generate.file_key(think, other, model)

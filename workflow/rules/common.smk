@@ -107,7 +107,7 @@ def get_eval_benchmark_files(wildcards):
 
 def get_eval_prompts(wildcards):
     return [
-        wf.resource_path(wf.benchmark_prompt(config, bench), workflow.basedir)
+        wf.resource_path(wf.run_prompt(config, wildcards.run, bench), workflow.basedir)
         for bench in EVAL["benchmarks"]
     ]
 

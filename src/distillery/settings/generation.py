@@ -149,6 +149,12 @@ class Generation(Block):
         "</think>", description="the tag that ends the reasoning, for parse_reasoning"
     )
     max_samples: int = Field(-1, description="only the first N input rows (quick runs); -1 = all")
+    system: str | None = Field(
+        None,
+        json_schema_extra=nullable,
+        description="system prompt of every request, replacing the prompt file's (literal text, "
+        "e.g. 'detailed thinking on'); unset = the prompt file's",
+    )
     context_overflow: Literal["reduce_generation", "skip", "fail"] = Field(
         "reduce_generation",
         description="a request whose prompt plus max_tokens exceeds the model's context (or "
@@ -209,6 +215,17 @@ class Run(Block):
     parse_reasoning: bool | None = Field(
         None, description="this run's parse_reasoning (e.g. only the reasoning model's)"
     )
+    prompt: str | None = Field(
+        None,
+        description="this run's prompt config file for all its benchmarks (default: each "
+        "benchmark's prompt, else evaluation.prompt)",
+    )
+    system: str | None = Field(
+        None,
+        description="this run's system prompt (literal text), replacing the prompt file's: "
+        "e.g. 'detailed thinking on' and 'detailed thinking off' for two runs of a dual-mode "
+        "model",
+    )
     inference: Inference | None = None
 
 
@@ -231,8 +248,9 @@ class Evaluation(Generation):
     prompt: str = Field(description="prompt config file (fields come from the benchmark rows)")
     benchmarks: dict[Name, Annotated[int | None, Field(ge=1, json_schema_extra=nullable)]] = Field(
         min_length=1,
-        description="benchmark name: number of sampled seeds (NeMo-Skills' aime24:8); left "
-        "empty, the number its definition recommends",
+        description="benchmark name (a key of `benchmarks`, a benchmark definition, or a group "
+        "of them: math-suite, mcq-suite): number of sampled seeds (NeMo-Skills' aime24:8); left "
+        "empty, the number its definition (or group) recommends",
     )
     chunks: int = Field(1, ge=1, description=CHUNKS)
     max_seq_len: int | None = Field(
@@ -245,8 +263,8 @@ class Evaluation(Generation):
     runs: dict[Name, RunEntry] = Field(
         min_length=1,
         description="run name: model (a key of `models`, or `trained`), or {model, "
-        "parse_reasoning, inference} to override the evaluation's settings for that run; the "
-        "first run is the reference for deltas",
+        "parse_reasoning, prompt, system, inference} to override the evaluation's settings for "
+        "that run; the first run is the reference for deltas",
     )
 
 

@@ -101,8 +101,10 @@ class WorkflowConfig(Block):
     )
     raw_data: RawData
     benchmarks: dict[Name, Benchmark] = Field(
-        min_length=1,
-        description="benchmark definitions by name; evaluation.benchmarks picks which to run",
+        {},
+        description="benchmarks by name and where their problems come from; evaluation."
+        "benchmarks picks which to run (a definition or group named only there is used as its "
+        "definition says)",
     )
     # needed when solutions are generated: config_check says so, the schema cannot
     problem_extraction: ProblemExtraction | None = None
