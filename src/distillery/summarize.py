@@ -10,7 +10,9 @@ Usage::
 
 Writes ``metrics.json`` (``{benchmark: {evaluation_mode: {metric: value}}}``, NeMo-Skills' shape,
 plus ``_provenance``: config hash, package versions, git commit, date) and, beside it,
-``metrics.md``, ``metrics.csv`` and a PNG of the metrics against k.
+``metrics.md``, ``metrics.csv`` and a PNG of the metrics against k; only after checking that
+the numbers can be right (:func:`check_invariants`): otherwise it writes nothing and names
+the file that broke one.
 """
 
 from __future__ import annotations
@@ -59,6 +61,13 @@ class Config:
         default=None, metadata={"help": "hash of the workflow config, recorded as provenance"}
     )
     plots: bool = field(default=True, metadata={"help": "write a PNG of the metrics against k"})
+    test_file: str | None = field(
+        default=None,
+        metadata={"help": "the benchmark's test.jsonl: every seed file must have its rows"},
+    )
+    max_samples: int = field(
+        default=-1, metadata={"help": "with --test-file: only its first N rows were generated"}
+    )
 
     def __post_init__(self):
         if bool(self.files) == bool(self.results_dir):
@@ -195,6 +204,68 @@ def summarize(
     return results, timed_out
 
 
+_COUNTS = {"num_entries", "avg_tokens", "gen_seconds", "generation_errors"}
+
+
+def check_invariants(
+    results: dict[str, dict], inputs: dict[str, list[str]], expected_rows: int | None
+) -> None:
+    """What must hold before metrics are written: every seed file has the benchmark's rows,
+    every percentage is in 0-100, and for every correctness score pass@k >= pass@1[avg-of-k]
+    and majority@k <= pass@k.
+
+    Raises:
+        DistilleryError: naming the file (or the benchmark, mode and metric) that broke one.
+    """
+    if expected_rows is not None:
+        for files in inputs.values():
+            for path in files:
+                count = sum(1 for _ in iter_jsonl(path, allow_empty=True))
+                if count != expected_rows:
+                    raise DistilleryError(
+                        f"{path}: {count} rows, but the benchmark has {expected_rows}; a seed "
+                        "file must cover every problem: regenerate it"
+                    )
+    for benchmark, modes in results.items():
+        for mode, metrics in modes.items():
+            for key, value in metrics.items():
+                if key in _COUNTS or not isinstance(value, int | float):
+                    continue
+                if not 0.0 <= value <= 100.0:
+                    raise DistilleryError(
+                        f"{benchmark} {mode} {key} = {value}, outside 0-100; computed from "
+                        f"{', '.join(_files_of(inputs, benchmark))}"
+                    )
+        for mode in modes:
+            if not mode.startswith("pass@") or "[" in mode:
+                continue
+            k = mode.split("@")[1]
+            for key, best in modes[mode].items():
+                if not key.endswith("_correct"):
+                    continue
+                for other, relation in (
+                    (f"pass@1[avg-of-{k}]", "pass@1"),
+                    (f"majority@{k}", "majority"),
+                ):
+                    value = modes.get(other, {}).get(key)
+                    if value is not None and value > best + 1e-9:
+                        raise DistilleryError(
+                            f"{benchmark} {key}: {other} = {value:.4f} exceeds pass@{k} = "
+                            f"{best:.4f} ({relation}@k can never beat pass@k); computed from "
+                            f"{', '.join(_files_of(inputs, benchmark))}"
+                        )
+
+
+def _files_of(inputs: dict[str, list[str]], name: str) -> list[str]:
+    """The seed files behind a benchmark's (or one of its subsets') metrics."""
+    return next((files for b, files in inputs.items() if name == b or name.startswith(b + "-")), [])
+
+
+def expected_row_count(test_file: str, max_samples: int) -> int:
+    rows = sum(1 for _ in iter_jsonl(test_file))
+    return min(rows, max_samples) if max_samples > 0 else rows
+
+
 def write_outputs(
     results: dict[str, dict], metrics_path: Path, origin: dict, plots: bool = True
 ) -> None:
@@ -241,6 +312,10 @@ def main(config: Config) -> None:
         base = results_dir / "eval-results" if default else results_dir
         metrics_path = Path(config.save_metrics_path or base / "metrics.json")
     results, timed_out = summarize(inputs, config.max_seq_len)
+    expected = None
+    if config.test_file is not None:
+        expected = expected_row_count(config.test_file, config.max_samples)
+    check_invariants(results, inputs, expected)
     origin = {**provenance(config.config_hash), TIMED_OUT: timed_out}
     write_outputs(results, metrics_path, origin, config.plots)
     for benchmark, metrics in results.items():

@@ -172,3 +172,60 @@ def test_directory_as_positional_argument_as_the_readme_shows_it(tmp_path):
     assert config.results_dir == str(tmp_path)
     with pytest.raises(SystemExit):
         cli.parse_config(summarize.Config, [str(tmp_path), "--results-dir", "elsewhere"])
+
+
+def summarize_seeds(tmp_path, seeds, test_rows, max_samples=-1):
+    files = [
+        str(write_jsonl(tmp_path / f"output-rs{i}.jsonl", rows)) for i, rows in enumerate(seeds)
+    ]
+    test = write_jsonl(tmp_path / "test.jsonl", [{"id": i} for i in range(test_rows)])
+    summarize.main(
+        summarize.Config(
+            benchmark="demo",
+            files=tuple(files),
+            save_metrics_path=str(tmp_path / "out" / "metrics.json"),
+            test_file=str(test),
+            max_samples=max_samples,
+            plots=False,
+        )
+    )
+
+
+def test_every_seed_file_must_have_the_benchmarks_rows(tmp_path):
+    rows = [with_id(graded(True, "1"), "a"), with_id(graded(False, "2"), "b")]
+    summarize_seeds(tmp_path, [rows, rows], test_rows=2)
+    assert (tmp_path / "out" / "metrics.json").is_file()
+    summarize_seeds(tmp_path / "cut", [rows, rows], test_rows=5, max_samples=2)
+    with pytest.raises(
+        DistilleryError, match=r"output-rs0\.jsonl: 2 rows, but the benchmark has 3"
+    ):
+        summarize_seeds(tmp_path / "short", [rows, rows], test_rows=3)
+    assert not (tmp_path / "short" / "out").exists()  # nothing written
+
+
+@pytest.mark.parametrize(
+    "modes,message",
+    [
+        ({"pass@1": {"symbolic_correct": 101.0}}, "demo pass@1 symbolic_correct = 101.0, outside"),
+        ({"pass@1": {"no_answer": -1.0}}, "no_answer = -1.0, outside 0-100"),
+        (
+            {"pass@2": {"symbolic_correct": 40.0}, "pass@1[avg-of-2]": {"symbolic_correct": 50.0}},
+            r"pass@1\[avg-of-2\] = 50.0000 exceeds pass@2 = 40.0000",
+        ),
+        (
+            {"pass@2": {"judge_correct": 40.0}, "majority@2": {"judge_correct": 45.0}},
+            r"judge_correct: majority@2 = 45.0000 exceeds pass@2",
+        ),
+    ],
+)
+def test_invariants_name_what_broke(modes, message):
+    with pytest.raises(DistilleryError, match=message):
+        summarize.check_invariants({"demo": modes}, {"demo": ["rs0.jsonl"]}, None)
+
+
+def test_invariants_hold_for_real_metrics(tmp_path):
+    rows = [
+        [graded(i % 3 == 0, str(i)), graded(i % 2 == 0, "1"), graded(False, None)] for i in range(9)
+    ]
+    seeds = [[with_id(r[s], str(i)) for i, r in enumerate(rows)] for s in range(3)]
+    summarize_seeds(tmp_path, seeds, test_rows=9)

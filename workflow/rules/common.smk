@@ -92,6 +92,10 @@ def get_grading_mode(wildcards):
     return wf.benchmark_grading(config, wildcards.bench)
 
 
+def get_run_max_samples(wildcards):
+    return wf.run_block(config, wildcards.run).get("max_samples", -1)
+
+
 def get_eval_generation_args(wildcards):
     return wf.block_json(wf.run_block(config, wildcards.run))
 

@@ -1,6 +1,7 @@
 rule summarize:
     input:
         seeds=get_eval_seed_files,
+        test="results/benchmarks/{bench}/test.jsonl",
     output:
         metrics="results/evals/{run}/eval-results/{bench}/metrics.json",
         table=report(
@@ -26,10 +27,13 @@ rule summarize:
     params:
         options=wf.options(EVAL, ["max_seq_len"]),
         config_hash=CONFIG_HASH,
+        max_samples=get_run_max_samples,
     shell:
         "python -m distillery.summarize"
         " --benchmark {wildcards.bench:q}"
         " --files {input.seeds:q}"
+        " --test-file {input.test:q}"
+        " --max-samples {params.max_samples:q}"
         " --save-metrics-path {output.metrics:q}"
         " --config-hash {params.config_hash:q}"
         " {params.options:q}"

@@ -206,7 +206,7 @@ def compute_metrics(
                 p if int(p["num_generated_tokens"]) <= max_seq_len else mark_incorrect(p)
                 for p in predictions
             ]
-        subset = predictions[0].get("subset_for_metrics", "_all_")
+        subset = predictions[0].get("subset_for_metrics") or "_all_"
         calculators["_all_"].update(predictions)
         if subset != "_all_":
             calculators.setdefault(subset, MathMetrics()).update(predictions)
