@@ -165,3 +165,49 @@ def train_config(**kw):
             block[key] = value
     paths = {k: v for k, v in kw.items() if k in TRAIN_PATHS}
     return train_sft.Config(**paths, training=parse(TrainingSettings, block))
+
+
+def wandb_records(run_dir: Path) -> list:
+    """The records of an offline W&B run (its ``.wandb`` file: W&B's transaction log, blocks
+    of 32 KiB holding length-prefixed protobuf records), to check what a stage logged."""
+    import struct
+
+    from wandb.proto import wandb_internal_pb2
+
+    data = next(Path(run_dir).glob("*.wandb")).read_bytes()
+    assert data[:4] == b":W&B", data[:7]
+    position, block, records, pending = 7, 32768, [], b""
+    while position + 7 <= len(data):
+        left = block - position % block
+        if left < 7:  # a block's tail too short for a header is padding
+            position += left
+            continue
+        _, length, kind = struct.unpack("<IHB", data[position : position + 7])
+        if kind == 0 and length == 0:
+            break
+        chunk = data[position + 7 : position + 7 + length]
+        position += 7 + length
+        pending = chunk if kind in (1, 2) else pending + chunk  # full, first | middle, last
+        if kind in (1, 4):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pending)
+            records.append(record)
+            pending = b""
+    return records
+
+
+def wandb_history(run_dir: Path) -> tuple[str, list[dict]]:
+    """The group and the logged history rows (``{key: JSON value}``) of an offline W&B run."""
+    group, rows = "", []
+    for record in wandb_records(run_dir):
+        kind = record.WhichOneof("record_type")
+        if kind == "run":
+            group = record.run.run_group
+        elif kind == "history":
+            rows.append(
+                {
+                    item.key or "/".join(item.nested_key): item.value_json
+                    for item in record.history.item
+                }
+            )
+    return group, rows

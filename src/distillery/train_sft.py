@@ -22,6 +22,7 @@ data-parallel, or with ``--fsdp`` sharding weights, gradients and optimizer stat
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -266,7 +267,8 @@ def build_trainer(config: Config, model, tokenizer, examples, eval_examples):
         load_best_model_at_end=config.training.keep_best,
         metric_for_best_model="eval_loss" if config.training.keep_best else None,
         greater_is_better=False if config.training.keep_best else None,
-        report_to="none",
+        report_to=wandb_report_to(),
+        run_name="train",
         seed=config.training.seed,
         use_cpu=not use_cuda,
         bf16=use_bf16(config),
@@ -348,6 +350,55 @@ def gathered_model(trainer, config: Config):
     return model
 
 
+def wandb_report_to() -> str:
+    """``wandb`` when the workflow's ``wandb`` block asks for logging, with W&B's own variables
+    set from it (project, mode, directory, the pipeline's group); else ``none``.
+
+    The workflow hands the block over in ``DISTILLERY_WANDB`` (JSON, with ``dir``), the
+    environment of every job, not as a rule parameter: a changed W&B setting must never rerun
+    a training job.
+    """
+    from distillery.workflow import WANDB_ENV
+
+    text = os.environ.get(WANDB_ENV)
+    if not text:
+        return "none"
+    from distillery.log_wandb import check_mode, pipeline_group
+    from distillery.settings.base import parse
+    from distillery.settings.workflow import Wandb
+
+    block = json.loads(text)
+    directory = block.pop("dir", "results")
+    settings = parse(Wandb, block, WANDB_ENV)
+    if settings.mode == "disabled":
+        return "none"
+    check_mode(settings)
+    group = pipeline_group(settings, directory)
+    os.environ.update(WANDB_PROJECT=settings.project, WANDB_MODE=settings.mode)
+    if int(os.environ.get("RANK", "0")) == 0:
+        import wandb
+
+        if wandb.run is None:
+            # started here with the pipeline's group; the Trainer's callback logs into it
+            wandb.init(
+                project=settings.project,
+                name="train",
+                group=group,
+                dir=directory,
+                mode=settings.mode,
+            )
+    return "wandb"
+
+
+def finish_wandb() -> None:
+    """Closes the training's W&B run, if this process has one."""
+    import sys
+
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and wandb.run is not None:
+        wandb.finish()
+
+
 def checkpoint_dir(config: Config) -> Path:
     return Path(config.checkpoint_dir or f"{config.output}-checkpoints")
 
@@ -401,6 +452,7 @@ def main(config: Config) -> None:
     began = time.time()
     result = trainer.train(resume_from_checkpoint=resume)
     elapsed = time.time() - began
+    finish_wandb()
     # every process has written its part of the last checkpoint before the first removes them
     trainer.accelerator.wait_for_everyone()
     trained = gathered_model(trainer, config)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 import shlex
 from pathlib import Path
@@ -170,6 +171,25 @@ def block_json(block: dict) -> str:
 def is_external(stage: dict) -> bool:
     """The stage talks to an existing endpoint; its model is a name, not a directory."""
     return stage.get("server", {}).get("type") == "openai"
+
+
+WANDB_ENV = "DISTILLERY_WANDB"
+
+
+def export_wandb(block: dict, environ=os.environ) -> None:
+    """Puts the ``wandb`` block where training finds it: the environment of every job (this
+    process's, which jobs inherit, locally and through Slurm), not a rule parameter, so that a
+    changed W&B setting never reruns training (``distillery.train_sft.wandb_report_to``).
+
+    Example:
+        >>> env = {}
+        >>> export_wandb({"mode": "offline"}, env); env[WANDB_ENV]
+        '{"mode": "offline", "dir": "results"}'
+    """
+    if block.get("mode", "disabled") == "disabled":
+        environ.pop(WANDB_ENV, None)
+    else:
+        environ[WANDB_ENV] = json.dumps({**block, "dir": RESULTS})
 
 
 def stage_model(config: dict, stage: str, name: str | None = None) -> str:

@@ -30,6 +30,7 @@ def test_default_config_plans_every_stage(tmp_path):
         "summarize": 2,
         "compare_runs": 1,
         "log_wandb": 2,
+        "log_wandb_sdg": 1,  # sample tables of the extraction and the solutions
     }
 
 
@@ -108,6 +109,7 @@ def test_openmathreasoning_recipe_plans_every_stage(tmp_path):
         "summarize": 4,
         "compare_runs": 1,
         "log_wandb": 2,
+        "log_wandb_sdg": 1,
     }
 
 

@@ -10,6 +10,7 @@ import yaml
 
 from distillery.jsonl import read_jsonl
 
+from ..conftest import wandb_history
 from .conftest import REPO, planned_jobs, scratch_workdir, snakemake
 
 TINY = REPO / "tests" / "scenarios" / "tiny.yaml"
@@ -57,7 +58,12 @@ def test_every_declared_output_exists(finished_run):
     # intermediates marked temp() are gone, and no resume file is left behind
     assert not list(results.rglob("*_chunk_*.jsonl"))
     assert not list(results.rglob("*.partial"))
-    assert len(list((results / "wandb").glob("offline-run-*"))) >= 3
+    # W&B: the three evaluation runs, the SDG samples and the training curves, one group
+    assert (results / "sdg/wandb-run.json").is_file()
+    runs = list((results / "wandb").glob("offline-run-*"))
+    assert len(runs) == 5
+    groups = {wandb_history(run)[0] for run in runs}
+    assert groups == {(results / "wandb/group").read_text().strip()}
 
 
 def test_outputs_follow_the_data_contracts(finished_run):

@@ -5,8 +5,9 @@ import pytest
 from distillery import train_sft
 from distillery.errors import DistilleryError
 from distillery.training.tokenization import tokenize_records
+from distillery.workflow import WANDB_ENV
 
-from ..conftest import train_config, write_jsonl
+from ..conftest import train_config, wandb_history, write_jsonl
 
 
 def records(n):
@@ -328,3 +329,38 @@ def test_stage_trainer_logs_what_trl_logs(tmp_path, tiny_model_dir, method):
     for theirs, mine in zip(trl_logs, ours, strict=True):
         for key in ("loss", "grad_norm", "entropy", "mean_token_accuracy", "num_tokens"):
             assert mine[key] == pytest.approx(theirs[key], rel=1e-4), key
+
+
+def test_training_curves_go_to_the_pipelines_wandb_group(tmp_path, tiny_model_dir, monkeypatch):
+    for name in ("WANDB_PROJECT", "WANDB_MODE", "WANDB_DIR", "WANDB_RUN_GROUP"):
+        monkeypatch.delenv(name, raising=False)
+    results = tmp_path / "results"
+    block = {"mode": "offline", "project": "curves", "dir": str(results)}
+    monkeypatch.setenv(WANDB_ENV, json.dumps(block))
+    write_jsonl(tmp_path / "sft.jsonl", records(8))
+    write_jsonl(tmp_path / "val.jsonl", records(3))
+    cfg = config(tmp_path, tiny_model_dir, max_steps=3, validation=str(tmp_path / "val.jsonl"))
+    train_sft.main(cfg)
+    (run_dir,) = (results / "wandb").glob("offline-run-*")
+    group, history = wandb_history(run_dir)
+    assert group == (results / "wandb" / "group").read_text().strip()
+    keys = {key for row in history for key in row}
+    assert {"train/loss", "train/learning_rate", "eval/loss"} <= keys
+    assert "train/train_tokens_per_second" in keys
+    speeds = [
+        float(r["train/train_tokens_per_second"])
+        for r in history
+        if "train/train_tokens_per_second" in r
+    ]
+    assert speeds and all(s > 0 for s in speeds)
+
+
+def test_no_wandb_block_no_reporting(monkeypatch):
+    monkeypatch.delenv(WANDB_ENV, raising=False)
+    assert train_sft.wandb_report_to() == "none"
+    monkeypatch.setenv(WANDB_ENV, json.dumps({"mode": "disabled"}))
+    assert train_sft.wandb_report_to() == "none"
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv(WANDB_ENV, json.dumps({"mode": "online"}))
+    with pytest.raises(DistilleryError, match="WANDB_API_KEY is not set"):
+        train_sft.wandb_report_to()

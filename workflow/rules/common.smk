@@ -32,6 +32,7 @@ SOLUTION_CHUNKS = list(range(config["solutions"].get("chunks", 1)))
 EVAL_CHUNKS = list(range(EVAL.get("chunks", 1)))
 GRADING = config.get("grading", {})
 WANDB = config.get("wandb", {"mode": "disabled"})
+wf.export_wandb(WANDB)
 CONFIG_HASH = config_hash(config)
 
 
@@ -163,7 +164,15 @@ def get_final_outputs():
     outputs = ["results/comparison.md"]
     if WANDB.get("mode", "disabled") != "disabled":
         outputs += expand("results/evals/{run}/wandb-run.json", run=EVAL["runs"])
+        if wf.solutions_generated(config):
+            outputs.append("results/sdg/wandb-run.json")
     return outputs
+
+
+def get_sdg_generations(wildcards, input):
+    return [f"problem_extraction={input.problems}"] + [
+        f"solutions={path}" for path in input.solutions
+    ]
 
 
 def get_contamination_entries(wildcards, input):

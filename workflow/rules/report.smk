@@ -90,3 +90,29 @@ rule log_wandb:
         " --output {output.note:q}"
         " --config-json {params.wandb:q}"
         " > {log:q} 2>&1"
+
+
+rule log_wandb_sdg:
+    input:
+        problems="results/sdg/problems/output.jsonl",
+        solutions=expand("results/sdg/solutions/output-rs{seed}.jsonl", seed=SOLUTION_SEEDS),
+    output:
+        note="results/sdg/wandb-run.json",
+    log:
+        "logs/log_wandb/sdg.log",
+    localrule: True
+    conda:
+        "../../envs/core.yaml"
+    container:
+        get_container("core")
+    params:
+        wandb=wf.block_json(WANDB),
+        generations=get_sdg_generations,
+    shell:
+        "python -m distillery.log_wandb"
+        " --run sdg"
+        " --generations {params.generations:q}"
+        " --dir results"
+        " --output {output.note:q}"
+        " --config-json {params.wandb:q}"
+        " > {log:q} 2>&1"

@@ -13,6 +13,8 @@ on the parameters, so clipping and the logged gradient norm are taken there.
 
 from __future__ import annotations
 
+import time
+
 
 def trainer_class():
     import torch
@@ -76,6 +78,8 @@ def trainer_class():
             return super()._get_grad_norm(model, grad_norm)
 
         def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+            if self.model.training and "loss" in logs:
+                self._log_throughput(logs)
             if self.model.training and self._pending is not None:
                 valid, entropy, correct = (
                     self.accelerator.gather(self._pending).view(-1, 3).sum(0).tolist()
@@ -87,5 +91,15 @@ def trainer_class():
                 metrics["num_tokens"] = [self._total_train_tokens]
                 self._pending = None
             super().log(logs, start_time)
+
+        def _log_throughput(self, logs: dict[str, float]) -> None:
+            """Training tokens per second (all processes) since the last logged step: the
+            throughput curve beside the loss and learning rate."""
+            tokens = getattr(self, "_total_train_tokens", None)
+            now = time.perf_counter()
+            last = getattr(self, "_last_log", None)
+            if tokens is not None and last is not None and now > last[0]:
+                logs["train_tokens_per_second"] = (tokens - last[1]) / (now - last[0])
+            self._last_log = (now, tokens)
 
     return PackedSFTTrainer
