@@ -2,8 +2,9 @@
 
     python scripts/bench_data_prep.py [--aops 10000 100000]
 
-1. ``prepare_benchmark`` from a local file for every hub benchmark, with files of the real
-   benchmarks' sizes and columns (synthetic text): wall time of the whole process.
+1. ``prepare_benchmark`` from a local file for every downloadable benchmark, with files of the
+   real benchmarks' sizes and columns (synthetic text, or the test fixtures' rows repeated):
+   rows written and wall time of the whole process.
 2. ``prepare_raw_data --set source=aops`` from local parquet files of N synthetic threads (a
    question and five quoted answers each): wall time and peak RSS, which must not grow with N.
 """
@@ -80,7 +81,39 @@ def benchmark_files(directory: Path) -> dict[str, Path]:
     ]
     pq.write_table(pa.Table.from_pylist(mmlu), directory / "mmlu.parquet")
     files["mmlu"] = directory / "mmlu.parquet"
+    for name, rows in FIXTURE_SIZES.items():
+        files[name] = write_jsonl(directory / f"{name}.jsonl", scaled_fixture(name, rows))
     return files
+
+
+# the newer benchmarks: their real sizes; rows repeat the test fixtures (the real columns)
+FIXTURE_SIZES = {
+    "hmmt_feb25": 30,
+    "brumo25": 30,
+    "amc23": 40,
+    "olympiadbench": 675,
+    "minerva_math": 272,
+    "omni-math": 4428,
+    "math": 5000,
+    "college_math": 2818,
+    "gaokao2023en": 385,
+    "mmlu-pro": 12032,
+    "mmlu-redux": 5700,
+    "supergpqa": 26529,
+}
+ID_COLUMNS = ("id", "problem_idx", "idx", "unique_id", "question_id", "uuid")
+
+
+def scaled_fixture(name: str, count: int):
+    """``count`` rows cycling through the benchmark's test fixture, ids made unique."""
+    fixture = REPO / "tests" / "fixtures" / "benchmarks" / f"{name}.jsonl"
+    rows = [orjson.loads(line) for line in fixture.read_bytes().splitlines() if line.strip()]
+    for i in range(count):
+        row = dict(rows[i % len(rows)])
+        for column in ID_COLUMNS:
+            if column in row:
+                row[column] = i if isinstance(row[column], int) else f"{row[column]}-{i}"
+        yield row
 
 
 def aops_file(directory: Path, count: int) -> Path:
