@@ -5,6 +5,8 @@
 #   models/{model}/                                   HF model directories (gguf_to_hf)
 #   data/raw-posts.jsonl, benchmarks/{bench}/test.jsonl
 #   sdg/problems/output.jsonl -> sdg/extracted-problems.jsonl
+#   sdg/processing/{step}/problems.jsonl               LLM problem steps (classify, ...), if on
+#   sdg/judged/output-rs{seed}.jsonl                   solutions with the judge's verdicts, if on
 #   sdg/solutions/output-rs{seed}_chunk_{chunk}.jsonl -> sdg/solutions/output-rs{seed}.jsonl
 #   sft/sft-data.jsonl, train/model/
 #   evals/{run}/generations/{bench}/output-rs{seed}.jsonl
@@ -39,6 +41,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/eval.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/serve.smk"
+include: "workflow/rules/processing.smk"
 
 
 rule all:

@@ -147,10 +147,76 @@ def check_references(
         prompt = block.get("prompt")
         if prompt is not None and not any((base / prompt).is_file() for base in search):
             problems.append(f"config key 'benchmarks.{bench}.prompt': file {prompt} does not exist")
+    problems += processing_problems(config, search, model_ref)
     if not problems:
         problems += prompt_field_problems(config, search, workdir)
     if problems:
         raise DistilleryError("invalid config:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def processing_problems(config: dict, search: list[Path], model_ref) -> list[str]:
+    """The LLM processing steps: their models and prompt files exist; a judge has expected
+    answers to compare with; use_judgement has a judge."""
+    from distillery import workflow as wf
+
+    problems = []
+    blocks = {
+        f"problem_processing.{s}": config["problem_processing"][s] for s in wf.problem_steps(config)
+    }
+    if config.get("solution_judge"):
+        blocks["solution_judge"] = config["solution_judge"]
+    if config["evaluation"].get("judge"):
+        blocks["evaluation.judge"] = config["evaluation"]["judge"]
+    for key, block in blocks.items():
+        server = block["server"]
+        if server["type"] == "openai":
+            if not server.get("base_url"):
+                problems.append(f"config key '{key}.server.base_url' is needed for type openai")
+        elif "model" not in server:
+            problems.append(f"config key '{key}.server.model' is missing: the model of this step")
+        else:
+            model_ref(f"{key}.server.model", server["model"])
+        step = (
+            key.split(".")[-1]
+            if key.startswith("problem_processing")
+            else ("judge_solutions" if key == "solution_judge" else "judge_eval")
+        )
+        for prompt in wf.step_prompts(block, step):
+            if not any((base / prompt).is_file() for base in search):
+                problems.append(f"config key '{key}': prompt file {prompt} does not exist")
+    sft = config["sft_data"]
+    if sft.get("use_judgement") and not config.get("solution_judge"):
+        problems.append(
+            "config key 'sft_data.use_judgement' needs the solution_judge block (the verdicts it "
+            "selects by)"
+        )
+    if config.get("solution_judge"):
+        answers = (
+            sft.get("fill_majority", True)
+            or "extract_answer" in wf.problem_steps(config)
+            or config["raw_data"]["source"] == "demo"
+        )
+        if not answers:
+            problems.append(
+                "config key 'solution_judge': the judge compares each answer with the expected "
+                "one, but nothing provides expected answers; set sft_data.fill_majority: true or "
+                "add problem_processing.extract_answer"
+            )
+    judge = config["evaluation"].get("judge")
+    if judge:
+        # benchmark rows always carry expected_answer (prepare_benchmark refuses rows without)
+        for bench in judge.get("benchmarks") or []:
+            if bench not in config["evaluation"]["benchmarks"]:
+                problems.append(
+                    f"config key 'evaluation.judge.benchmarks' names {bench!r}, which is not "
+                    f"evaluated; evaluated: {', '.join(config['evaluation']['benchmarks'])}"
+                )
+        if not wf.eval_judged_benchmarks(config):
+            problems.append(
+                "config key 'evaluation.judge': no benchmark to judge; list them in "
+                "evaluation.judge.benchmarks (only omni-math asks for a judge by itself)"
+            )
+    return problems
 
 
 def resolve_benchmarks(config: dict) -> None:

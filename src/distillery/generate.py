@@ -50,7 +50,7 @@ from distillery.generation.servers import ServerSpec, serve
 from distillery.generation.types import Request, SamplingParams, parse_reasoning
 from distillery.jsonl import iter_jsonl, write_jsonl
 from distillery.progress import Progress
-from distillery.prompts import PromptConfig, load_prompt
+from distillery.prompts import MESSAGES_FIELD, PromptConfig, RenderedPrompt, load_prompt
 from distillery.settings.base import Block, parse
 from distillery.settings.generation import Generation, Server
 
@@ -61,7 +61,9 @@ class WorkSet(Block):
     """One input file and prompt, sampled once per seed into one output file each."""
 
     input: str
-    prompt: str
+    prompt: str | None = Field(
+        None, description="prompt config file; none: the rows carry their rendered _messages"
+    )
     seeds: list[int] = Field(min_length=1)
     outputs: list[str] = Field(min_length=1)
     settings: dict = Field({}, description="the stage settings that differ for this set")
@@ -139,8 +141,8 @@ class OutputFile:
 
     input: str
     output: str
-    prompt_path: str
-    prompt: PromptConfig
+    prompt_path: str | None
+    prompt: PromptConfig | RenderedPrompt
     seed: int
     stage: Generation
     numbered: list[tuple[int, dict]]
@@ -180,7 +182,7 @@ def plan_files(config: Config) -> list[OutputFile]:
         rows = inputs[work.input]
         if stage.max_samples > 0:
             rows = rows[: stage.max_samples]
-        prompt = load_prompt(work.prompt)
+        prompt = load_prompt(work.prompt) if work.prompt else RenderedPrompt()
         if stage.system is not None:
             prompt = prompt.with_system(stage.system)
         for seed, output in zip(work.seeds, work.outputs, strict=True):
@@ -319,7 +321,7 @@ def file_key(config: Config, file: OutputFile, model: dict) -> str:
     return fingerprint(
         rows,
         [file.prompt.messages(row) for row in rows[:1]],
-        Path(file.prompt_path).read_text(),
+        Path(file.prompt_path).read_text() if file.prompt_path else "",
         model,
         config.server.type,
         file.sampling().__dict__,
@@ -392,7 +394,10 @@ def _generate(config: Config, requests: list[Request], owners: dict, total: int)
                 fields = result.fields()
                 if file.stage.parse_reasoning:
                     fields = parse_reasoning(fields, file.stage.reasoning_end)
-                file.partial.add(row, {**file.numbered[row][1], **fields})
+                source = file.numbered[row][1]
+                if MESSAGES_FIELD in source:  # the request, not part of the output row
+                    source = {k: v for k, v in source.items() if k != MESSAGES_FIELD}
+                file.partial.add(row, {**source, **fields})
                 dirty[id(file)] = file
                 tokens += result.num_generated_tokens
                 if result.finish_reason == "error":

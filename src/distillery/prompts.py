@@ -52,17 +52,7 @@ class PromptConfig:
         self, rows: list[dict], data_path: str, line_numbers: list[int] | None = None
     ) -> None:
         """Raises if any row lacks a field the prompt uses (before any request is sent)."""
-        needed = self.fields()
-        numbers = line_numbers or range(1, len(rows) + 1)
-        for number, row in zip(numbers, rows, strict=True):
-            missing = sorted(f for f in needed if row.get(f) is None)
-            if missing:
-                present = ", ".join(sorted(row)) or "none"
-                raise DistilleryError(
-                    f"{self.source} uses {{{'}, {'.join(missing)}}}, but {data_path}:{number} "
-                    f"has no value for it (fields present: {present}); fix the "
-                    "prompt or the data"
-                )
+        _check_rows(self.source, self.fields(), rows, data_path, line_numbers)
 
     def with_system(self, text: str) -> PromptConfig:
         """This prompt with ``text`` as its system message, taken literally (braces in it are
@@ -85,6 +75,42 @@ class PromptConfig:
             messages.append({"role": "assistant", "content": example.output})
         messages.append({"role": "user", "content": self.user.format(**row)})
         return messages
+
+
+def _check_rows(source, needed, rows, data_path, line_numbers) -> None:
+    numbers = line_numbers or range(1, len(rows) + 1)
+    for number, row in zip(numbers, rows, strict=True):
+        missing = sorted(f for f in needed if row.get(f) is None)
+        if missing:
+            present = ", ".join(sorted(row)) or "none"
+            raise DistilleryError(
+                f"{source} uses {{{'}, {'.join(missing)}}}, but {data_path}:{number} has no "
+                f"value for it (fields present: {present}); fix the prompt or the data"
+            )
+
+
+MESSAGES_FIELD = "_messages"
+
+
+@dataclass(frozen=True)
+class RenderedPrompt:
+    """Rows that carry their chat messages already, rendered from a prompt config by an
+    earlier stage (a processing step's selection, which fills each row's prompt from several
+    sources); ``generate`` sends them as they are."""
+
+    source: str = f"rows' {MESSAGES_FIELD}"
+
+    def fields(self) -> set[str]:
+        return {MESSAGES_FIELD}
+
+    def check_rows(self, rows, data_path, line_numbers=None) -> None:
+        _check_rows(self.source, self.fields(), rows, data_path, line_numbers)
+
+    def messages(self, row: dict) -> list[dict]:
+        return row[MESSAGES_FIELD]
+
+    def with_system(self, text: str) -> RenderedPrompt:
+        raise DistilleryError("rows with rendered messages take no system setting")
 
 
 def template_fields(template: str, source: str = "<inline>") -> set[str]:

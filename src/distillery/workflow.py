@@ -542,3 +542,139 @@ def training_paths(config: dict) -> list[str]:
         "--adapter-output", TRAINED_ADAPTER_DIR,
         "--checkpoint-dir", f"{RESULTS}/train/checkpoints",
     ]  # fmt: skip
+
+
+# --- LLM processing steps (distillery.process) ----------------------------------------------
+
+PROBLEM_STEPS = ("classify", "extract_answer", "convert_proofs", "check_contamination")
+EXTRACTED_PROBLEMS = f"{RESULTS}/sdg/extracted-problems.jsonl"
+PROCESSING = f"{RESULTS}/sdg/processing"
+SOLUTION_JUDGE = f"{RESULTS}/sdg/judge"
+# where an LLM step's requests and generations live: a problem step, the solution judge, or an
+# evaluation run's judge
+AREA_PATTERN = (
+    rf"{RESULTS}/(?:sdg/processing/(?:{'|'.join(PROBLEM_STEPS)})|sdg/judge"
+    r"|evals/[A-Za-z0-9][A-Za-z0-9._-]*/judge)"
+)
+
+
+def problem_steps(config: dict) -> list[str]:
+    """The problem-side LLM steps the config switches on, in the order they run.
+
+    Example:
+        >>> problem_steps({"problem_processing": {"convert_proofs": {}, "classify": {}}})
+        ['classify', 'convert_proofs']
+    """
+    block = config.get("problem_processing") or {}
+    return [step for step in PROBLEM_STEPS if block.get(step) is not None]
+
+
+def step_problems(step: str) -> str:
+    return f"{PROCESSING}/{step}/problems.jsonl"
+
+
+def step_input(config: dict, step: str) -> str:
+    """A problem step's input: the previous step's problems, or the extracted problems."""
+    enabled = problem_steps(config)
+    position = enabled.index(step)
+    return step_problems(enabled[position - 1]) if position else EXTRACTED_PROBLEMS
+
+
+def solution_problems(config: dict) -> str:
+    """The problems the teacher solves: the last problem step's output, else the extracted
+    problems."""
+    enabled = problem_steps(config)
+    return step_problems(enabled[-1]) if enabled else EXTRACTED_PROBLEMS
+
+
+def area_block(config: dict, area: str) -> dict:
+    """The config block of the LLM step whose files live in ``area``."""
+    parts = Path(area).relative_to(RESULTS).parts
+    if parts[:2] == ("sdg", "processing"):
+        return config["problem_processing"][parts[2]]
+    if parts == ("sdg", "judge"):
+        return config["solution_judge"]
+    return config["evaluation"]["judge"]
+
+
+def area_step(area: str) -> str:
+    """The ``distillery.process`` step name of an area."""
+    parts = Path(area).relative_to(RESULTS).parts
+    if parts[:2] == ("sdg", "processing"):
+        return parts[2]
+    return "judge_solutions" if parts == ("sdg", "judge") else "judge_eval"
+
+
+def step_prompts(block: dict, step: str) -> list[str]:
+    """The prompt files a step reads (the classifier's one per class)."""
+    from distillery.settings.processing import BLOCK_PROMPTS, Classification
+
+    if step == "classify":
+        return list(
+            (block.get("prompts") or Classification.model_fields["prompts"].default).values()
+        )
+
+    return [block.get("prompt", BLOCK_PROMPTS[step])]
+
+
+def with_prompts(block: dict, step: str, resolve) -> dict:
+    """The step's block with each prompt file resolved (``resolve``: config path -> file)."""
+    if step == "classify":
+        from distillery.settings.processing import Classification
+
+        prompts = block.get("prompts") or Classification.model_fields["prompts"].default
+        return {**block, "prompts": {name: resolve(path) for name, path in prompts.items()}}
+    return {**block, "prompt": resolve(step_prompts(block, step)[0])}
+
+
+def step_generation_block(block: dict) -> dict:
+    """What ``distillery.generate`` takes from a step's block (its server and sampling)."""
+    return generation_block(block)
+
+
+def eval_judged_benchmarks(config: dict) -> list[str]:
+    """The evaluation benchmarks the evaluation judge grades: those it names, else those
+    whose definition asks for a judge."""
+    judge = config["evaluation"].get("judge")
+    if not judge:
+        return []
+    named = judge.get("benchmarks")
+    if named is not None:
+        return list(named)
+    return [b for b in config["evaluation"]["benchmarks"] if benchmark_definition(config, b).judge]
+
+
+def eval_graded(run: str, bench: str, seed: int) -> str:
+    return f"{RESULTS}/evals/{run}/eval-results/{bench}/output-rs{seed}.jsonl"
+
+
+def eval_judged(run: str, bench: str, seed: int) -> str:
+    return f"{RESULTS}/evals/{run}/judged/{bench}/output-rs{seed}.jsonl"
+
+
+def eval_judge_files(config: dict, run: str, judged: bool) -> list[str]:
+    """The graded (or judged) files of a run's judged benchmarks, in the judge's order."""
+    path = eval_judged if judged else eval_graded
+    return [
+        path(run, bench, seed)
+        for bench in eval_judged_benchmarks(config)
+        for seed in eval_seeds(config, bench)
+    ]
+
+
+def eval_summary_files(config: dict, run: str, bench: str) -> list[str]:
+    """The seed files ``summarize`` reads: judged ones for a judged benchmark."""
+    path = eval_judged if bench in eval_judged_benchmarks(config) else eval_graded
+    return [path(run, bench, seed) for seed in eval_seeds(config, bench)]
+
+
+def area_family(config: dict, area: str) -> str:
+    """The rule family (container, conda environment) of an LLM step's generation job."""
+    return backends.get(area_block(config, area)["server"]["type"]).family
+
+
+def check_benchmarks(config: dict) -> list[str]:
+    """Benchmarks the LLM contamination check compares the problems with."""
+    block = (config.get("problem_processing") or {}).get("check_contamination") or {}
+    names = block.get("benchmarks")
+    return list(names if names is not None else config["evaluation"]["benchmarks"])

@@ -384,3 +384,43 @@ def test_training_on_several_nodes_is_one_job_of_that_many_nodes(tmp_path):
     path.write_text(yaml.safe_dump(config))
     result = snakemake(tmp_path, "-n", configfile=path, check=False)
     assert "several nodes run with backend trl only" in result.stdout + result.stderr
+
+
+OMR_FULL = REPO / "config" / "recipes" / "openmathreasoning-full.yaml"
+
+
+def test_full_openmathreasoning_recipe_plans_every_stage_with_its_gpus(tmp_path):
+    assert planned_jobs(tmp_path, configfile=OMR_FULL) == {
+        "download_model": 3,  # Qwen2.5-14B-Instruct, Qwen2.5-32B-Instruct, QwQ-32B
+        "prepare_raw_data": 1,
+        "prepare_benchmark": 3,
+        "extract_problems": 1,
+        "postprocess_problems": 1,
+        # classify, extract_answer, convert_proofs, check_contamination: select and apply
+        # around their generation jobs (4 + 4 + 1 + 1 chunks), then the solution judge's 4
+        # chunks and one evaluation judge job per run
+        "select_problem_step": 4,
+        "apply_problem_step": 4,
+        "process_generate": 16,
+        "process_merge": 7,
+        "generate_solutions": 8,  # 8 seeds x 8 chunks: one job per chunk
+        "merge_solutions": 8,
+        "select_solution_judge": 1,
+        "apply_solution_judge": 1,
+        "prepare_sft_data": 1,
+        "train_sft": 1,
+        "generate_eval": 2,
+        "merge_eval_chunks": 34,
+        "grade": 34,
+        "select_eval_judge": 2,
+        "apply_eval_judge": 2,
+        "summarize": 6,
+        "compare_runs": 1,
+        "log_wandb": 2,
+        "log_wandb_sdg": 1,
+    }
+    commands = snakemake(tmp_path, "-n", "-p", configfile=OMR_FULL).stdout
+    # every LLM step's generation job holds the processing model's 8 GPUs
+    gpu_jobs = re.findall(r"rule process_generate:.*?resources: ([^\n]*)", commands, re.DOTALL)
+    assert len(gpu_jobs) == 16 and all("gpu=8" in r for r in gpu_jobs)
+    assert "--model results/models/qwen2.5-32b-instruct" in commands

@@ -151,3 +151,54 @@ def test_a_local_file_in_the_contract_provides_its_own_columns(default_config, t
     config["benchmarks"]["demo"] = {"source": "demo"}
     with pytest.raises(DistilleryError, match=r"uses \{topic\}, which the rows of benchmark demo"):
         validate_config(config, SCHEMA, workdir=tmp_path, workflow_dir=REPO)
+
+
+FULL = yaml.safe_load((REPO / "tests" / "scenarios" / "tiny-full.yaml").read_text())
+
+
+def test_the_full_pipeline_scenario_is_valid():
+    check(copy.deepcopy(FULL))
+
+
+@pytest.mark.parametrize(
+    "edit,message",
+    [
+        (
+            lambda c: c.pop("solution_judge"),
+            "config key 'sft_data.use_judgement' needs the solution_judge block",
+        ),
+        (
+            lambda c: c["problem_processing"].pop("convert_proofs"),
+            "a class routed to convert needs the convert_proofs step",
+        ),
+        (
+            lambda c: (
+                c["sft_data"].update(fill_majority=False),
+                c["raw_data"].update(source="aops"),
+                c["problem_processing"].pop("extract_answer"),
+            ),
+            "nothing provides expected answers; set sft_data.fill_majority: true or add "
+            "problem_processing.extract_answer",
+        ),  # fmt: skip
+        (
+            lambda c: c["evaluation"]["judge"].update(benchmarks=["aime24"]),
+            "config key 'evaluation.judge.benchmarks' names 'aime24', which is not evaluated",
+        ),
+        (
+            lambda c: c["solution_judge"]["server"].update(model="qwen-judge"),
+            "config key 'solution_judge.server.model' names model 'qwen-judge'",
+        ),
+        (
+            lambda c: c["problem_processing"]["classify"].update(
+                prompts={"proof": "prompts/nope.yaml"}
+            ),
+            "config key 'problem_processing.classify': prompt file prompts/nope.yaml does not",
+        ),
+    ],
+)
+def test_full_pipeline_errors_name_the_key(edit, message):
+    config = copy.deepcopy(FULL)
+    edit(config)
+    with pytest.raises(DistilleryError) as err:
+        check(config)
+    assert message in str(err.value)

@@ -71,12 +71,7 @@ def get_eval_model_inputs(wildcards):
 
 
 def get_eval_seed_files(wildcards):
-    return expand(
-        "results/evals/{run}/eval-results/{bench}/output-rs{seed}.jsonl",
-        run=wildcards.run,
-        bench=wildcards.bench,
-        seed=wf.eval_seeds(config, wildcards.bench),
-    )
+    return wf.eval_summary_files(config, wildcards.run, wildcards.bench)
 
 
 def get_eval_chunks(wildcards):
@@ -184,6 +179,8 @@ def get_contamination_entries(wildcards, input):
 
 
 def get_sft_inputs(wildcards):
+    if wf.solutions_generated(config) and config.get("solution_judge"):
+        return expand("results/sdg/judged/output-rs{seed}.jsonl", seed=SOLUTION_SEEDS)
     if wf.solutions_generated(config):
         return expand("results/sdg/solutions/output-rs{seed}.jsonl", seed=SOLUTION_SEEDS)
     return ["results/data/raw-posts.jsonl"]

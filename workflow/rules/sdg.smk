@@ -61,7 +61,7 @@ rule postprocess_problems:
 # chunks), each seed into its own file.
 rule generate_solutions:
     input:
-        data=rules.postprocess_problems.output.problems,
+        data=wf.solution_problems(config),
         prompt=get_prompt("solutions"),
         model=wf.stage_model_inputs(config, "solutions"),
     output:

@@ -25,11 +25,13 @@ from collections import Counter, defaultdict
 import numpy as np
 
 
-def is_correct_judgement(judgement: str) -> bool:
-    """An LLM judge's verdict: the text after the last ``Judgement:`` starts with yes."""
-    if "Judgement:" in judgement:
-        return judgement.split("Judgement:")[-1].strip().lower().startswith("yes")
-    return False
+def is_correct_judgement(judgement: str | None) -> bool:
+    """An LLM judge's verdict: the text after the last ``Judgement:`` starts with yes (as
+    NeMo-Skills reads it; markdown around the word is ignored here). No readable verdict is not
+    correct."""
+    from distillery.processing.parsers import parse_judgement
+
+    return parse_judgement(judgement) is True
 
 
 def score_dict(prediction: dict) -> dict[str, bool]:

@@ -82,7 +82,7 @@ def comparison_rows(runs: dict[str, dict[str, dict]]) -> list[dict]:
             continue
         modes = modes_to_print(runs[reference][benchmark])
         for mode in modes:
-            for metric in ("symbolic_correct", "no_answer", "avg_tokens"):
+            for metric in ("symbolic_correct", "judge_correct", "no_answer", "avg_tokens"):
                 row = {"benchmark": benchmark, "evaluation_mode": mode, "metric": metric}
                 base = runs[reference][benchmark].get(mode, {}).get(metric)
                 if base is None:

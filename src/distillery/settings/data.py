@@ -185,6 +185,12 @@ class SftSelection(Block):
         le=1,
         description="majority-labelled problems need at least this share of agreeing seeds",
     )
+    use_judgement: bool = Field(
+        False,
+        description="correct = the solution judge said so (its `judgement`), not symbolic "
+        "grading; needs the solution_judge block; a solution without a readable verdict is "
+        "neither correct nor incorrect and is not kept",
+    )
     deduplicate: bool = Field(True, description="drop repeated (problem, solution) pairs")
     seed: int = Field(42, description="shuffle, split and dual-mode seed")
     shuffle: bool = Field(

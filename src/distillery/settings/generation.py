@@ -260,6 +260,7 @@ class Evaluation(Generation):
         description="generations longer than this many tokens count as wrong and unanswered in "
         "the metrics",
     )
+    judge: EvaluationJudge | None = None
     runs: dict[Name, RunEntry] = Field(
         min_length=1,
         description="run name: model (a key of `models`, or `trained`), or {model, "
@@ -295,3 +296,9 @@ class Serving(Block):
     health_timeout: float = Field(
         1800.0, gt=0, description="seconds to wait for the server to become healthy"
     )
+
+
+# the judge's block builds on this module's (a generation stage): resolved once both exist
+from distillery.settings.processing import EvaluationJudge  # noqa: E402
+
+Evaluation.model_rebuild()

@@ -12,6 +12,7 @@ from distillery.settings.base import Block, Name
 from distillery.settings.data import Benchmark, RawData, SftData
 from distillery.settings.generation import Evaluation, ProblemExtraction, Serving, Solutions
 from distillery.settings.model_entries import ModelEntry
+from distillery.settings.processing import AnswerJudge, ProblemProcessing
 from distillery.settings.training import Training
 
 
@@ -108,7 +109,9 @@ class WorkflowConfig(Block):
     )
     # needed when solutions are generated: config_check says so, the schema cannot
     problem_extraction: ProblemExtraction | None = None
+    problem_processing: ProblemProcessing | None = None
     solutions: Solutions
+    solution_judge: AnswerJudge | None = None
     sft_data: SftData
     training: Training
     evaluation: Evaluation

@@ -102,3 +102,37 @@ def embedding_matches(
                 text, benchmark, benchmark_id = references[index]
                 found[start + offset] = (Match(benchmark, benchmark_id, text[:200]), score)
     return found
+
+
+class NearestIndex:
+    """Benchmark problems by their word n-grams, to retrieve the ones sharing the most n-grams
+    with a training problem (the candidates an LLM then checks)."""
+
+    def __init__(self, references: list[tuple[str, str, str]], n: int):
+        self.n = n
+        self.references = references
+        self._postings: dict[int, list[int]] = {}
+        for position, (text, _, _) in enumerate(references):
+            for gram in set(_grams(words(text), n)):
+                self._postings.setdefault(hash(gram), []).append(position)
+
+    def nearest(self, text: str, top_k: int) -> list[tuple[int, int]]:
+        """``(reference index, shared n-grams)`` of the ``top_k`` references sharing the most
+        n-grams with ``text``, most first (ties: the earlier reference)."""
+        shared: dict[int, int] = {}
+        for gram in set(_grams(words(text), self.n)):
+            for position in self._postings.get(hash(gram), ()):
+                shared[position] = shared.get(position, 0) + 1
+        ranked = sorted(shared.items(), key=lambda item: (-item[1], item[0]))
+        return ranked[:top_k]
+
+
+def _grams(tokens: list[str], n: int) -> list[tuple[str, ...]]:
+    if len(tokens) < n:
+        return [tuple(tokens)] if tokens else []
+    return [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+
+
+def same_text(a: str, b: str) -> bool:
+    """Equal after case and whitespace are ignored: contaminated without asking a model."""
+    return " ".join(a.lower().split()) == " ".join(b.lower().split())

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import Field
 
 from distillery.errors import DistilleryError
+from distillery.processing.parsers import parse_judgement
 from distillery.settings.base import Block
 from distillery.sft_data.labels import is_unlabeled, passes_majority_filter
 
@@ -123,6 +124,11 @@ def _each(keep: Callable[[dict, Any], bool]) -> Apply:
 def _correct(row: dict, s) -> bool:
     if is_unlabeled(row):
         return s.add_unlabeled
+    if s.use_judgement:
+        verdict = parse_judgement(row.get("judgement"))
+        if verdict is None:  # no verdict is neither correct nor incorrect
+            return False
+        return s.add_correct if verdict else s.add_incorrect
     return s.add_correct if row["symbolic_correct"] else s.add_incorrect
 
 

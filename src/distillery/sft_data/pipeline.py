@@ -44,6 +44,7 @@ _SCRATCH_FIELDS = (
     "expected_answer",
     "predicted_answer",
     "symbolic_correct",
+    "judgement",
     "majority_votes",
     "total_votes",
     "reasoning",

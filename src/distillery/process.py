@@ -1,0 +1,287 @@
+"""Stage: the two halves of an LLM processing step around its generation job.
+
+``select`` writes the step's requests (rows with ``_ref`` and the rendered ``_messages``, for
+``distillery.generate --work`` without a prompt) and the verdicts it can decide without a model;
+``apply`` reads the generations back and writes the step's output. Steps:
+
+==================  ==========================================  ================================
+step                input                                       output of apply
+==================  ==========================================  ================================
+classify            problems                                    problems (+ problem_class), dropped
+extract_answer      problems                                    problems (+ expected_answer)
+convert_proofs      problems                                    problems (proofs rewritten)
+check_contamination problems, --benchmarks NAME=test.jsonl      problems, dropped, --verdicts
+judge_solutions     solution seed files (labelled by select)    judged seed files (+ judgement)
+judge_eval          graded evaluation files                     judged files (+ judgement)
+==================  ==========================================  ================================
+
+Usage::
+
+    python -m distillery.process select --step classify --inputs problems.jsonl \\
+        --requests requests.jsonl --prefilled prefilled.jsonl --config-json '{...}'
+    python -m distillery.generate --work '[{"input": "requests.jsonl", "seeds": [0],
+        "outputs": ["generations.jsonl"]}]' --model ... --config-json '{...}'
+    python -m distillery.process apply --step classify --inputs problems.jsonl \\
+        --generations generations.jsonl --prefilled prefilled.jsonl --outputs kept.jsonl \\
+        --dropped dropped.jsonl --report report.json --config-json '{...}'
+
+The step's block is the one in the config (``problem_processing.<step>``, ``solution_judge``,
+``evaluation.judge``); its prompts are read by ``select``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from distillery import cli
+from distillery.errors import DistilleryError
+from distillery.grading.answers import ExtractionConfig
+from distillery.jsonl import read_jsonl, write_json, write_jsonl, write_text
+from distillery.processing import steps
+from distillery.prompts import load_prompt
+from distillery.settings.base import parse
+from distillery.settings.processing import (
+    AnswerExtraction,
+    AnswerJudge,
+    Classification,
+    ContaminationCheck,
+    ProofConversion,
+)
+
+logger = logging.getLogger(__name__)
+
+BLOCKS = {
+    "classify": Classification,
+    "extract_answer": AnswerExtraction,
+    "convert_proofs": ProofConversion,
+    "check_contamination": ContaminationCheck,
+    "judge_solutions": AnswerJudge,
+    "judge_eval": AnswerJudge,
+}
+# the steps whose input and output are one problems file
+PROBLEM_STEPS = ("classify", "extract_answer", "convert_proofs", "check_contamination")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Select the requests of an LLM processing step, or apply its generations."""
+
+    action: Literal["select", "apply"] = field(
+        metadata={"help": "select or apply", "positional": True}
+    )
+    step: Literal[tuple(BLOCKS)] = field(metadata={"help": "the step"})  # type: ignore[valid-type]
+    inputs: tuple[str, ...] = field(metadata={"help": "the step's input file(s)"})
+    config_json: str = field(metadata={"help": "the step's config block as JSON"})
+    requests: str | None = field(default=None, metadata={"help": "select: requests to generate"})
+    prefilled: str | None = field(
+        default=None, metadata={"help": "verdicts decided without a model (select writes it)"}
+    )
+    generations: str | None = field(default=None, metadata={"help": "apply: the generations"})
+    outputs: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "help": "apply: output file(s), one per input; judge_solutions' "
+            "select: the labelled seed files"
+        },  # fmt: skip
+    )
+    dropped: str | None = field(default=None, metadata={"help": "apply: rows the step dropped"})
+    report: str | None = field(default=None, metadata={"help": "apply: counts (JSON, + .md)"})
+    verdicts: str | None = field(
+        default=None, metadata={"help": "check_contamination apply: every pair's verdict"}
+    )
+    benchmarks: tuple[str, ...] = field(
+        default=(), metadata={"help": "check_contamination: NAME=test.jsonl to check against"}
+    )
+    fill_majority: bool = field(
+        default=True, metadata={"help": "judge_solutions: majority answer where none is known"}
+    )
+    extract_regex: str | None = field(
+        default=None, metadata={"help": "judge_solutions: answer regex when there is no box"}
+    )
+
+    def __post_init__(self):
+        if self.action == "select" and not (self.requests and self.prefilled):
+            raise DistilleryError("select needs --requests and --prefilled")
+        if self.action == "apply" and not (self.generations and self.prefilled and self.outputs):
+            raise DistilleryError("apply needs --generations, --prefilled and --outputs")
+        if self.step in PROBLEM_STEPS and len(self.inputs) != 1:
+            raise DistilleryError(f"{self.step} takes one --inputs file (the problems)")
+
+    def block(self):
+        try:
+            data = json.loads(self.config_json)
+        except json.JSONDecodeError as err:
+            raise DistilleryError(f"--config-json is not JSON: {err}") from None
+        return parse(BLOCKS[self.step], data, self.step)
+
+
+def _prompt(path: str):
+    return load_prompt(path)
+
+
+def select(config: Config) -> None:
+    block = config.block()
+    prefilled: list[dict] = []
+    if config.step in PROBLEM_STEPS:
+        rows = read_jsonl(config.inputs[0], allow_empty=True)
+        if config.step == "classify":
+            prompts = {name: _prompt(path) for name, path in block.prompts.items()}
+            requests = list(steps.classify_requests(rows, prompts))
+        elif config.step == "extract_answer":
+            requests = list(steps.answer_requests(rows, _prompt(block.prompt)))
+        elif config.step == "convert_proofs":
+            requests = list(steps.proof_requests(rows, _prompt(block.prompt)))
+        else:
+            requests = _contamination_requests(config, block, rows)
+    elif config.step == "judge_solutions":
+        requests = _label_and_judge(config, block)
+    else:
+        requests = _judge_eval_requests(config, block)
+    prefilled = [r for r in requests if steps.MESSAGES_FIELD not in r]
+    to_model = [r for r in requests if steps.MESSAGES_FIELD in r]
+    write_jsonl(config.requests, to_model)
+    write_jsonl(config.prefilled, prefilled)
+    logger.info(
+        "%s: %d requests for the model, %d decided without it", config.step, len(to_model),
+        len(prefilled),
+    )  # fmt: skip
+
+
+def _contamination_requests(config: Config, block: ContaminationCheck, rows) -> list[dict]:
+    from distillery.prepare_sft_data import load_benchmarks
+
+    references = load_benchmarks(config.benchmarks)
+    embedded = None
+    if block.embedding_model:
+        from distillery.sft_data.contamination import embedding_matches
+
+        problems = [row["problem"] for row in rows]
+        found = embedding_matches(problems, references, block.embedding_model, threshold=-1.0)
+        ids = {(name, identifier): i for i, (_, name, identifier) in enumerate(references)}
+        embedded = {i: ids[(m.benchmark, m.benchmark_id)] for i, (m, _) in found.items()}
+    prompt = _prompt(block.prompt)
+    return list(
+        steps.contamination_requests(rows, references, prompt, block.ngram, block.top_k, embedded)
+    )
+
+
+def _label_and_judge(config: Config, block: AnswerJudge) -> list[dict]:
+    """Labels the solutions (predicted answer; the majority answer where none is known) into
+    the labelled seed files, and asks for a verdict on each answered solution."""
+    from distillery.sft_data.labels import add_predicted_answer, fill_majority_answer, is_unlabeled
+
+    if len(config.outputs) != len(config.inputs):
+        raise DistilleryError("judge_solutions select: give one --outputs file per seed file")
+    extraction = ExtractionConfig()
+    if config.extract_regex:
+        extraction = ExtractionConfig(extract_regex=config.extract_regex)
+    seeds = [read_jsonl(path, allow_empty=True) for path in config.inputs]
+    if len({len(rows) for rows in seeds}) > 1:
+        raise DistilleryError(
+            f"{', '.join(config.inputs)}: solution files have different row counts; each seed "
+            "must cover the same problems in the same order"
+        )
+    prompt = _prompt(block.prompt)
+    requests = []
+    for line, group in enumerate(zip(*seeds, strict=True)):
+        answered = [row for row in group if row.get("generation") and row.get("problem")]
+        for row in answered:
+            add_predicted_answer(row, extraction)
+        if answered and config.fill_majority:
+            fill_majority_answer(answered)
+        labelled = {id(row) for row in answered if not is_unlabeled(row)}
+        for seed, row in enumerate(group):
+            if id(row) in labelled:
+                requests.append(steps.judge_request(f"{seed}:{line}", row, prompt))
+    for path, rows in zip(config.outputs, seeds, strict=True):
+        write_jsonl(path, rows)
+    return requests
+
+
+def _judge_eval_requests(config: Config, block: AnswerJudge) -> list[dict]:
+    prompt = _prompt(block.prompt)
+    requests = []
+    for position, path in enumerate(config.inputs):
+        for line, row in enumerate(read_jsonl(path, allow_empty=True)):
+            if "predicted_answer" not in row:
+                raise DistilleryError(f"{path}:{line + 1}: no 'predicted_answer'; grade it first")
+            requests.append(steps.judge_request(f"{position}:{line}", row, prompt))
+    return requests
+
+
+def apply(config: Config) -> None:
+    generations = steps.by_ref(read_jsonl(config.generations, allow_empty=True))
+    prefilled = read_jsonl(config.prefilled, allow_empty=True)
+    where = config.inputs[0]
+    verdicts = None
+    if config.step in PROBLEM_STEPS:
+        rows = read_jsonl(config.inputs[0], allow_empty=True)
+        if config.step == "classify":
+            out = steps.classify_apply(rows, generations, config.block().actions, where)
+        elif config.step == "extract_answer":
+            out = steps.answer_apply(rows, generations, where)
+        elif config.step == "convert_proofs":
+            out = steps.proof_apply(rows, generations, where)
+        else:
+            requests = read_jsonl(config.generations, allow_empty=True) + prefilled
+            requests.sort(key=lambda r: tuple(int(p) for p in r[steps.REF].split(":")))
+            out, verdicts = steps.contamination_apply(rows, requests, generations, where)
+        write_jsonl(config.outputs[0], out.kept)
+    else:
+        out = _apply_judgements(config, generations, prefilled)
+    if config.dropped is not None:
+        write_jsonl(config.dropped, out.dropped)
+    if config.verdicts is not None:
+        write_jsonl(config.verdicts, verdicts or [])
+    counts = {"rows": len(out.kept) + len(out.dropped), "kept": len(out.kept),
+              "dropped": len(out.dropped), **dict(sorted(out.counts.items()))}  # fmt: skip
+    if config.report is not None:
+        write_json(config.report, {"step": config.step, **counts})
+        lines = [f"| {key} | {value} |" for key, value in counts.items()]
+        write_text(
+            Path(config.report).with_suffix(".md"),
+            f"### {config.step}\n\n| count | value |\n|---|---:|\n" + "\n".join(lines) + "\n",
+        )
+    logger.info("%s: %s", config.step, ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+def _apply_judgements(config: Config, generations: dict, prefilled: list[dict]) -> steps.Outcome:
+    """Puts each verdict on its row (``judgement``); rows that were not judged (no expected
+    answer) get none. For evaluation files, the report adds the agreement of judge and
+    symbolic grading."""
+    if len(config.outputs) != len(config.inputs):
+        raise DistilleryError(f"{config.step} apply: give one --outputs file per input")
+    decided = steps.by_ref(prefilled)
+    out = steps.Outcome()
+    for position, (path, output) in enumerate(zip(config.inputs, config.outputs, strict=True)):
+        rows = read_jsonl(path, allow_empty=True)
+        for line, row in enumerate(rows):
+            ref = f"{position}:{line}"
+            item = decided.get(ref) or generations.get(ref)
+            if item is None:
+                continue
+            text = item.get("judgement") if ref in decided else item.get("generation")
+            row["judgement"] = text
+            verdict = steps.count_judgement(out, text, f"{path}:{line + 1}")
+            if "symbolic_correct" in row and config.step == "judge_eval":
+                key = f"judge_{_word(verdict)}_symbolic_{_word(row['symbolic_correct'])}"
+                out.counts[key] += 1
+        write_jsonl(output, rows)
+        out.kept.extend(rows)
+    return out
+
+
+def _word(verdict: bool | None) -> str:
+    return "none" if verdict is None else ("yes" if verdict else "no")
+
+
+def main(config: Config) -> None:
+    select(config) if config.action == "select" else apply(config)
+
+
+if __name__ == "__main__":
+    cli.run(main, Config)
