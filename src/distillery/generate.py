@@ -105,6 +105,11 @@ class Config:
     num_chunks: int = field(default=1, metadata={"help": "the work is cut into this many slices"})
     chunk_id: int = field(default=0, metadata={"help": "which slice this job generates"})
     threads: int = field(default=1, metadata={"help": "CPU threads for torch"})
+    allow_empty_input: bool = field(
+        default=False,
+        metadata={"help": "an empty input file writes empty outputs without starting the model "
+                  "(an LLM step with nothing to ask); otherwise it is an error"},
+    )  # fmt: skip
 
     def __post_init__(self):
         if self.threads < 1:
@@ -178,7 +183,7 @@ def plan_files(config: Config) -> list[OutputFile]:
     for position, work in enumerate(config.work_sets()):
         stage = set_settings(config, work, position)
         if work.input not in inputs:
-            inputs[work.input] = list(iter_jsonl(work.input))
+            inputs[work.input] = list(iter_jsonl(work.input, allow_empty=config.allow_empty_input))
         rows = inputs[work.input]
         if stage.max_samples > 0:
             rows = rows[: stage.max_samples]

@@ -17,11 +17,11 @@ judge_eval          graded evaluation files                     judged files (+ 
 
 Usage::
 
-    python -m distillery.process select --step classify --inputs problems.jsonl \\
+    python -m distillery.process --action select --step classify --inputs problems.jsonl \\
         --requests requests.jsonl --prefilled prefilled.jsonl --config-json '{...}'
     python -m distillery.generate --work '[{"input": "requests.jsonl", "seeds": [0],
         "outputs": ["generations.jsonl"]}]' --model ... --config-json '{...}'
-    python -m distillery.process apply --step classify --inputs problems.jsonl \\
+    python -m distillery.process --action apply --step classify --inputs problems.jsonl \\
         --generations generations.jsonl --prefilled prefilled.jsonl --outputs kept.jsonl \\
         --dropped dropped.jsonl --report report.json --config-json '{...}'
 
@@ -49,6 +49,7 @@ from distillery.settings.processing import (
     AnswerJudge,
     Classification,
     ContaminationCheck,
+    EvaluationJudge,
     ProofConversion,
 )
 
@@ -60,7 +61,7 @@ BLOCKS = {
     "convert_proofs": ProofConversion,
     "check_contamination": ContaminationCheck,
     "judge_solutions": AnswerJudge,
-    "judge_eval": AnswerJudge,
+    "judge_eval": EvaluationJudge,
 }
 # the steps whose input and output are one problems file
 PROBLEM_STEPS = ("classify", "extract_answer", "convert_proofs", "check_contamination")
@@ -242,10 +243,10 @@ def apply(config: Config) -> None:
     if config.report is not None:
         write_json(config.report, {"step": config.step, **counts})
         lines = [f"| {key} | {value} |" for key, value in counts.items()]
-        write_text(
-            Path(config.report).with_suffix(".md"),
-            f"### {config.step}\n\n| count | value |\n|---|---:|\n" + "\n".join(lines) + "\n",
-        )
+        text = f"### {config.step}\n\n| count | value |\n|---|---:|\n" + "\n".join(lines) + "\n"
+        if config.step == "judge_eval":
+            text += "\n" + agreement_table(out.counts)
+        write_text(Path(config.report).with_suffix(".md"), text)
     logger.info("%s: %s", config.step, ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
@@ -273,6 +274,24 @@ def _apply_judgements(config: Config, generations: dict, prefilled: list[dict]) 
         write_jsonl(output, rows)
         out.kept.extend(rows)
     return out
+
+
+def agreement_table(counts) -> str:
+    """The judge's verdicts against symbolic grading, as a confusion table (markdown)."""
+    rows = [("judge: correct", "yes"), ("judge: wrong", "no"), ("judge: no verdict", "none")]
+    lines = ["| | symbolic: correct | symbolic: wrong |", "|---|---:|---:|"]
+    for label, judge in rows:
+        cells = [counts.get(f"judge_{judge}_symbolic_{s}", 0) for s in ("yes", "no")]
+        lines.append(f"| {label} | {cells[0]} | {cells[1]} |")
+    agree = counts.get("judge_yes_symbolic_yes", 0) + counts.get("judge_no_symbolic_no", 0)
+    decided = sum(
+        counts.get(f"judge_{j}_symbolic_{s}", 0) for j in ("yes", "no") for s in ("yes", "no")
+    )
+    share = f"{100.0 * agree / decided:.1f}%" if decided else "n/a"
+    return (
+        "\n".join(lines)
+        + f"\n\nAgreement where the judge gave a verdict: {share} ({agree} of {decided}).\n"
+    )
 
 
 def _word(verdict: bool | None) -> str:

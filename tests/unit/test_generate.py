@@ -231,3 +231,14 @@ def test_a_system_prompt_setting_replaces_the_prompt_files(tmp_path):
     other = generate.plan_files(config(tmp_path, "m", prompt=str(prompt), system="off"))[0]
     model = {"path": "m"}
     assert generate.file_key(think, file, model) != generate.file_key(think, other, model)
+
+
+def test_an_empty_input_is_an_error_unless_allowed(tmp_path, tiny_model_dir, monkeypatch):
+    write_jsonl(tmp_path / "in.jsonl", [])
+    with pytest.raises(DistilleryError, match="input file is empty"):
+        generate.main(config(tmp_path, tiny_model_dir))
+    # allowed (an LLM step with nothing to ask): empty output, and no backend is started
+    monkeypatch.setattr(generate, "open_backend", None)
+    job = config(tmp_path, tiny_model_dir)
+    generate.main(generate.Config(**{**job.__dict__, "allow_empty_input": True}))
+    assert read_jsonl(tmp_path / "out.jsonl", allow_empty=True) == []

@@ -128,3 +128,15 @@ def test_samples_that_could_not_be_generated_are_counted_and_noted():
     table = comparison_markdown({"base": {"demo": clean}, "trained": {"demo": metrics}})
     assert "- `trained` on demo: 2 sample(s) could not be generated" in table
     assert "`base` on demo" not in table
+
+
+def test_no_answer_is_counted_once_with_a_judge():
+    # two score methods and their combinations: no_answer stays a share of the problems
+    predictions = [
+        {"symbolic_correct": False, "judgement": "Judgement: No", "predicted_answer": None},
+        {"symbolic_correct": True, "judgement": "Judgement: Yes", "predicted_answer": "1"},
+    ]
+    m = compute_metrics([predictions, predictions])["_all_"]
+    assert m["pass@1[avg-of-2]"]["no_answer"] == 50.0
+    assert m["pass@1[avg-of-2]"]["judge_correct"] == 50.0
+    assert m["pass@2"]["no_answer"] == 0.0 and m["pass@2"]["any_correct"] == 100.0

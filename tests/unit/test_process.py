@@ -242,6 +242,9 @@ def test_eval_judge_reports_its_agreement_with_symbolic_grading(tmp_path):
     assert [r["judgement"].endswith("Yes") for r in rows] == [True, True, True, False]
     assert report["judge_yes_symbolic_yes"] == 2 and report["judge_yes_symbolic_no"] == 1
     assert report["judge_no_symbolic_no"] == 1
+    table = (tmp_path / "report.md").read_text()
+    assert "| judge: correct | 2 | 1 |" in table and "| judge: wrong | 0 | 1 |" in table
+    assert "Agreement where the judge gave a verdict: 75.0% (3 of 4)" in table
 
 
 def test_eval_judge_needs_graded_files(tmp_path):

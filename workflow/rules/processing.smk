@@ -107,6 +107,7 @@ rule process_generate:
         " --num-chunks {params.chunks:q}"
         " --chunk-id {wildcards.chunk:q}"
         " --threads {threads}"
+        " --allow-empty-input"
         " --config-json {params.generation:q}"
         " > {log:q} 2>&1"
 
@@ -159,7 +160,7 @@ rule select_problem_step:
         block=get_step_block_json(STEP),
         benchmarks=get_contamination_check_entries,
     shell:
-        "python -m distillery.process select"
+        "python -m distillery.process --action select"
         " --step {wildcards.step:q}"
         " --inputs {input.problems:q}"
         " --requests {output.requests:q}"
@@ -190,7 +191,7 @@ rule apply_problem_step:
     params:
         block=get_step_block_json(STEP),
     shell:
-        "python -m distillery.process apply"
+        "python -m distillery.process --action apply"
         " --step {wildcards.step:q}"
         " --inputs {input.problems:q}"
         " --generations {input.generations:q}"
@@ -224,7 +225,7 @@ rule select_solution_judge:
         ),
         grading=wf.options(GRADING, ["extract_regex"]),
     shell:
-        "python -m distillery.process select"
+        "python -m distillery.process --action select"
         " --step judge_solutions"
         " --inputs {input.solutions:q}"
         " --outputs {output.labelled:q}"
@@ -253,7 +254,7 @@ rule apply_solution_judge:
     params:
         block=get_step_block_json(wf.SOLUTION_JUDGE),
     shell:
-        "python -m distillery.process apply"
+        "python -m distillery.process --action apply"
         " --step judge_solutions"
         " --inputs {input.labelled:q}"
         " --generations {input.generations:q}"
@@ -283,7 +284,7 @@ rule select_eval_judge:
     params:
         block=get_step_block_json(EVAL_JUDGE),
     shell:
-        "python -m distillery.process select"
+        "python -m distillery.process --action select"
         " --step judge_eval"
         " --inputs {input.graded:q}"
         " --requests {output.requests:q}"
@@ -309,7 +310,7 @@ rule apply_eval_judge:
     params:
         block=get_step_block_json(EVAL_JUDGE),
     shell:
-        "python -m distillery.process apply"
+        "python -m distillery.process --action apply"
         " --step judge_eval"
         " --inputs {input.graded:q}"
         " --generations {input.generations:q}"

@@ -119,11 +119,12 @@ class MathMetrics:
                     passed = max(values[:k])
                 self.sums[f"pass@{k}"][method] += passed
                 self.sums[f"pass@1[avg-of-{k}]"][method] += sum(values[:k]) / k
-                # Inside the per-method loop as in NeMo-Skills, so with several score methods
-                # (symbolic and judge) no_answer is counted once per method there too.
-                missing = [a is None for a in answers[:k]]
-                self.sums[f"pass@{k}"]["no_answer"] += all(missing)
-                self.sums[f"pass@1[avg-of-{k}]"]["no_answer"] += sum(missing) / k
+        # Once per problem. NeMo-Skills adds it inside the loop over score methods, so with a
+        # judge (four methods: symbolic, judge, both, any) its no_answer reaches 400%.
+        for k in range(1, len(predictions) + 1):
+            missing = [a is None for a in answers[:k]]
+            self.sums[f"pass@{k}"]["no_answer"] += all(missing)
+            self.sums[f"pass@1[avg-of-{k}]"]["no_answer"] += sum(missing) / k
 
     def _majority_at_k(self, predictions: list[dict], answers: list) -> None:
         scores = [score_dict(p) for p in predictions]
