@@ -63,7 +63,7 @@ def test_solutions_are_judged_and_the_sft_data_selected_by_the_judge(finished_ru
         "judged_wrong", 0
     ) + counts.get("unparsed", 0)
     sft = report(results / "sft/report.json")
-    assert sft["written"] == len(read_jsonl(results / "sft/sft-data.jsonl", allow_empty=True))
+    assert sft["written_train"] == len(read_jsonl(results / "sft/sft-data.jsonl", allow_empty=True))
 
 
 def test_the_evaluation_judge_adds_judge_metrics_and_an_agreement_table(finished_run):

@@ -411,3 +411,27 @@ def test_the_filter_steps_drive_the_filters_block_and_the_report_rows():
     assert "trim_solutions" not in pipeline.STEPS  # it edits, it removes nothing
     with pytest.raises(DistilleryError, match="'filters.drop_if_regex_match' must be of type"):
         parse(SftSelection, {"filters": {"drop_if_regex_match": "```python"}})
+
+
+def test_use_judgement_keeps_what_the_judge_said_is_correct(tmp_path, tokenizer_dir):
+    # symbolic grading says "4" is right and "2+2" wrong; the judge says both are right, and
+    # its verdict on "5" cannot be read
+    rows = [
+        {"problem": "What is 2+2?", "expected_answer": "4", "generation": "\\boxed{4}",
+         "judgement": "Judgement: Yes"},
+        {"problem": "What is 2+2?", "expected_answer": "4", "generation": "\\boxed{two plus two}",
+         "judgement": "Reasoning: same value.\nJudgement: Yes"},
+        {"problem": "What is 2+2?", "expected_answer": "4", "generation": "\\boxed{5}",
+         "judgement": "I am not sure."},
+    ]  # fmt: skip
+    inputs = (str(write_jsonl(tmp_path / "judged.jsonl", rows)),)
+    prepare_sft_data.main(stage_config(tmp_path, inputs, tokenizer_dir, use_judgement=True))
+    kept = read_jsonl(tmp_path / "sft.jsonl")
+    assert sorted(r["output"].split("}")[0] for r in kept) == ["\\boxed{4", "\\boxed{two plus two"]
+    removed, _ = steps(tmp_path)
+    assert removed["correctness selection"] == 1  # no readable verdict: not kept
+    # only wrong ones wanted: the judge called none wrong, and no verdict is not "wrong"
+    config = stage_config(tmp_path, inputs, tokenizer_dir, use_judgement=True, add_correct=False,
+                          add_incorrect=True)  # fmt: skip
+    with pytest.raises(DistilleryError, match="nothing to train on"):
+        prepare_sft_data.main(config)
