@@ -163,8 +163,10 @@ def processing_problems(config: dict, search: list[Path], model_ref) -> list[str
     blocks = {
         f"problem_processing.{s}": config["problem_processing"][s] for s in wf.problem_steps(config)
     }
-    if config.get("solution_judge"):
-        blocks["solution_judge"] = config["solution_judge"]
+    named = {"solution_summaries": "rewrite_summaries", "solution_judge": "judge_solutions"}
+    for key in named:
+        if config.get(key):
+            blocks[key] = config[key]
     if config["evaluation"].get("judge"):
         blocks["evaluation.judge"] = config["evaluation"]["judge"]
     for key, block in blocks.items():
@@ -176,11 +178,8 @@ def processing_problems(config: dict, search: list[Path], model_ref) -> list[str
             problems.append(f"config key '{key}.server.model' is missing: the model of this step")
         else:
             model_ref(f"{key}.server.model", server["model"])
-        step = (
-            key.split(".")[-1]
-            if key.startswith("problem_processing")
-            else ("judge_solutions" if key == "solution_judge" else "judge_eval")
-        )
+        step = key.split(".")[-1] if "." in key else named[key]
+        step = "judge_eval" if key == "evaluation.judge" else step
         for prompt in wf.step_prompts(block, step):
             if not any((base / prompt).is_file() for base in search):
                 problems.append(f"config key '{key}': prompt file {prompt} does not exist")

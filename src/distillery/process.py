@@ -11,6 +11,7 @@ classify            problems                                    problems (+ prob
 extract_answer      problems                                    problems (+ expected_answer)
 convert_proofs      problems                                    problems (proofs rewritten)
 check_contamination problems, --benchmarks NAME=test.jsonl      problems, dropped, --verdicts
+rewrite_summaries   solution seed files                         seed files, summaries rewritten
 judge_solutions     solution seed files (labelled by select)    judged seed files (+ judgement)
 judge_eval          graded evaluation files                     judged files (+ judgement)
 ==================  ==========================================  ================================
@@ -51,6 +52,7 @@ from distillery.settings.processing import (
     ContaminationCheck,
     EvaluationJudge,
     ProofConversion,
+    SummaryRewrite,
 )
 
 logger = logging.getLogger(__name__)
@@ -60,6 +62,7 @@ BLOCKS = {
     "extract_answer": AnswerExtraction,
     "convert_proofs": ProofConversion,
     "check_contamination": ContaminationCheck,
+    "rewrite_summaries": SummaryRewrite,
     "judge_solutions": AnswerJudge,
     "judge_eval": EvaluationJudge,
 }
@@ -138,6 +141,10 @@ def select(config: Config) -> None:
             requests = list(steps.proof_requests(rows, _prompt(block.prompt)))
         else:
             requests = _contamination_requests(config, block, rows)
+    elif config.step == "rewrite_summaries":
+        seeds = [read_jsonl(path, allow_empty=True) for path in config.inputs]
+        prompt = _prompt(block.prompt)
+        requests = list(steps.summary_requests(seeds, prompt, block.reasoning_end))
     elif config.step == "judge_solutions":
         requests = _label_and_judge(config, block)
     else:
@@ -177,9 +184,7 @@ def _label_and_judge(config: Config, block: AnswerJudge) -> list[dict]:
 
     if len(config.outputs) != len(config.inputs):
         raise DistilleryError("judge_solutions select: give one --outputs file per seed file")
-    extraction = ExtractionConfig()
-    if config.extract_regex:
-        extraction = ExtractionConfig(extract_regex=config.extract_regex)
+    extraction = _extraction(config)
     seeds = [read_jsonl(path, allow_empty=True) for path in config.inputs]
     if len({len(rows) for rows in seeds}) > 1:
         raise DistilleryError(
@@ -232,6 +237,8 @@ def apply(config: Config) -> None:
             requests.sort(key=lambda r: tuple(int(p) for p in r[steps.REF].split(":")))
             out, verdicts = steps.contamination_apply(rows, requests, generations, where)
         write_jsonl(config.outputs[0], out.kept)
+    elif config.step == "rewrite_summaries":
+        out = _apply_summaries(config, generations)
     else:
         out = _apply_judgements(config, generations, prefilled)
     if config.dropped is not None:
@@ -248,6 +255,23 @@ def apply(config: Config) -> None:
             text += "\n" + agreement_table(out.counts)
         write_text(Path(config.report).with_suffix(".md"), text)
     logger.info("%s: %s", config.step, ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+def _extraction(config: Config) -> ExtractionConfig:
+    if config.extract_regex:
+        return ExtractionConfig(extract_regex=config.extract_regex)
+    return ExtractionConfig()
+
+
+def _apply_summaries(config: Config, generations: dict) -> steps.Outcome:
+    if len(config.outputs) != len(config.inputs):
+        raise DistilleryError("rewrite_summaries apply: give one --outputs file per seed file")
+    seeds = [read_jsonl(path, allow_empty=True) for path in config.inputs]
+    end = config.block().reasoning_end
+    out = steps.summary_apply(seeds, generations, end, _extraction(config), list(config.inputs))
+    for path, rows in zip(config.outputs, seeds, strict=True):
+        write_jsonl(path, rows)
+    return out
 
 
 def _apply_judgements(config: Config, generations: dict, prefilled: list[dict]) -> steps.Outcome:

@@ -550,10 +550,11 @@ PROBLEM_STEPS = ("classify", "extract_answer", "convert_proofs", "check_contamin
 EXTRACTED_PROBLEMS = f"{RESULTS}/sdg/extracted-problems.jsonl"
 PROCESSING = f"{RESULTS}/sdg/processing"
 SOLUTION_JUDGE = f"{RESULTS}/sdg/judge"
+SUMMARIES = f"{RESULTS}/sdg/summaries"
 # where an LLM step's requests and generations live: a problem step, the solution judge, or an
 # evaluation run's judge
 AREA_PATTERN = (
-    rf"{RESULTS}/(?:sdg/processing/(?:{'|'.join(PROBLEM_STEPS)})|sdg/judge"
+    rf"{RESULTS}/(?:sdg/processing/(?:{'|'.join(PROBLEM_STEPS)})|sdg/judge|sdg/summaries"
     r"|evals/[A-Za-z0-9][A-Za-z0-9._-]*/judge)"
 )
 
@@ -594,6 +595,8 @@ def area_block(config: dict, area: str) -> dict:
         return config["problem_processing"][parts[2]]
     if parts == ("sdg", "judge"):
         return config["solution_judge"]
+    if parts == ("sdg", "summaries"):
+        return config["solution_summaries"]
     return config["evaluation"]["judge"]
 
 
@@ -602,7 +605,8 @@ def area_step(area: str) -> str:
     parts = Path(area).relative_to(RESULTS).parts
     if parts[:2] == ("sdg", "processing"):
         return parts[2]
-    return "judge_solutions" if parts == ("sdg", "judge") else "judge_eval"
+    steps = {("sdg", "judge"): "judge_solutions", ("sdg", "summaries"): "rewrite_summaries"}
+    return steps.get(parts, "judge_eval")
 
 
 def step_prompts(block: dict, step: str) -> list[str]:
@@ -678,3 +682,18 @@ def check_benchmarks(config: dict) -> list[str]:
     block = (config.get("problem_processing") or {}).get("check_contamination") or {}
     names = block.get("benchmarks")
     return list(names if names is not None else config["evaluation"]["benchmarks"])
+
+
+def solution_files(config: dict, seeds_: list[int]) -> list[str]:
+    """The solution seed files after the solution-side steps that are on: rewritten summaries,
+    then the judge's verdicts."""
+    if config.get("solution_judge"):
+        return [f"{RESULTS}/sdg/judged/output-rs{seed}.jsonl" for seed in seeds_]
+    return judge_inputs(config, seeds_)
+
+
+def judge_inputs(config: dict, seeds_: list[int]) -> list[str]:
+    """What the solution judge reads: the rewritten solutions, else the merged ones."""
+    if config.get("solution_summaries"):
+        return [f"{SUMMARIES}/output-rs{seed}.jsonl" for seed in seeds_]
+    return [f"{RESULTS}/sdg/solutions/output-rs{seed}.jsonl" for seed in seeds_]

@@ -397,14 +397,16 @@ def test_full_openmathreasoning_recipe_plans_every_stage_with_its_gpus(tmp_path)
         "extract_problems": 1,
         "postprocess_problems": 1,
         # classify, extract_answer, convert_proofs, check_contamination: select and apply
-        # around their generation jobs (4 + 4 + 1 + 1 chunks), then the solution judge's 4
-        # chunks and one evaluation judge job per run
+        # around their generation jobs (4 + 4 + 1 + 1 chunks), then the summary rewriting's
+        # and the solution judge's 4 chunks each and one evaluation judge job per run
         "select_problem_step": 4,
         "apply_problem_step": 4,
-        "process_generate": 16,
-        "process_merge": 7,
+        "process_generate": 20,
+        "process_merge": 8,
         "generate_solutions": 8,  # 8 seeds x 8 chunks: one job per chunk
         "merge_solutions": 8,
+        "select_summaries": 1,
+        "apply_summaries": 1,
         "select_solution_judge": 1,
         "apply_solution_judge": 1,
         "prepare_sft_data": 1,
@@ -422,5 +424,5 @@ def test_full_openmathreasoning_recipe_plans_every_stage_with_its_gpus(tmp_path)
     commands = snakemake(tmp_path, "-n", "-p", configfile=OMR_FULL).stdout
     # every LLM step's generation job holds the processing model's 8 GPUs
     gpu_jobs = re.findall(r"rule process_generate:.*?resources: ([^\n]*)", commands, re.DOTALL)
-    assert len(gpu_jobs) == 16 and all("gpu=8" in r for r in gpu_jobs)
+    assert len(gpu_jobs) == 20 and all("gpu=8" in r for r in gpu_jobs)
     assert "--model results/models/qwen2.5-32b-instruct" in commands

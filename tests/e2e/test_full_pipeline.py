@@ -56,6 +56,10 @@ def test_every_problem_step_ran_and_accounted_for_its_rows(finished_run):
 
 def test_solutions_are_judged_and_the_sft_data_selected_by_the_judge(finished_run):
     results = finished_run / "results"
+    # the summary rewriting ran (with nothing to rewrite: no </think> from this model) and
+    # the judge read its files
+    summaries = report(results / "sdg/summaries/report.json")
+    assert summaries["rows"] == 2 * len(read_jsonl(results / "sdg/solutions/output-rs0.jsonl"))
     judged = [read_jsonl(results / f"sdg/judged/output-rs{s}.jsonl") for s in (0, 1)]
     counts = report(results / "sdg/judge/report.json")
     verdicts = [r for rows in judged for r in rows if "judgement" in r]

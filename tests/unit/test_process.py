@@ -257,3 +257,33 @@ def test_a_row_without_a_prompt_field_is_named(tmp_path):
     path = write_jsonl(tmp_path / "problems.jsonl", [{"problem": "p", "forum_discussions": "d"}])
     with pytest.raises(DistilleryError, match=r"uses \{forum_post\}, but input row 1 has no value"):
         run(tmp_path, "extract_answer", [path], lambda r: "")
+
+
+def test_summaries_are_rewritten_where_the_answer_agrees(tmp_path):
+    rows = [
+        {"problem": "2+2?", "generation": "<think>2+2 is 4</think>It is \\boxed{4}."},
+        {"problem": "3+3?", "generation": "<think>3+3 is 6</think>It is \\boxed{6}."},
+        {"problem": "4+4?", "generation": "<think>4+4 is 8</think>It is \\boxed{8}."},
+        {"problem": "5+5?", "generation": "no reasoning tags: \\boxed{10}"},
+    ]
+    inputs = [write_jsonl(tmp_path / "rs0.jsonl", rows)]
+    replies = {
+        "0:0": "We add: 2 + 2 = 4, so the answer is \\boxed{4}.",
+        "0:1": "So the answer is \\boxed{7}.",  # disagrees with the original: not used
+        "0:2": "I summarised it.",  # no final answer: unreadable
+    }
+    sent, (out,), report = run(
+        tmp_path, "rewrite_summaries", inputs, lambda r: replies[r["_ref"]], {},
+        [tmp_path / "rewritten.jsonl"],
+    )  # fmt: skip
+    assert [r["_ref"] for r in sent] == ["0:0", "0:1", "0:2"]  # the 4th never ended reasoning
+    assert "2+2 is 4" in sent[0][MESSAGES_FIELD][-1]["content"]
+    assert "<think>" not in sent[0][MESSAGES_FIELD][-1]["content"]
+    assert out[0]["generation"] == (
+        "<think>2+2 is 4</think>\nWe add: 2 + 2 = 4, so the answer is \\boxed{4}."
+    )
+    assert out[0]["original_summary"] == "It is \\boxed{4}." and out[0]["summary_rewritten"]
+    assert out[1]["generation"] == rows[1]["generation"] and not out[1]["summary_rewritten"]
+    assert out[3] == rows[3]
+    assert report["rewritten"] == 1 and report["rewrite_disagrees"] == 1
+    assert report["unparsed"] == 1

@@ -179,10 +179,8 @@ def get_contamination_entries(wildcards, input):
 
 
 def get_sft_inputs(wildcards):
-    if wf.solutions_generated(config) and config.get("solution_judge"):
-        return expand("results/sdg/judged/output-rs{seed}.jsonl", seed=SOLUTION_SEEDS)
     if wf.solutions_generated(config):
-        return expand("results/sdg/solutions/output-rs{seed}.jsonl", seed=SOLUTION_SEEDS)
+        return wf.solution_files(config, SOLUTION_SEEDS)
     return ["results/data/raw-posts.jsonl"]
 
 

@@ -204,9 +204,64 @@ rule apply_problem_step:
         " > {log:q} 2>&1"
 
 
-rule select_solution_judge:
+rule select_summaries:
     input:
         solutions=expand("results/sdg/solutions/output-rs{seed}.jsonl", seed=SOLUTION_SEEDS),
+        prompts=get_step_prompts(wf.SUMMARIES),
+    output:
+        requests=wf.SUMMARIES + "/requests.jsonl",
+        prefilled=wf.SUMMARIES + "/prefilled.jsonl",
+    log:
+        "logs/process/rewrite_summaries-select.log",
+    conda:
+        "../../envs/core.yaml"
+    container:
+        get_container("core")
+    params:
+        block=get_step_block_json(wf.SUMMARIES),
+    shell:
+        "python -m distillery.process --action select"
+        " --step rewrite_summaries"
+        " --inputs {input.solutions:q}"
+        " --requests {output.requests:q}"
+        " --prefilled {output.prefilled:q}"
+        " --config-json {params.block:q}"
+        " > {log:q} 2>&1"
+
+
+rule apply_summaries:
+    input:
+        solutions=rules.select_summaries.input.solutions,
+        generations=wf.SUMMARIES + "/generations.jsonl",
+        prefilled=rules.select_summaries.output.prefilled,
+    output:
+        rewritten=expand(wf.SUMMARIES + "/output-rs{seed}.jsonl", seed=SOLUTION_SEEDS),
+        report=wf.SUMMARIES + "/report.json",
+    log:
+        "logs/process/rewrite_summaries-apply.log",
+    conda:
+        "../../envs/core.yaml"
+    container:
+        get_container("core")
+    params:
+        block=get_step_block_json(wf.SUMMARIES),
+        grading=wf.options(GRADING, ["extract_regex"]),
+    shell:
+        "python -m distillery.process --action apply"
+        " --step rewrite_summaries"
+        " --inputs {input.solutions:q}"
+        " --generations {input.generations:q}"
+        " --prefilled {input.prefilled:q}"
+        " --outputs {output.rewritten:q}"
+        " --report {output.report:q}"
+        " {params.grading:q}"
+        " --config-json {params.block:q}"
+        " > {log:q} 2>&1"
+
+
+rule select_solution_judge:
+    input:
+        solutions=wf.judge_inputs(config, SOLUTION_SEEDS),
         prompts=get_step_prompts(wf.SOLUTION_JUDGE),
     output:
         requests=wf.SOLUTION_JUDGE + "/requests.jsonl",

@@ -283,3 +283,70 @@ def count_judgement(out: Outcome, text: str | None, where: str) -> bool | None:
     else:
         out.counts["judged_correct" if verdict else "judged_wrong"] += 1
     return verdict
+
+
+# --- summary rewriting ----------------------------------------------------------------------
+
+
+def split_reasoning(text: str, end: str) -> tuple[str, str] | None:
+    """``(reasoning, summary)`` of a reasoning model's output around the first ``end`` tag, or
+    ``None`` when the reasoning never ended.
+
+    Example:
+        >>> split_reasoning("<think>try 2, then 4</think>So \\\\boxed{4}.", "</think>")
+        ('<think>try 2, then 4', 'So \\\\boxed{4}.')
+    """
+    if end not in text:
+        return None
+    reasoning, summary = text.split(end, 1)
+    return reasoning, summary.strip()
+
+
+def summary_requests(seeds: list[list[dict]], prompt: PromptConfig, end: str) -> Iterator[dict]:
+    """A rewrite request for each solution whose reasoning ended (``{problem}``,
+    ``{reasoning}``: the text before ``end``, without an opening ``<think>``)."""
+    for seed, rows in enumerate(seeds):
+        for line, row in enumerate(rows):
+            parts = split_reasoning(row.get("generation") or "", end)
+            if parts is None or not row.get("problem"):
+                continue
+            reasoning = parts[0].replace("<think>", "", 1).strip()
+            yield request(
+                f"{seed}:{line}", prompt, {"problem": row["problem"], "reasoning": reasoning}
+            )
+
+
+def summary_apply(
+    seeds: list[list[dict]], generations: dict[str, dict], end: str, extraction, where: list[str]
+) -> Outcome:
+    """Each solution's summary replaced by its rewrite (``generation`` = reasoning, ``end``,
+    rewrite; ``original_summary`` keeps the model's own) when the rewrite gives the same final
+    answer as the original; otherwise the solution stays as it was (``summary_rewritten``
+    false), so the judge that follows sees a rewrite only where it agrees."""
+    from distillery.grading.answers import extract_answer, normalize
+
+    out = Outcome()
+    for seed, rows in enumerate(seeds):
+        for line, row in enumerate(rows):
+            generation = generations.get(f"{seed}:{line}")
+            if generation is None:
+                continue
+            text = generation.get("generation") or ""
+            reasoning, summary = split_reasoning(row["generation"], end)
+            new_answer = extract_answer(text, extraction)
+            old_answer = extract_answer(summary, extraction)
+            if new_answer is None:
+                out.unparsed(f"{where[seed]}:{line + 1}", text)
+                row["summary_rewritten"] = False
+            elif old_answer is not None and normalize(new_answer) != normalize(old_answer):
+                out.counts["rewrite_disagrees"] += 1
+                row["summary_rewritten"] = False
+            else:
+                row.update(
+                    generation=f"{reasoning}{end}\n{text.strip()}",
+                    original_summary=summary,
+                    summary_rewritten=True,
+                )
+                out.counts["rewritten"] += 1
+        out.kept.extend(rows)
+    return out

@@ -18,6 +18,7 @@ BLOCK_PROMPTS = {
     "extract_answer": "prompts/extract-answer.yaml",
     "convert_proofs": "prompts/convert-proof.yaml",
     "check_contamination": "prompts/check-contamination.yaml",
+    "rewrite_summaries": "prompts/summarize-solution.yaml",
     "judge_solutions": "prompts/judge-answer.yaml",
     "judge_eval": "prompts/judge-answer.yaml",
 }
@@ -103,6 +104,15 @@ class ProblemProcessing(Block):
                 "that class",
             )
         return self
+
+
+class SummaryRewrite(Step):
+    """rewrite the summary a reasoning model writes after its reasoning (after
+    `reasoning_end`) into a clean write-up of the solution, from the reasoning alone; a
+    rewrite whose final answer differs from the original's is not used"""
+
+    prompt: str = Field(BLOCK_PROMPTS["rewrite_summaries"], description="prompt config file")
+    inference: Inference = Inference(temperature=0.7, top_p=0.95, max_tokens=2048)
 
 
 class AnswerJudge(Step):

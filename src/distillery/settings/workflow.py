@@ -12,7 +12,7 @@ from distillery.settings.base import Block, Name
 from distillery.settings.data import Benchmark, RawData, SftData
 from distillery.settings.generation import Evaluation, ProblemExtraction, Serving, Solutions
 from distillery.settings.model_entries import ModelEntry
-from distillery.settings.processing import AnswerJudge, ProblemProcessing
+from distillery.settings.processing import AnswerJudge, ProblemProcessing, SummaryRewrite
 from distillery.settings.training import Training
 
 
@@ -111,6 +111,7 @@ class WorkflowConfig(Block):
     problem_extraction: ProblemExtraction | None = None
     problem_processing: ProblemProcessing | None = None
     solutions: Solutions
+    solution_summaries: SummaryRewrite | None = None
     solution_judge: AnswerJudge | None = None
     sft_data: SftData
     training: Training
