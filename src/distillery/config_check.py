@@ -240,10 +240,37 @@ def resolve_benchmarks(config: dict) -> None:
             for name in unknown
         ]
         raise DistilleryError("invalid config:\n" + "\n".join(f"  - {line}" for line in lines))
-    if any(name in groups() and name not in defined for name in evaluation["benchmarks"]):
-        evaluation["benchmarks"] = expand(evaluation["benchmarks"])
+    # a group expands unless the config defines a benchmark of that name itself
+    evaluation["benchmarks"] = expand(evaluation["benchmarks"], keep=set(defined))
     for name in evaluation["benchmarks"]:
         defined.setdefault(name, {})
+    # the contamination checks name benchmarks too: groups expand, definitions get a block
+    lists = [
+        ("sft_data.contamination.benchmarks", config["sft_data"].get("contamination") or {}),
+        (
+            "problem_processing.check_contamination.benchmarks",
+            (config.get("problem_processing") or {}).get("check_contamination") or {},
+        ),
+    ]
+    for key, block in lists:
+        names = block.get("benchmarks")
+        if names is None:
+            continue
+        resolved = []
+        for name in names:
+            if name in defined or name in known_benchmarks():
+                resolved.append(name)
+            elif name in groups():
+                resolved += list(groups()[name])
+            else:
+                raise DistilleryError(
+                    f"invalid config:\n  - config key '{key}' names {name!r}, no benchmark; "
+                    f"known benchmarks: {', '.join(known_benchmarks())}; groups: "
+                    f"{', '.join(sorted(groups()))}"
+                )
+        block["benchmarks"] = list(dict.fromkeys(resolved))
+        for name in block["benchmarks"]:
+            defined.setdefault(name, {})
 
 
 def benchmark_fields(block: dict, name: str, workdir: Path) -> set[str]:

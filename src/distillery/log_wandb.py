@@ -134,9 +134,13 @@ def generation_rows(entries: tuple[str, ...], count: int, seed: int) -> dict[str
         stage, sep, path = entry.partition("=")
         if not sep or not stage or not path:
             raise DistilleryError(f"--generations {entry!r}: give STAGE=FILE")
-        by_stage.setdefault(stage, []).extend((Path(path).name, r) for r in read_jsonl(path))
+        rows = read_jsonl(path, allow_empty=True)
+        by_stage.setdefault(stage, []).extend((Path(path).name, r) for r in rows)
     out = {}
     for stage, rows in by_stage.items():
+        if not rows:
+            out[stage] = {"table": [], "stats": {f"{stage}/samples": 0}}
+            continue
         chosen = random.Random(seed).sample(rows, min(count, len(rows)))
         table = []
         for name, row in chosen:

@@ -165,8 +165,8 @@ def main(config: Config) -> None:
     write_jsonl(config.output, rows)
     if definition.judge:
         logger.warning(
-            "%s's answers need an LLM judge as well (free text, sets, proofs); graded "
-            "symbolically only, its symbolic_correct undercounts",
+            "%s's answers need an LLM judge as well (free text, sets, conditions): set "
+            "evaluation.judge (judge_correct), or its symbolic_correct undercounts",
             definition.name,
         )
     logger.info(

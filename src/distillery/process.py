@@ -54,6 +54,7 @@ from distillery.settings.processing import (
     ProofConversion,
     SummaryRewrite,
 )
+from distillery.workflow import PROBLEM_STEPS
 
 logger = logging.getLogger(__name__)
 
@@ -66,8 +67,6 @@ BLOCKS = {
     "judge_solutions": AnswerJudge,
     "judge_eval": EvaluationJudge,
 }
-# the steps whose input and output are one problems file
-PROBLEM_STEPS = ("classify", "extract_answer", "convert_proofs", "check_contamination")
 
 
 @dataclass(frozen=True)
@@ -134,17 +133,18 @@ def select(config: Config) -> None:
         rows = read_jsonl(config.inputs[0], allow_empty=True)
         if config.step == "classify":
             prompts = {name: _prompt(path) for name, path in block.prompts.items()}
-            requests = list(steps.classify_requests(rows, prompts))
+            requests = list(steps.classify_requests(rows, prompts, config.inputs[0]))
         elif config.step == "extract_answer":
-            requests = list(steps.answer_requests(rows, _prompt(block.prompt)))
+            requests = list(steps.answer_requests(rows, _prompt(block.prompt), config.inputs[0]))
         elif config.step == "convert_proofs":
-            requests = list(steps.proof_requests(rows, _prompt(block.prompt)))
+            requests = list(steps.proof_requests(rows, _prompt(block.prompt), config.inputs[0]))
         else:
             requests = _contamination_requests(config, block, rows)
     elif config.step == "rewrite_summaries":
         seeds = [read_jsonl(path, allow_empty=True) for path in config.inputs]
         prompt = _prompt(block.prompt)
-        requests = list(steps.summary_requests(seeds, prompt, block.reasoning_end))
+        where = list(config.inputs)
+        requests = list(steps.summary_requests(seeds, prompt, block.reasoning_end, where))
     elif config.step == "judge_solutions":
         requests = _label_and_judge(config, block)
     else:
@@ -178,13 +178,15 @@ def _contamination_requests(config: Config, block: ContaminationCheck, rows) -> 
 
 
 def _label_and_judge(config: Config, block: AnswerJudge) -> list[dict]:
-    """Labels the solutions (predicted answer; the majority answer where none is known) into
-    the labelled seed files, and asks for a verdict on each answered solution."""
-    from distillery.sft_data.labels import add_predicted_answer, fill_majority_answer, is_unlabeled
+    """Labels the solutions as the SFT data stage does (predicted answer; the majority answer
+    where none is known; symbolic correctness) into the labelled seed files, and asks for a
+    verdict on each labelled solution."""
+    from distillery.sft_data.labels import is_unlabeled
+    from distillery.sft_data.pipeline import Labelling, label_rows
 
     if len(config.outputs) != len(config.inputs):
         raise DistilleryError("judge_solutions select: give one --outputs file per seed file")
-    extraction = _extraction(config)
+    labelling = Labelling(_extraction(config), config.fill_majority)
     seeds = [read_jsonl(path, allow_empty=True) for path in config.inputs]
     if len({len(rows) for rows in seeds}) > 1:
         raise DistilleryError(
@@ -195,14 +197,12 @@ def _label_and_judge(config: Config, block: AnswerJudge) -> list[dict]:
     requests = []
     for line, group in enumerate(zip(*seeds, strict=True)):
         answered = [row for row in group if row.get("generation") and row.get("problem")]
-        for row in answered:
-            add_predicted_answer(row, extraction)
-        if answered and config.fill_majority:
-            fill_majority_answer(answered)
+        label_rows(answered, labelling)
         labelled = {id(row) for row in answered if not is_unlabeled(row)}
         for seed, row in enumerate(group):
             if id(row) in labelled:
-                requests.append(steps.judge_request(f"{seed}:{line}", row, prompt))
+                where = f"{config.inputs[seed]}:{line + 1}"
+                requests.append(steps.judge_request(f"{seed}:{line}", row, prompt, where))
     for path, rows in zip(config.outputs, seeds, strict=True):
         write_jsonl(path, rows)
     return requests
@@ -215,7 +215,8 @@ def _judge_eval_requests(config: Config, block: AnswerJudge) -> list[dict]:
         for line, row in enumerate(read_jsonl(path, allow_empty=True)):
             if "predicted_answer" not in row:
                 raise DistilleryError(f"{path}:{line + 1}: no 'predicted_answer'; grade it first")
-            requests.append(steps.judge_request(f"{position}:{line}", row, prompt))
+            where = f"{path}:{line + 1}"
+            requests.append(steps.judge_request(f"{position}:{line}", row, prompt, where))
     return requests
 
 

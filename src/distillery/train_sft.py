@@ -378,15 +378,15 @@ def wandb_report_to() -> str:
     if int(os.environ.get("RANK", "0")) == 0:
         import wandb
 
-        if wandb.run is None:
-            # started here with the pipeline's group; the Trainer's callback logs into it
-            wandb.init(
-                project=settings.project,
-                name="train",
-                group=group,
-                dir=directory,
-                mode=settings.mode,
-            )
+        # started here with the pipeline's group; the Trainer's callback logs into it
+        wandb.init(
+            project=settings.project,
+            name="train",
+            group=group,
+            dir=directory,
+            mode=settings.mode,
+            reinit="finish_previous",
+        )
     return "wandb"
 
 

@@ -631,9 +631,41 @@ def with_prompts(block: dict, step: str, resolve) -> dict:
     return {**block, "prompt": resolve(step_prompts(block, step)[0])}
 
 
-def step_generation_block(block: dict) -> dict:
-    """What ``distillery.generate`` takes from a step's block (its server and sampling)."""
-    return generation_block(block)
+# the keys of a step's block each half of distillery.process reads (beside the server):
+# select only what shapes the requests, apply only what shapes the outputs, so that changing
+# one (a class's action) does not rerun the other (the classifiers' generation)
+SELECT_KEYS = ("prompt", "prompts", "ngram", "top_k", "embedding_model", "reasoning_end")
+APPLY_KEYS = ("actions", "reasoning_end")
+
+
+def step_model(step: str):
+    from distillery.settings import processing
+
+    models = {
+        "classify": processing.Classification,
+        "extract_answer": processing.AnswerExtraction,
+        "convert_proofs": processing.ProofConversion,
+        "check_contamination": processing.ContaminationCheck,
+        "rewrite_summaries": processing.SummaryRewrite,
+        "judge_solutions": processing.AnswerJudge,
+        "judge_eval": processing.EvaluationJudge,
+    }
+    return models[step]
+
+
+def step_generation(config: dict, area: str) -> dict:
+    """What ``distillery.generate`` takes from a step's block, with the step's own defaults
+    (a classifier's 16 tokens, greedy sampling) where the config leaves them out."""
+    from distillery.settings.base import parse
+
+    step = area_step(area)
+    settings = parse(step_model(step), area_block(config, area), step)
+    return generation_block(settings.model_dump(exclude_none=True))
+
+
+def process_block(block: dict, step: str, keys: tuple[str, ...]) -> dict:
+    """The part of a step's block one half of ``distillery.process`` reads."""
+    return {k: v for k, v in block.items() if k == "server" or k in keys}
 
 
 def eval_judged_benchmarks(config: dict) -> list[str]:

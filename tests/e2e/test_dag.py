@@ -426,3 +426,8 @@ def test_full_openmathreasoning_recipe_plans_every_stage_with_its_gpus(tmp_path)
     gpu_jobs = re.findall(r"rule process_generate:.*?resources: ([^\n]*)", commands, re.DOTALL)
     assert len(gpu_jobs) == 20 and all("gpu=8" in r for r in gpu_jobs)
     assert "--model results/models/qwen2.5-32b-instruct" in commands
+    # a step's own defaults reach its jobs: the classifiers answer in 16 tokens, greedily
+    classify = [
+        b for b in blocks(commands, "generate") if b.get("inference", {}).get("max_tokens") == 16
+    ]
+    assert classify and all(b["inference"]["temperature"] == 0.0 for b in classify)

@@ -194,6 +194,15 @@ def test_the_full_pipeline_scenario_is_valid():
             ),
             "config key 'problem_processing.classify': prompt file prompts/nope.yaml does not",
         ),
+        (
+            lambda c: c["problem_processing"]["check_contamination"].update(benchmarks=["aime26"]),
+            "config key 'problem_processing.check_contamination.benchmarks' names 'aime26', no "
+            "benchmark; known benchmarks",
+        ),
+        (
+            lambda c: c["solution_judge"].update(system="be strict"),
+            "a processing step's system prompt goes in its prompt file",
+        ),
     ],
 )
 def test_full_pipeline_errors_name_the_key(edit, message):
@@ -202,3 +211,12 @@ def test_full_pipeline_errors_name_the_key(edit, message):
     with pytest.raises(DistilleryError) as err:
         check(config)
     assert message in str(err.value)
+
+
+def test_contamination_check_benchmarks_resolve_groups_and_definitions():
+    config = copy.deepcopy(FULL)
+    config["problem_processing"]["check_contamination"]["benchmarks"] = ["mcq-suite", "aime24"]
+    check(config)
+    names = config["problem_processing"]["check_contamination"]["benchmarks"]
+    assert names == ["gpqa-diamond", "mmlu-pro", "mmlu-redux", "supergpqa", "aime24"]
+    assert config["benchmarks"]["aime24"] == {}  # prepared, not evaluated

@@ -160,6 +160,11 @@ def test_contamination_check_drops_what_the_model_or_an_identical_text_says(tmp_
     assert [r["contaminated_by"] for r in dropped] == ["demo/b0", "demo/b1"]
     verdicts = read_jsonl(tmp_path / "verdicts.jsonl")
     assert [v["contaminated"] for v in verdicts] == [True, True, False]
+    assert [v["benchmark_problem"] for v in verdicts] == [
+        "What is 6 times 7?",
+        "How many primes are there below twenty in total?",
+        "How many primes are there below twenty in total?",
+    ]
     assert report["contaminated"] == 2 and report["pairs"] == 3
 
 
@@ -255,7 +260,9 @@ def test_eval_judge_needs_graded_files(tmp_path):
 
 def test_a_row_without_a_prompt_field_is_named(tmp_path):
     path = write_jsonl(tmp_path / "problems.jsonl", [{"problem": "p", "forum_discussions": "d"}])
-    with pytest.raises(DistilleryError, match=r"uses \{forum_post\}, but input row 1 has no value"):
+    with pytest.raises(
+        DistilleryError, match=r"uses \{forum_post\}, but .*problems\.jsonl:1 has no value"
+    ):
         run(tmp_path, "extract_answer", [path], lambda r: "")
 
 
@@ -265,18 +272,20 @@ def test_summaries_are_rewritten_where_the_answer_agrees(tmp_path):
         {"problem": "3+3?", "generation": "<think>3+3 is 6</think>It is \\boxed{6}."},
         {"problem": "4+4?", "generation": "<think>4+4 is 8</think>It is \\boxed{8}."},
         {"problem": "5+5?", "generation": "no reasoning tags: \\boxed{10}"},
+        {"problem": "6+6?", "generation": "<think>6+6 is 12</think>Twelve."},
     ]
     inputs = [write_jsonl(tmp_path / "rs0.jsonl", rows)]
     replies = {
         "0:0": "We add: 2 + 2 = 4, so the answer is \\boxed{4}.",
         "0:1": "So the answer is \\boxed{7}.",  # disagrees with the original: not used
         "0:2": "I summarised it.",  # no final answer: unreadable
+        "0:4": "So it is \\boxed{12}.",  # the original gave none: not the rewriter's to give
     }
     sent, (out,), report = run(
         tmp_path, "rewrite_summaries", inputs, lambda r: replies[r["_ref"]], {},
         [tmp_path / "rewritten.jsonl"],
     )  # fmt: skip
-    assert [r["_ref"] for r in sent] == ["0:0", "0:1", "0:2"]  # the 4th never ended reasoning
+    assert [r["_ref"] for r in sent] == ["0:0", "0:1", "0:2", "0:4"]  # 0:3 never ended reasoning
     assert "2+2 is 4" in sent[0][MESSAGES_FIELD][-1]["content"]
     assert "<think>" not in sent[0][MESSAGES_FIELD][-1]["content"]
     assert out[0]["generation"] == (
@@ -286,4 +295,5 @@ def test_summaries_are_rewritten_where_the_answer_agrees(tmp_path):
     assert out[1]["generation"] == rows[1]["generation"] and not out[1]["summary_rewritten"]
     assert out[3] == rows[3]
     assert report["rewritten"] == 1 and report["rewrite_disagrees"] == 1
-    assert report["unparsed"] == 1
+    assert report["unparsed"] == 1 and report["original_without_answer"] == 1
+    assert out[4]["generation"] == rows[4]["generation"]

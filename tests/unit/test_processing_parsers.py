@@ -60,6 +60,9 @@ ANSWERS = [
     ("The replies only give hints.\nAnswer not found", (None, True)),
     ("No answer was found in the discussion.", (None, True)),
     ("Answer: none", (None, True)),
+    # thinking aloud about a post that found nothing, then the answer: the later one counts
+    ("Post 1: no answer found there. Post 3 gets it.\nAnswer: 42", ("42", True)),
+    ("Answer: 12? No - rereading, the thread never settles it.\nAnswer not found", (None, True)),
     # unreadable: no answer line at all
     ("The discussion is about a different problem.", (None, False)),
     ("", (None, False)),

@@ -231,3 +231,77 @@ def get_threads_flag(wildcards, threads):
     if config["training"].get("backend", "trl") == "nemo_rl":
         return []
     return ["--threads", threads]
+
+
+# The LLM processing steps' rules (processing.smk)
+
+
+def fill(pattern, wildcards):
+    """``pattern`` (a path with wildcards) for this job."""
+    return pattern.format(**dict(wildcards.items()))
+
+
+def get_step_block_json(area, keys):
+    """The part of the step's block one half of distillery.process reads (``keys``), its
+    prompt files resolved."""
+
+    def block_json(wildcards):
+        step = wf.area_step(fill(area, wildcards))
+        block = wf.area_block(config, fill(area, wildcards))
+        resolve = lambda path: wf.resource_path(path, workflow.basedir)
+        block = wf.with_prompts(block, step, resolve)
+        return wf.block_json(wf.process_block(block, step, keys))
+
+    return block_json
+
+
+def get_step_prompts(area):
+    def prompts(wildcards):
+        path = fill(area, wildcards)
+        block = wf.area_block(config, path)
+        return [
+            wf.resource_path(p, workflow.basedir)
+            for p in wf.step_prompts(block, wf.area_step(path))
+        ]
+
+    return prompts
+
+
+def get_area_chunks(wildcards):
+    return list(range(wf.area_block(config, wildcards.area).get("chunks", 1)))
+
+
+def get_area_model_inputs(wildcards):
+    block = wf.area_block(config, wildcards.area)
+    if block["server"]["type"] == "openai":
+        return []
+    return [wf.model_dir(config, block["server"]["model"])]
+
+
+def get_area_model(wildcards, input):
+    if input.model:
+        return input.model
+    return wf.area_block(config, wildcards.area)["server"]["model"]
+
+
+def get_area_work(wildcards, input, output):
+    return json.dumps([{"input": input.requests, "seeds": [0], "outputs": [output.generations]}])
+
+
+def get_area_family(wildcards):
+    return wf.area_family(config, wildcards.area)
+
+
+def get_area_gpus(wildcards):
+    return int(wf.area_block(config, wildcards.area)["server"].get("gpus", 0))
+
+
+def get_contamination_check_benchmarks(wildcards):
+    if wildcards.step != "check_contamination":
+        return []
+    return [f"results/benchmarks/{b}/test.jsonl" for b in wf.check_benchmarks(config)]
+
+
+def get_contamination_check_entries(wildcards, input):
+    pairs = zip(wf.check_benchmarks(config), input.benchmarks)
+    return [arg for name, path in pairs for arg in ("--benchmarks", f"{name}={path}")]

@@ -4,79 +4,6 @@
 # data; an evaluation run's judge after grading.
 
 
-def get_area_block(wildcards):
-    return wf.area_block(config, wildcards.area)
-
-
-def fill(pattern, wildcards):
-    """``pattern`` (a path with wildcards) for this job."""
-    return pattern.format(**dict(wildcards.items()))
-
-
-def get_step_block_json(area):
-    """The step's block for distillery.process, its prompt files resolved."""
-
-    def block_json(wildcards):
-        step = wf.area_step(fill(area, wildcards))
-        block = wf.area_block(config, fill(area, wildcards))
-        resolve = lambda path: wf.resource_path(path, workflow.basedir)
-        return wf.block_json(wf.with_prompts(block, step, resolve))
-
-    return block_json
-
-
-def get_step_prompts(area):
-    def prompts(wildcards):
-        path = fill(area, wildcards)
-        block = wf.area_block(config, path)
-        return [
-            wf.resource_path(p, workflow.basedir)
-            for p in wf.step_prompts(block, wf.area_step(path))
-        ]
-
-    return prompts
-
-
-def get_area_chunks(wildcards):
-    return list(range(wf.area_block(config, wildcards.area).get("chunks", 1)))
-
-
-def get_area_model_inputs(wildcards):
-    block = wf.area_block(config, wildcards.area)
-    if block["server"]["type"] == "openai":
-        return []
-    return [wf.model_dir(config, block["server"]["model"])]
-
-
-def get_area_model(wildcards, input):
-    if input.model:
-        return input.model
-    return wf.area_block(config, wildcards.area)["server"]["model"]
-
-
-def get_area_work(wildcards, input, output):
-    return json.dumps([{"input": input.requests, "seeds": [0], "outputs": [output.generations]}])
-
-
-def get_area_family(wildcards):
-    return wf.area_family(config, wildcards.area)
-
-
-def get_area_gpus(wildcards):
-    return int(wf.area_block(config, wildcards.area)["server"].get("gpus", 0))
-
-
-def get_contamination_check_benchmarks(wildcards):
-    if wildcards.step != "check_contamination":
-        return []
-    return [f"results/benchmarks/{b}/test.jsonl" for b in wf.check_benchmarks(config)]
-
-
-def get_contamination_check_entries(wildcards, input):
-    pairs = zip(wf.check_benchmarks(config), input.benchmarks)
-    return [arg for name, path in pairs for arg in ("--benchmarks", f"{name}={path}")]
-
-
 rule process_generate:
     input:
         requests="{area}/requests.jsonl",
@@ -84,7 +11,7 @@ rule process_generate:
     output:
         generations=temp("{area}/generations_chunk_{chunk}.jsonl"),
     log:
-        "logs/process_generate/{area}/chunk_{chunk}.log",
+        "logs/{area}/generate_chunk_{chunk}.log",
     wildcard_constraints:
         area=wf.AREA_PATTERN,
     conda:
@@ -97,7 +24,7 @@ rule process_generate:
         gpu=get_area_gpus,
     params:
         model=get_area_model,
-        generation=lambda wildcards: wf.block_json(wf.generation_block(get_area_block(wildcards))),
+        generation=lambda wildcards: wf.block_json(wf.step_generation(config, wildcards.area)),
         work=get_area_work,
         chunks=lambda wildcards: len(get_area_chunks(wildcards)),
     shell:
@@ -122,7 +49,7 @@ rule process_merge:
     output:
         generations="{area}/generations.jsonl",
     log:
-        "logs/process_merge/{area}.log",
+        "logs/{area}/merge.log",
     wildcard_constraints:
         area=wf.AREA_PATTERN,
     localrule: True
@@ -137,7 +64,7 @@ rule process_merge:
         " > {log:q} 2>&1"
 
 
-STEP = wf.PROCESSING + "/{step}"
+STEP = f"{wf.PROCESSING}/{{step}}"
 
 
 rule select_problem_step:
@@ -146,8 +73,8 @@ rule select_problem_step:
         prompts=get_step_prompts(STEP),
         benchmarks=get_contamination_check_benchmarks,
     output:
-        requests=STEP + "/requests.jsonl",
-        prefilled=STEP + "/prefilled.jsonl",
+        requests=f"{STEP}/requests.jsonl",
+        prefilled=f"{STEP}/prefilled.jsonl",
     log:
         "logs/process/{step}-select.log",
     wildcard_constraints:
@@ -157,7 +84,7 @@ rule select_problem_step:
     container:
         get_container("core")
     params:
-        block=get_step_block_json(STEP),
+        block=get_step_block_json(STEP, wf.SELECT_KEYS),
         benchmarks=get_contamination_check_entries,
     shell:
         "python -m distillery.process --action select"
@@ -173,13 +100,13 @@ rule select_problem_step:
 rule apply_problem_step:
     input:
         problems=lambda wildcards: wf.step_input(config, wildcards.step),
-        generations=STEP + "/generations.jsonl",
-        prefilled=STEP + "/prefilled.jsonl",
+        generations=f"{STEP}/generations.jsonl",
+        prefilled=f"{STEP}/prefilled.jsonl",
     output:
-        problems=STEP + "/problems.jsonl",
-        dropped=STEP + "/dropped.jsonl",
-        verdicts=STEP + "/verdicts.jsonl",
-        report=STEP + "/report.json",
+        problems=f"{STEP}/problems.jsonl",
+        dropped=f"{STEP}/dropped.jsonl",
+        verdicts=f"{STEP}/verdicts.jsonl",
+        report=f"{STEP}/report.json",
     log:
         "logs/process/{step}-apply.log",
     wildcard_constraints:
@@ -189,7 +116,7 @@ rule apply_problem_step:
     container:
         get_container("core")
     params:
-        block=get_step_block_json(STEP),
+        block=get_step_block_json(STEP, wf.APPLY_KEYS),
     shell:
         "python -m distillery.process --action apply"
         " --step {wildcards.step:q}"
@@ -209,8 +136,8 @@ rule select_summaries:
         solutions=expand("results/sdg/solutions/output-rs{seed}.jsonl", seed=SOLUTION_SEEDS),
         prompts=get_step_prompts(wf.SUMMARIES),
     output:
-        requests=wf.SUMMARIES + "/requests.jsonl",
-        prefilled=wf.SUMMARIES + "/prefilled.jsonl",
+        requests=f"{wf.SUMMARIES}/requests.jsonl",
+        prefilled=f"{wf.SUMMARIES}/prefilled.jsonl",
     log:
         "logs/process/rewrite_summaries-select.log",
     conda:
@@ -218,7 +145,7 @@ rule select_summaries:
     container:
         get_container("core")
     params:
-        block=get_step_block_json(wf.SUMMARIES),
+        block=get_step_block_json(wf.SUMMARIES, wf.SELECT_KEYS),
     shell:
         "python -m distillery.process --action select"
         " --step rewrite_summaries"
@@ -232,11 +159,11 @@ rule select_summaries:
 rule apply_summaries:
     input:
         solutions=rules.select_summaries.input.solutions,
-        generations=wf.SUMMARIES + "/generations.jsonl",
+        generations=f"{wf.SUMMARIES}/generations.jsonl",
         prefilled=rules.select_summaries.output.prefilled,
     output:
-        rewritten=expand(wf.SUMMARIES + "/output-rs{seed}.jsonl", seed=SOLUTION_SEEDS),
-        report=wf.SUMMARIES + "/report.json",
+        rewritten=expand(f"{wf.SUMMARIES}/output-rs{{seed}}.jsonl", seed=SOLUTION_SEEDS),
+        report=f"{wf.SUMMARIES}/report.json",
     log:
         "logs/process/rewrite_summaries-apply.log",
     conda:
@@ -244,7 +171,7 @@ rule apply_summaries:
     container:
         get_container("core")
     params:
-        block=get_step_block_json(wf.SUMMARIES),
+        block=get_step_block_json(wf.SUMMARIES, wf.APPLY_KEYS),
         grading=wf.options(GRADING, ["extract_regex"]),
     shell:
         "python -m distillery.process --action apply"
@@ -264,9 +191,9 @@ rule select_solution_judge:
         solutions=wf.judge_inputs(config, SOLUTION_SEEDS),
         prompts=get_step_prompts(wf.SOLUTION_JUDGE),
     output:
-        requests=wf.SOLUTION_JUDGE + "/requests.jsonl",
-        prefilled=wf.SOLUTION_JUDGE + "/prefilled.jsonl",
-        labelled=expand(wf.SOLUTION_JUDGE + "/labelled-rs{seed}.jsonl", seed=SOLUTION_SEEDS),
+        requests=f"{wf.SOLUTION_JUDGE}/requests.jsonl",
+        prefilled=f"{wf.SOLUTION_JUDGE}/prefilled.jsonl",
+        labelled=expand(f"{wf.SOLUTION_JUDGE}/labelled-rs{{seed}}.jsonl", seed=SOLUTION_SEEDS),
     log:
         "logs/process/judge_solutions-select.log",
     conda:
@@ -274,7 +201,7 @@ rule select_solution_judge:
     container:
         get_container("core")
     params:
-        block=get_step_block_json(wf.SOLUTION_JUDGE),
+        block=get_step_block_json(wf.SOLUTION_JUDGE, wf.SELECT_KEYS),
         fill=lambda wildcards: (
             [] if config["sft_data"].get("fill_majority", True) else ["--no-fill-majority"]
         ),
@@ -295,11 +222,11 @@ rule select_solution_judge:
 rule apply_solution_judge:
     input:
         labelled=rules.select_solution_judge.output.labelled,
-        generations=wf.SOLUTION_JUDGE + "/generations.jsonl",
+        generations=f"{wf.SOLUTION_JUDGE}/generations.jsonl",
         prefilled=rules.select_solution_judge.output.prefilled,
     output:
         judged=expand("results/sdg/judged/output-rs{seed}.jsonl", seed=SOLUTION_SEEDS),
-        report=wf.SOLUTION_JUDGE + "/report.json",
+        report=f"{wf.SOLUTION_JUDGE}/report.json",
     log:
         "logs/process/judge_solutions-apply.log",
     conda:
@@ -307,7 +234,7 @@ rule apply_solution_judge:
     container:
         get_container("core")
     params:
-        block=get_step_block_json(wf.SOLUTION_JUDGE),
+        block=get_step_block_json(wf.SOLUTION_JUDGE, wf.APPLY_KEYS),
     shell:
         "python -m distillery.process --action apply"
         " --step judge_solutions"
@@ -328,8 +255,8 @@ rule select_eval_judge:
         graded=lambda wildcards: wf.eval_judge_files(config, wildcards.run, judged=False),
         prompts=get_step_prompts(EVAL_JUDGE),
     output:
-        requests=EVAL_JUDGE + "/requests.jsonl",
-        prefilled=EVAL_JUDGE + "/prefilled.jsonl",
+        requests=f"{EVAL_JUDGE}/requests.jsonl",
+        prefilled=f"{EVAL_JUDGE}/prefilled.jsonl",
     log:
         "logs/process/{run}/judge_eval-select.log",
     conda:
@@ -337,7 +264,7 @@ rule select_eval_judge:
     container:
         get_container("core")
     params:
-        block=get_step_block_json(EVAL_JUDGE),
+        block=get_step_block_json(EVAL_JUDGE, wf.SELECT_KEYS),
     shell:
         "python -m distillery.process --action select"
         " --step judge_eval"
@@ -351,11 +278,11 @@ rule select_eval_judge:
 rule apply_eval_judge:
     input:
         graded=lambda wildcards: wf.eval_judge_files(config, wildcards.run, judged=False),
-        generations=EVAL_JUDGE + "/generations.jsonl",
-        prefilled=EVAL_JUDGE + "/prefilled.jsonl",
+        generations=f"{EVAL_JUDGE}/generations.jsonl",
+        prefilled=f"{EVAL_JUDGE}/prefilled.jsonl",
     output:
         judged=wf.eval_judge_files(config, "{run}", judged=True),
-        report=EVAL_JUDGE + "/report.json",
+        report=f"{EVAL_JUDGE}/report.json",
     log:
         "logs/process/{run}/judge_eval-apply.log",
     conda:
@@ -363,7 +290,7 @@ rule apply_eval_judge:
     container:
         get_container("core")
     params:
-        block=get_step_block_json(EVAL_JUDGE),
+        block=get_step_block_json(EVAL_JUDGE, wf.APPLY_KEYS),
     shell:
         "python -m distillery.process --action apply"
         " --step judge_eval"

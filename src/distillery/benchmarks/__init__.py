@@ -110,10 +110,13 @@ def unknown_message(name: str) -> str:
     )
 
 
-def expand(benchmarks: dict[str, int | None]) -> dict[str, int | None]:
+def expand(
+    benchmarks: dict[str, int | None], keep: set[str] = frozenset()
+) -> dict[str, int | None]:
     """``evaluation.benchmarks`` with each group replaced by its members, in order: a number
     given to a group sets every member's seeds, else each keeps the group's (or its
-    definition's). A benchmark named both alone and in a group keeps its own entry.
+    definition's). A benchmark named both alone and in a group keeps its own entry; names in
+    ``keep`` (benchmarks the config defines under those names) are not expanded.
 
     Example:
         >>> expand({"mcq-suite": None, "gpqa-diamond": 8})["gpqa-diamond"]
@@ -123,7 +126,7 @@ def expand(benchmarks: dict[str, int | None]) -> dict[str, int | None]:
     """
     out: dict[str, int | None] = {}
     for name, count in benchmarks.items():
-        if name in groups():
+        if name in groups() and name not in keep:
             for member, seeds in groups()[name].items():
                 if member not in benchmarks:
                     out[member] = count if count is not None else seeds

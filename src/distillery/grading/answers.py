@@ -281,11 +281,11 @@ def extract_letter(text: str | None, config: ExtractionConfig = ExtractionConfig
     E}`` followed by ``Answer: D`` gives ``E``; its issue 1511): here it gives ``D``.
 
     Example:
-        >>> extract_letter("The correct option is \\boxed{C}.")
+        >>> extract_letter("The correct option is \\\\boxed{C}.")
         'C'
         >>> extract_letter("**Answer:** b")
         'B'
-        >>> extract_letter("so \\boxed{\\langle H\\rangle \\ll \\Delta E}. **Answer: D**")
+        >>> extract_letter("so \\\\boxed{\\\\langle H\\\\rangle \\\\ll E}. **Answer: D**")
         'D'
     """
     if not text:

@@ -77,12 +77,14 @@ def parse_extracted_answer(text: str | None) -> tuple[str | None, bool]:
     """
     if not text:
         return None, False
-    if NOT_FOUND.search(text):
+    lines = list(_ANSWER_LINE.finditer(text))
+    not_found = list(NOT_FOUND.finditer(text))
+    # the model may think aloud first ("post 1: no answer found ... Answer: 42"): the later wins
+    if not_found and (not lines or not_found[-1].start() > lines[-1].start()):
         return None, True
-    lines = _ANSWER_LINE.findall(text)
     if not lines:
         return None, False
-    answer = lines[-1].strip().rstrip(".").strip()
+    answer = lines[-1].group(1).strip().rstrip(".").strip()
     if "\\boxed" in answer:
         answer = last_boxed(answer) or answer
     answer = answer.strip().strip("$").strip()

@@ -46,13 +46,15 @@ class Outcome:
         logger.warning("%s: cannot read the model's answer (%.120r); no verdict", where, text)
 
 
-def request(ref: str, prompt: PromptConfig, row: dict, **extra) -> dict:
+def request(ref: str, prompt: PromptConfig, row: dict, where: str, **extra) -> dict:
+    """A request row; ``where`` names the input row (``file:line``) in the error for a field
+    the prompt uses and the row lacks."""
     missing = sorted(f for f in prompt.fields() if row.get(f) is None)
     if missing:
         raise DistilleryError(
-            f"{prompt.source} uses {', '.join('{' + m + '}' for m in missing)}, but input row "
-            f"{int(ref.split(':')[0]) + 1} has no value for it (fields: {', '.join(sorted(row))}); "
-            "fix the prompt or the step's input"
+            f"{prompt.source} uses {', '.join('{' + m + '}' for m in missing)}, but {where} has "
+            f"no value for it (fields: {', '.join(sorted(row))}); fix the prompt or the step's "
+            "input"
         )
     return {REF: ref, MESSAGES_FIELD: prompt.messages(row), **extra}
 
@@ -64,10 +66,12 @@ def by_ref(generations: list[dict]) -> dict[str, dict]:
 # --- classification -------------------------------------------------------------------------
 
 
-def classify_requests(rows: list[dict], prompts: dict[str, PromptConfig]) -> Iterator[dict]:
+def classify_requests(
+    rows: list[dict], prompts: dict[str, PromptConfig], where: str
+) -> Iterator[dict]:
     for index, row in enumerate(rows):
         for name, prompt in prompts.items():
-            yield request(f"{index}:{name}", prompt, row)
+            yield request(f"{index}:{name}", prompt, row, f"{where}:{index + 1}")
 
 
 def classify_apply(
@@ -109,10 +113,10 @@ def needs_answer(row: dict) -> bool:
     return not row.get("convert_proof") and not row.get("expected_answer")
 
 
-def answer_requests(rows: list[dict], prompt: PromptConfig) -> Iterator[dict]:
+def answer_requests(rows: list[dict], prompt: PromptConfig, where: str) -> Iterator[dict]:
     for index, row in enumerate(rows):
         if needs_answer(row) and row.get("forum_discussions"):
-            yield request(str(index), prompt, row)
+            yield request(str(index), prompt, row, f"{where}:{index + 1}")
 
 
 def answer_apply(rows: list[dict], generations: dict[str, dict], where: str) -> Outcome:
@@ -145,10 +149,10 @@ def answer_apply(rows: list[dict], generations: dict[str, dict], where: str) -> 
 # --- proof conversion -----------------------------------------------------------------------
 
 
-def proof_requests(rows: list[dict], prompt: PromptConfig) -> Iterator[dict]:
+def proof_requests(rows: list[dict], prompt: PromptConfig, where: str) -> Iterator[dict]:
     for index, row in enumerate(rows):
         if row.get("convert_proof"):
-            yield request(str(index), prompt, row)
+            yield request(str(index), prompt, row, f"{where}:{index + 1}")
 
 
 def proof_apply(rows: list[dict], generations: dict[str, dict], where: str) -> Outcome:
@@ -203,12 +207,17 @@ def contamination_requests(
             candidates.append(embedded[position])
         for rank, reference in enumerate(candidates):
             text, benchmark, benchmark_id = references[reference]
-            pair = {"problem": row["problem"], "benchmark_problem": text}
-            extra = {"benchmark": benchmark, "benchmark_id": benchmark_id}
+            ref = f"{position}:{rank}"
+            extra = {
+                "benchmark": benchmark,
+                "benchmark_id": benchmark_id,
+                "benchmark_problem": text,
+            }
             if same_text(row["problem"], text):
-                yield {REF: f"{position}:{rank}", **pair, **extra, "_verdict": True}
+                yield {REF: ref, **extra, "_verdict": True}
             else:
-                yield request(f"{position}:{rank}", prompt, pair, **extra)
+                pair = {"problem": row["problem"], "benchmark_problem": text}
+                yield request(ref, prompt, pair, f"problem {position + 1}", **extra)
 
 
 def contamination_apply(
@@ -256,7 +265,7 @@ def contamination_apply(
 # --- answer judge ---------------------------------------------------------------------------
 
 
-def judge_request(ref: str, row: dict, prompt: PromptConfig) -> dict:
+def judge_request(ref: str, row: dict, prompt: PromptConfig, where: str) -> dict:
     """A judge request for a row with ``problem``, ``expected_answer`` and
     ``predicted_answer``, or the prefilled verdict where no model is needed (NeMo-Skills
     does the same): no prediction is wrong, an identical string is right."""
@@ -265,15 +274,8 @@ def judge_request(ref: str, row: dict, prompt: PromptConfig) -> dict:
         return {REF: ref, "judgement": NO_ANSWER_JUDGEMENT}
     if str(predicted).strip() == str(expected).strip():
         return {REF: ref, "judgement": SAME_ANSWER_JUDGEMENT}
-    fields = {"problem": row["problem"], "expected_answer": expected, "predicted_answer": predicted}
-    return request(ref, prompt, fields)
-
-
-def judgement_of(item: dict, generations: dict[str, dict]) -> str | None:
-    """The judgement text of one request: prefilled, or the judge model's."""
-    if "judgement" in item:
-        return item["judgement"]
-    return generations.get(item[REF], {}).get("generation")
+    fields = {"problem": row.get("problem"), "expected_answer": expected}
+    return request(ref, prompt, {**fields, "predicted_answer": predicted}, where)
 
 
 def count_judgement(out: Outcome, text: str | None, where: str) -> bool | None:
@@ -302,7 +304,9 @@ def split_reasoning(text: str, end: str) -> tuple[str, str] | None:
     return reasoning, summary.strip()
 
 
-def summary_requests(seeds: list[list[dict]], prompt: PromptConfig, end: str) -> Iterator[dict]:
+def summary_requests(
+    seeds: list[list[dict]], prompt: PromptConfig, end: str, where: list[str]
+) -> Iterator[dict]:
     """A rewrite request for each solution whose reasoning ended (``{problem}``,
     ``{reasoning}``: the text before ``end``, without an opening ``<think>``)."""
     for seed, rows in enumerate(seeds):
@@ -311,19 +315,19 @@ def summary_requests(seeds: list[list[dict]], prompt: PromptConfig, end: str) ->
             if parts is None or not row.get("problem"):
                 continue
             reasoning = parts[0].replace("<think>", "", 1).strip()
-            yield request(
-                f"{seed}:{line}", prompt, {"problem": row["problem"], "reasoning": reasoning}
-            )
+            fields = {"problem": row["problem"], "reasoning": reasoning}
+            yield request(f"{seed}:{line}", prompt, fields, f"{where[seed]}:{line + 1}")
 
 
 def summary_apply(
     seeds: list[list[dict]], generations: dict[str, dict], end: str, extraction, where: list[str]
 ) -> Outcome:
     """Each solution's summary replaced by its rewrite (``generation`` = reasoning, ``end``,
-    rewrite; ``original_summary`` keeps the model's own) when the rewrite gives the same final
-    answer as the original; otherwise the solution stays as it was (``summary_rewritten``
-    false), so the judge that follows sees a rewrite only where it agrees."""
-    from distillery.grading.answers import extract_answer, normalize
+    rewrite; ``original_summary`` keeps the model's own) when the rewrite's final answer is
+    equivalent to the original's; otherwise (another answer, or none on either side: the
+    rewriting model must not supply the teacher's answer) the solution stays as it was
+    (``summary_rewritten`` false)."""
+    from distillery.grading.answers import extract_answer, is_equivalent
 
     out = Outcome()
     for seed, rows in enumerate(seeds):
@@ -335,12 +339,13 @@ def summary_apply(
             reasoning, summary = split_reasoning(row["generation"], end)
             new_answer = extract_answer(text, extraction)
             old_answer = extract_answer(summary, extraction)
+            row["summary_rewritten"] = False
             if new_answer is None:
                 out.unparsed(f"{where[seed]}:{line + 1}", text)
-                row["summary_rewritten"] = False
-            elif old_answer is not None and normalize(new_answer) != normalize(old_answer):
+            elif old_answer is None:
+                out.counts["original_without_answer"] += 1
+            elif not is_equivalent(old_answer, new_answer):
                 out.counts["rewrite_disagrees"] += 1
-                row["summary_rewritten"] = False
             else:
                 row.update(
                     generation=f"{reasoning}{end}\n{text.strip()}",

@@ -32,6 +32,15 @@ class Step(Generation):
     inference: Inference = GREEDY
     chunks: int = Field(1, ge=1, description=CHUNKS)
 
+    @model_validator(mode="after")
+    def _whole_input(self) -> Step:
+        # a step answers every request it selects, with its prompt file's messages
+        if self.system is not None:
+            raise conflict("system", "a processing step's system prompt goes in its prompt file")
+        if self.max_samples != -1:
+            raise conflict("max_samples", "a processing step answers all its rows")
+        return self
+
 
 class Classification(Step):
     """classify each extracted problem with one yes/no classifier per class, and drop or route

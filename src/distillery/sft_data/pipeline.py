@@ -128,14 +128,16 @@ def _parse(number: int, lines: tuple[bytes, ...], paths: list[str]) -> tuple[lis
     return rows, missing
 
 
-def _label_rows(rows: list[dict], labelling: Labelling) -> bool:
-    """Adds predicted answers, majority answers and correctness to one problem's rows."""
+def label_rows(rows: list[dict], labelling: Labelling) -> bool:
+    """Adds predicted answers, majority answers and correctness to one problem's rows; whether
+    its answer is a majority one (filled here, or by the solution judge's labelling before)."""
     filled = False
     if rows:
         for row in rows:
             add_predicted_answer(row, labelling.extraction)
         if labelling.fill_majority:
             filled = fill_majority_answer(rows)
+        filled = filled or rows[0].get("fill_mode") == "majority"
         label_group(rows)
     return filled
 
@@ -147,7 +149,7 @@ def _label_chunk(chunk: list[tuple[int, tuple[bytes, ...]]], paths, labelling) -
     for number, lines in chunk:
         rows, missing = _parse(number, lines, paths)
         out.missing += missing
-        out.filled += _label_rows(rows, labelling)
+        out.filled += label_rows(rows, labelling)
         out.groups.append(
             [
                 (
@@ -173,7 +175,7 @@ def _labelled_groups(
             rows, missing = _parse(number, lines, paths)
             report.read += len(lines)
             report.drop("rows missing generation or problem", missing)
-            report.notes["problems_labelled_by_majority"] += _label_rows(rows, labelling)
+            report.notes["problems_labelled_by_majority"] += label_rows(rows, labelling)
             yield rows
         return
     context = multiprocessing.get_context("forkserver")
