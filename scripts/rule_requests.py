@@ -76,11 +76,19 @@ def rule_settings(configfile: str) -> dict[str, tuple[str, str, str]]:
         return {
             rule.name: (
                 str(getattr(rule.resources.get("_cores"), "value", 1)),
-                str(rule.container_img or "—").removeprefix("docker://"),
-                Path(str(rule.conda_env)).name if rule.conda_env else "—",
+                _shown(rule.container_img, lambda v: str(v).removeprefix("docker://")),
+                _shown(rule.conda_env, lambda v: Path(str(v)).name),
             )
             for rule in rules
         }
+
+
+def _shown(value, show) -> str:
+    """A rule's image or environment; one chosen per job (an LLM step's, by its server) is
+    shown as such."""
+    if callable(value):
+        return "its server's"
+    return show(value) if value else "—"
 
 
 def main() -> None:
