@@ -122,27 +122,24 @@ class Config:
         return parse(BLOCKS[self.step], data, self.step)
 
 
-def _prompt(path: str):
-    return load_prompt(path)
-
-
 def select(config: Config) -> None:
     block = config.block()
-    prefilled: list[dict] = []
     if config.step in PROBLEM_STEPS:
         rows = read_jsonl(config.inputs[0], allow_empty=True)
         if config.step == "classify":
-            prompts = {name: _prompt(path) for name, path in block.prompts.items()}
+            prompts = {name: load_prompt(path) for name, path in block.prompts.items()}
             requests = list(steps.classify_requests(rows, prompts, config.inputs[0]))
         elif config.step == "extract_answer":
-            requests = list(steps.answer_requests(rows, _prompt(block.prompt), config.inputs[0]))
+            requests = list(
+                steps.answer_requests(rows, load_prompt(block.prompt), config.inputs[0])
+            )
         elif config.step == "convert_proofs":
-            requests = list(steps.proof_requests(rows, _prompt(block.prompt), config.inputs[0]))
+            requests = list(steps.proof_requests(rows, load_prompt(block.prompt), config.inputs[0]))
         else:
             requests = _contamination_requests(config, block, rows)
     elif config.step == "rewrite_summaries":
         seeds = [read_jsonl(path, allow_empty=True) for path in config.inputs]
-        prompt = _prompt(block.prompt)
+        prompt = load_prompt(block.prompt)
         where = list(config.inputs)
         requests = list(steps.summary_requests(seeds, prompt, block.reasoning_end, where))
     elif config.step == "judge_solutions":
@@ -171,7 +168,7 @@ def _contamination_requests(config: Config, block: ContaminationCheck, rows) -> 
         found = embedding_matches(problems, references, block.embedding_model, threshold=-1.0)
         ids = {(name, identifier): i for i, (_, name, identifier) in enumerate(references)}
         embedded = {i: ids[(m.benchmark, m.benchmark_id)] for i, (m, _) in found.items()}
-    prompt = _prompt(block.prompt)
+    prompt = load_prompt(block.prompt)
     return list(
         steps.contamination_requests(rows, references, prompt, block.ngram, block.top_k, embedded)
     )
@@ -193,7 +190,7 @@ def _label_and_judge(config: Config, block: AnswerJudge) -> list[dict]:
             f"{', '.join(config.inputs)}: solution files have different row counts; each seed "
             "must cover the same problems in the same order"
         )
-    prompt = _prompt(block.prompt)
+    prompt = load_prompt(block.prompt)
     requests = []
     for line, group in enumerate(zip(*seeds, strict=True)):
         answered = [row for row in group if row.get("generation") and row.get("problem")]
@@ -209,7 +206,7 @@ def _label_and_judge(config: Config, block: AnswerJudge) -> list[dict]:
 
 
 def _judge_eval_requests(config: Config, block: AnswerJudge) -> list[dict]:
-    prompt = _prompt(block.prompt)
+    prompt = load_prompt(block.prompt)
     requests = []
     for position, path in enumerate(config.inputs):
         for line, row in enumerate(read_jsonl(path, allow_empty=True)):

@@ -663,7 +663,7 @@ def step_generation(config: dict, area: str) -> dict:
     return generation_block(settings.model_dump(exclude_none=True))
 
 
-def process_block(block: dict, step: str, keys: tuple[str, ...]) -> dict:
+def process_block(block: dict, keys: tuple[str, ...]) -> dict:
     """The part of a step's block one half of ``distillery.process`` reads."""
     return {k: v for k, v in block.items() if k == "server" or k in keys}
 

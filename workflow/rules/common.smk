@@ -233,7 +233,7 @@ def get_threads_flag(wildcards, threads):
     return ["--threads", threads]
 
 
-# The LLM processing steps' rules (processing.smk)
+# Helpers of the LLM processing steps' rules (processing.smk)
 
 
 def fill(pattern, wildcards):
@@ -250,7 +250,7 @@ def get_step_block_json(area, keys):
         block = wf.area_block(config, fill(area, wildcards))
         resolve = lambda path: wf.resource_path(path, workflow.basedir)
         block = wf.with_prompts(block, step, resolve)
-        return wf.block_json(wf.process_block(block, step, keys))
+        return wf.block_json(wf.process_block(block, keys))
 
     return block_json
 
