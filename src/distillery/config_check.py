@@ -294,24 +294,16 @@ def benchmark_fields(block: dict, name: str, workdir: Path) -> set[str]:
 def prompt_field_problems(config: dict, search: list[Path], workdir: Path) -> list[str]:
     """Each evaluation prompt (per run and benchmark) that uses a ``{field}`` the benchmark's
     rows do not provide: found here, before any job runs, not by the generation job."""
-    from distillery.benchmarks import load_definition
+    from distillery import workflow as wf
     from distillery.prompts import load_prompt
 
     problems = []
     evaluation = config["evaluation"]
     for bench in evaluation["benchmarks"]:
         block = config["benchmarks"][bench]
-        definition = load_definition(block.get("source", bench))
         fields = None
-        for run, entry in evaluation["runs"].items():
-            if isinstance(entry, dict) and entry.get("prompt"):
-                key, prompt = f"evaluation.runs.{run}.prompt", entry["prompt"]
-            elif block.get("prompt"):
-                key, prompt = f"benchmarks.{bench}.prompt", block["prompt"]
-            elif definition.prompt:
-                key, prompt = f"benchmark definition {definition.name}'s prompt", definition.prompt
-            else:
-                key, prompt = "evaluation.prompt", evaluation["prompt"]
+        for run in evaluation["runs"]:
+            key, prompt = wf.prompt_source(config, run, bench)
             found = next((base / prompt for base in search if (base / prompt).is_file()), None)
             if found is None:
                 problems.append(f"config key '{key}': file {prompt} does not exist")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from distillery import cli
 from distillery.errors import DistilleryError
-from distillery.grading.answers import ExtractionConfig
+from distillery.grading.answers import ExtractionConfig, regex_extraction
 from distillery.jsonl import iter_jsonl, write_json, write_text
 from distillery.prompts import load_prompt
 from distillery.settings.data import SftSelection
@@ -76,9 +76,7 @@ class Config:
                 )
 
     def extraction(self) -> ExtractionConfig:
-        if self.extract_regex is None:
-            return ExtractionConfig()
-        return ExtractionConfig(extract_regex=self.extract_regex)
+        return regex_extraction(self.extract_regex)
 
 
 def load_benchmarks(entries: tuple[str, ...]) -> list[tuple[str, str, str]]:

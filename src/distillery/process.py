@@ -40,33 +40,19 @@ from typing import Literal
 
 from distillery import cli
 from distillery.errors import DistilleryError
-from distillery.grading.answers import ExtractionConfig
+from distillery.grading.answers import regex_extraction
 from distillery.jsonl import read_jsonl, write_json, write_jsonl, write_text
 from distillery.processing import steps
 from distillery.prompts import load_prompt
 from distillery.settings.base import parse
 from distillery.settings.processing import (
-    AnswerExtraction,
+    STEP_MODELS,
     AnswerJudge,
-    Classification,
     ContaminationCheck,
-    EvaluationJudge,
-    ProofConversion,
-    SummaryRewrite,
 )
 from distillery.workflow import PROBLEM_STEPS
 
 logger = logging.getLogger(__name__)
-
-BLOCKS = {
-    "classify": Classification,
-    "extract_answer": AnswerExtraction,
-    "convert_proofs": ProofConversion,
-    "check_contamination": ContaminationCheck,
-    "rewrite_summaries": SummaryRewrite,
-    "judge_solutions": AnswerJudge,
-    "judge_eval": EvaluationJudge,
-}
 
 
 @dataclass(frozen=True)
@@ -76,7 +62,7 @@ class Config:
     action: Literal["select", "apply"] = field(
         metadata={"help": "select or apply", "positional": True}
     )
-    step: Literal[tuple(BLOCKS)] = field(metadata={"help": "the step"})  # type: ignore[valid-type]
+    step: Literal[tuple(STEP_MODELS)] = field(metadata={"help": "the step"})  # type: ignore[valid-type]
     inputs: tuple[str, ...] = field(metadata={"help": "the step's input file(s)"})
     config_json: str = field(metadata={"help": "the step's config block as JSON"})
     requests: str | None = field(default=None, metadata={"help": "select: requests to generate"})
@@ -119,7 +105,7 @@ class Config:
             data = json.loads(self.config_json)
         except json.JSONDecodeError as err:
             raise DistilleryError(f"--config-json is not JSON: {err}") from None
-        return parse(BLOCKS[self.step], data, self.step)
+        return parse(STEP_MODELS[self.step], data, self.step)
 
 
 def select(config: Config) -> None:
@@ -183,7 +169,7 @@ def _label_and_judge(config: Config, block: AnswerJudge) -> list[dict]:
 
     if len(config.outputs) != len(config.inputs):
         raise DistilleryError("judge_solutions select: give one --outputs file per seed file")
-    labelling = Labelling(_extraction(config), config.fill_majority)
+    labelling = Labelling(regex_extraction(config.extract_regex), config.fill_majority)
     seeds = [read_jsonl(path, allow_empty=True) for path in config.inputs]
     if len({len(rows) for rows in seeds}) > 1:
         raise DistilleryError(
@@ -218,7 +204,8 @@ def _judge_eval_requests(config: Config, block: AnswerJudge) -> list[dict]:
 
 
 def apply(config: Config) -> None:
-    generations = steps.by_ref(read_jsonl(config.generations, allow_empty=True))
+    answered = read_jsonl(config.generations, allow_empty=True)
+    generations = steps.by_ref(answered)
     prefilled = read_jsonl(config.prefilled, allow_empty=True)
     where = config.inputs[0]
     verdicts = None
@@ -231,7 +218,7 @@ def apply(config: Config) -> None:
         elif config.step == "convert_proofs":
             out = steps.proof_apply(rows, generations, where)
         else:
-            requests = read_jsonl(config.generations, allow_empty=True) + prefilled
+            requests = answered + prefilled
             requests.sort(key=lambda r: tuple(int(p) for p in r[steps.REF].split(":")))
             out, verdicts = steps.contamination_apply(rows, requests, generations, where)
         write_jsonl(config.outputs[0], out.kept)
@@ -255,18 +242,14 @@ def apply(config: Config) -> None:
     logger.info("%s: %s", config.step, ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
-def _extraction(config: Config) -> ExtractionConfig:
-    if config.extract_regex:
-        return ExtractionConfig(extract_regex=config.extract_regex)
-    return ExtractionConfig()
-
-
 def _apply_summaries(config: Config, generations: dict) -> steps.Outcome:
     if len(config.outputs) != len(config.inputs):
         raise DistilleryError("rewrite_summaries apply: give one --outputs file per seed file")
     seeds = [read_jsonl(path, allow_empty=True) for path in config.inputs]
     end = config.block().reasoning_end
-    out = steps.summary_apply(seeds, generations, end, _extraction(config), list(config.inputs))
+    out = steps.summary_apply(
+        seeds, generations, end, regex_extraction(config.extract_regex), list(config.inputs)
+    )
     for path, rows in zip(config.outputs, seeds, strict=True):
         write_jsonl(path, rows)
     return out

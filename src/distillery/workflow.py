@@ -304,20 +304,34 @@ def benchmark_grading(config: dict, bench: str) -> str:
 
 def benchmark_prompt(config: dict, bench: str) -> str:
     """The evaluation prompt: the benchmark's own, its definition's, or the evaluation's."""
-    block = config["benchmarks"][bench]
-    return (
-        block.get("prompt")
-        or benchmark_definition(config, bench).prompt
-        or config["evaluation"]["prompt"]
-    )
+    return prompt_source(config, None, bench)[1]
 
 
 def run_prompt(config: dict, run: str, bench: str) -> str:
     """A run's prompt file on one benchmark: the run's own, else the benchmark's
     (:func:`benchmark_prompt`)."""
-    entry = config["evaluation"]["runs"][run]
-    own = None if isinstance(entry, str) else entry.get("prompt")
-    return own or benchmark_prompt(config, bench)
+    return prompt_source(config, run, bench)[1]
+
+
+def prompt_source(config: dict, run: str | None, bench: str) -> tuple[str, str]:
+    """(where it is set, prompt file) of a run's (or, with no run, any run's) prompt on a
+    benchmark: the run's ``prompt``, the benchmark's, its definition's, or the evaluation's.
+
+    Example:
+        >>> prompt_source({"evaluation": {"prompt": "p.yaml", "runs": {"r": "m"}},
+        ...                "benchmarks": {"demo": {}}}, "r", "demo")
+        ('evaluation.prompt', 'p.yaml')
+    """
+    entry = config["evaluation"]["runs"][run] if run is not None else None
+    if isinstance(entry, dict) and entry.get("prompt"):
+        return f"evaluation.runs.{run}.prompt", entry["prompt"]
+    block = config["benchmarks"][bench]
+    if block.get("prompt"):
+        return f"benchmarks.{bench}.prompt", block["prompt"]
+    definition = benchmark_definition(config, bench)
+    if definition.prompt:
+        return f"benchmark definition {definition.name}'s prompt", definition.prompt
+    return "evaluation.prompt", config["evaluation"]["prompt"]
 
 
 def run_model(config: dict, run: str) -> str:
@@ -609,26 +623,24 @@ def area_step(area: str) -> str:
     return steps.get(parts, "judge_eval")
 
 
-def step_prompts(block: dict, step: str) -> list[str]:
-    """The prompt files a step reads (the classifier's one per class)."""
+def _named_prompts(block: dict, step: str) -> dict[str, str]:
+    """A step's prompt files by name (the classifier's by class), defaults filled in."""
     from distillery.settings.processing import BLOCK_PROMPTS, Classification
 
     if step == "classify":
-        return list(
-            (block.get("prompts") or Classification.model_fields["prompts"].default).values()
-        )
+        return dict(block.get("prompts") or Classification.model_fields["prompts"].default)
+    return {"prompt": block.get("prompt", BLOCK_PROMPTS[step])}
 
-    return [block.get("prompt", BLOCK_PROMPTS[step])]
+
+def step_prompts(block: dict, step: str) -> list[str]:
+    """The prompt files a step reads (the classifier's one per class)."""
+    return list(_named_prompts(block, step).values())
 
 
 def with_prompts(block: dict, step: str, resolve) -> dict:
     """The step's block with each prompt file resolved (``resolve``: config path -> file)."""
-    if step == "classify":
-        from distillery.settings.processing import Classification
-
-        prompts = block.get("prompts") or Classification.model_fields["prompts"].default
-        return {**block, "prompts": {name: resolve(path) for name, path in prompts.items()}}
-    return {**block, "prompt": resolve(step_prompts(block, step)[0])}
+    named = {name: resolve(path) for name, path in _named_prompts(block, step).items()}
+    return {**block, "prompts": named} if step == "classify" else {**block, **named}
 
 
 # the keys of a step's block each half of distillery.process reads (beside the server):
@@ -638,28 +650,14 @@ SELECT_KEYS = ("prompt", "prompts", "ngram", "top_k", "embedding_model", "reason
 APPLY_KEYS = ("actions", "reasoning_end")
 
 
-def step_model(step: str):
-    from distillery.settings import processing
-
-    models = {
-        "classify": processing.Classification,
-        "extract_answer": processing.AnswerExtraction,
-        "convert_proofs": processing.ProofConversion,
-        "check_contamination": processing.ContaminationCheck,
-        "rewrite_summaries": processing.SummaryRewrite,
-        "judge_solutions": processing.AnswerJudge,
-        "judge_eval": processing.EvaluationJudge,
-    }
-    return models[step]
-
-
 def step_generation(config: dict, area: str) -> dict:
     """What ``distillery.generate`` takes from a step's block, with the step's own defaults
     (a classifier's 16 tokens, greedy sampling) where the config leaves them out."""
     from distillery.settings.base import parse
+    from distillery.settings.processing import STEP_MODELS
 
     step = area_step(area)
-    settings = parse(step_model(step), area_block(config, area), step)
+    settings = parse(STEP_MODELS[step], area_block(config, area), step)
     return generation_block(settings.model_dump(exclude_none=True))
 
 

@@ -39,6 +39,14 @@ class ExtractionConfig:
     use_regex_fallback: bool = True
 
 
+def regex_extraction(extract_regex: str | None) -> ExtractionConfig:
+    """The default extraction with ``grading.extract_regex`` as its fallback, when given (what
+    the stages that label solutions take on their command line)."""
+    if extract_regex is None:
+        return ExtractionConfig()
+    return ExtractionConfig(extract_regex=extract_regex)
+
+
 def last_boxed(text: str) -> str | None:
     """Content of the last ``\\boxed{...}`` with balanced braces, else ``None``.
 

@@ -108,7 +108,8 @@ def comparison_markdown(runs: dict[str, dict[str, dict]]) -> str:
         "| " + " | ".join(header) + " |",
         "|---|---|---|" + "---:|" * (len(names) + len(others)),
     ]
-    for row in comparison_rows(runs):
+    rows = comparison_rows(runs)
+    for row in rows:
         percent = row["metric"] != "avg_tokens"
 
         def cell(value, signed=False, percent=percent, std=None):
@@ -125,7 +126,7 @@ def comparison_markdown(runs: dict[str, dict[str, dict]]) -> str:
         cells += [cell(row.get(f"delta_{n}"), signed=True) for n in others]
         lines.append("| " + " | ".join(cells) + " |")
     note = ""
-    if any(key.startswith("std_") for row in comparison_rows(runs) for key in row):
+    if any(key.startswith("std_") for row in rows for key in row):
         note += "\n± is the standard deviation of pass@1 across seeds, in percentage points.\n"
     if others:
         note += (

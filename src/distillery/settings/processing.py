@@ -140,3 +140,15 @@ class EvaluationJudge(AnswerJudge):
         description="benchmarks to judge (keys of evaluation.benchmarks); default those whose "
         "definition asks for a judge (omni-math)",
     )
+
+
+# each distillery.process step and its block's model
+STEP_MODELS: dict[str, type[Step]] = {
+    "classify": Classification,
+    "extract_answer": AnswerExtraction,
+    "convert_proofs": ProofConversion,
+    "check_contamination": ContaminationCheck,
+    "rewrite_summaries": SummaryRewrite,
+    "judge_solutions": AnswerJudge,
+    "judge_eval": EvaluationJudge,
+}

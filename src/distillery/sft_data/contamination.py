@@ -39,9 +39,7 @@ class NGramIndex:
             self._grams.setdefault(hash(gram), Match(benchmark, benchmark_id, " ".join(gram)))
 
     def _grams_of(self, tokens: list[str]) -> Iterable[tuple[str, ...]]:
-        if len(tokens) < self.n:
-            return [tuple(tokens)] if tokens else []
-        return (tuple(tokens[i : i + self.n]) for i in range(len(tokens) - self.n + 1))
+        return _grams(tokens, self.n)
 
     def match(self, text: str) -> Match | None:
         """The first benchmark problem sharing an n-gram with ``text``, or ``None``."""
