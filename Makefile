@@ -66,8 +66,9 @@ vllm-env: $(VLLM_VENV)/.installed
 $(VLLM_VENV)/.installed:
 	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
 	$(VLLM_VENV)/bin/pip install --quiet --upgrade pip
-	# pandas: what `vllm bench serve` needs to read a custom dataset (scripts/bench_generation.py)
-	$(VLLM_VENV)/bin/pip install --quiet "$(VLLM_SPEC)" pandas
+	# pandas: what `vllm bench serve` needs to read a custom dataset (scripts/bench_generation.py);
+	# orjson: what the generation job imports besides vLLM's own needs (in-process vllm_engine)
+	$(VLLM_VENV)/bin/pip install --quiet "$(VLLM_SPEC)" pandas orjson==3.13.0
 	$(VLLM_VENV)/bin/pip uninstall --quiet --yes torchvision torchaudio torchcodec
 	touch $@
 

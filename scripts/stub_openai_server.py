@@ -8,7 +8,8 @@ Answers /health, /v1/models, /v1/chat/completions and /v1/completions. The answe
 a fingerprint of the request (last user message or prompt, seed) so a test can tell which request
 an answer belongs to; ``usage.completion_tokens`` is ``--tokens`` (at most the request's
 ``max_tokens``). With ``--context N`` a request whose prompt (counted in words) plus ``max_tokens``
-exceeds N is rejected with HTTP 400 and vLLM's message.
+exceeds N is rejected with HTTP 400 and vLLM's message (``--messages 0.26``: vLLM 0.26's two
+messages, verbatim but for the numbers).
 """
 
 from __future__ import annotations
@@ -28,12 +29,27 @@ def answer_text(prompt: str, seed) -> str:
     return f"stub answer {digest}. The final answer is {int(digest[:4], 16) % 100}"
 
 
-def context_check(body: dict, context: int) -> str | None:
-    """vLLM's (0.11) rejection of a request that does not fit the context, or None."""
+def context_check(body: dict, context: int, messages: str = "0.11") -> str | None:
+    """vLLM's rejection of a request that does not fit the context (in 0.11's words, or in
+    0.26's: ``max_tokens`` alone over the window first, then prompt plus output), or None."""
     text = body.get("prompt") or " ".join(m["content"] for m in body["messages"])
     prompt, wanted = len(text.split()), body.get("max_tokens", 16)
+    if messages == "0.26" and wanted > context:
+        return (
+            f"max_tokens={wanted} cannot be greater than max_model_len=max_total_tokens="
+            f"{context}. Please request fewer output tokens. (parameter=max_tokens, "
+            f"value={wanted})"
+        )
     if prompt + wanted <= context:
         return None
+    if messages == "0.26":
+        return (
+            f"This model's maximum context length is {context} tokens. However, you requested "
+            f"{wanted} output tokens and your prompt contains at least {prompt} input tokens, for "
+            f"a total of at least {prompt + wanted} tokens. Please reduce the length of the input "
+            f"prompt or the number of requested output tokens. (parameter=input_tokens, "
+            f"value={prompt})"
+        )
     return (
         f"This model's maximum context length is {context} tokens. However, you requested "
         f"{prompt + wanted} tokens ({prompt} in the messages, {wanted} in the completion). "
@@ -61,7 +77,7 @@ def make_app(args) -> web.Application:
             return web.Response(status=args.fail_status, text="stub failure")
         body = await request.json()
         if args.context:
-            rejected = context_check(body, args.context)
+            rejected = context_check(body, args.context, args.messages)
             if rejected:
                 error = {"object": "error", "message": rejected, "type": "BadRequestError"}
                 return web.json_response({**error, "code": 400}, status=400)
@@ -119,6 +135,12 @@ def main() -> None:
     parser.add_argument("--start-delay", type=float, default=0.0)
     parser.add_argument("--never-healthy", action="store_true")
     parser.add_argument("--context", type=int, default=0)
+    parser.add_argument(
+        "--messages",
+        choices=["0.11", "0.26"],
+        default="0.11",
+        help="--context: whose rejection messages, vLLM 0.11's or 0.26's",
+    )
     parser.add_argument("--exit-at-start", type=int, default=None)
     args = parser.parse_args()
     if args.exit_at_start is not None:

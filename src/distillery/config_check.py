@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from distillery.errors import DistilleryError
+from distillery.nemo_skills_prompts import is_nemo_skills, prompt_name
 
 TRAINED = "trained"
 
@@ -104,8 +105,7 @@ def check_references(
         prompt = config.get(stage, {}).get("prompt")
         if prompt is None:
             continue
-        if not any((base / prompt).is_file() for base in search):
-            problems.append(f"config key '{stage}.prompt': file {prompt} does not exist")
+        problems += prompt_problems(f"{stage}.prompt", prompt, search)
     for name, model in models.items():
         if "base" in model:
             if model["base"] == name:
@@ -145,8 +145,8 @@ def check_references(
         if path is not None and not (workdir / path).is_file():
             problems.append(f"config key 'benchmarks.{bench}.path': file {path} does not exist")
         prompt = block.get("prompt")
-        if prompt is not None and not any((base / prompt).is_file() for base in search):
-            problems.append(f"config key 'benchmarks.{bench}.prompt': file {prompt} does not exist")
+        if prompt is not None:
+            problems += prompt_problems(f"benchmarks.{bench}.prompt", prompt, search)
     problems += processing_problems(config, search, model_ref)
     if not problems:
         problems += prompt_field_problems(config, search, workdir)
@@ -181,8 +181,13 @@ def processing_problems(config: dict, search: list[Path], model_ref) -> list[str
         step = key.split(".")[-1] if "." in key else named[key]
         step = "judge_eval" if key == "evaluation.judge" else step
         for prompt in wf.step_prompts(block, step):
-            if not any((base / prompt).is_file() for base in search):
-                problems.append(f"config key '{key}': prompt file {prompt} does not exist")
+            problems += prompt_problems(key, prompt, search)
+        encoder = block.get("embedding_model")
+        if encoder is not None and encoder not in config["models"] and not Path(encoder).is_dir():
+            problems.append(
+                f"config key '{key}.embedding_model': {encoder!r} is neither a key of `models` nor "
+                "a directory; add the encoder under `models` (source: hf) or fix the path"
+            )
     sft = config["sft_data"]
     if sft.get("use_judgement") and not config.get("solution_judge"):
         problems.append(
@@ -254,6 +259,10 @@ def resolve_benchmarks(config: dict) -> None:
     ]
     for key, block in lists:
         names = block.get("benchmarks")
+        if names is None and key.startswith("problem_processing") and block:
+            from distillery.settings.processing import DECONTAMINATION_BENCHMARKS
+
+            names = list(DECONTAMINATION_BENCHMARKS)  # the step's default: NeMo-Skills' list
         if names is None:
             continue
         resolved = []
@@ -291,6 +300,20 @@ def benchmark_fields(block: dict, name: str, workdir: Path) -> set[str]:
     return fields
 
 
+def prompt_problems(key: str, prompt: str, search: list[Path]) -> list[str]:
+    """What is wrong with a prompt named in the config: a file that does not exist, or a
+    ``nemo-skills:`` name that cannot be one (such prompts are fetched by the workflow)."""
+    if is_nemo_skills(prompt):
+        try:
+            prompt_name(prompt)
+        except DistilleryError as err:
+            return [f"config key '{key}': {err}"]
+        return []
+    if any((base / prompt).is_file() for base in search):
+        return []
+    return [f"config key '{key}': file {prompt} does not exist"]
+
+
 def prompt_field_problems(config: dict, search: list[Path], workdir: Path) -> list[str]:
     """Each evaluation prompt (per run and benchmark) that uses a ``{field}`` the benchmark's
     rows do not provide: found here, before any job runs, not by the generation job."""
@@ -304,7 +327,15 @@ def prompt_field_problems(config: dict, search: list[Path], workdir: Path) -> li
         fields = None
         for run in evaluation["runs"]:
             key, prompt = wf.prompt_source(config, run, bench)
-            found = next((base / prompt for base in search if (base / prompt).is_file()), None)
+            if is_nemo_skills(prompt):
+                wrong = prompt_problems(key, prompt, search)
+                problems += wrong
+                fetched = workdir / wf.resource_path(prompt, workdir)
+                if wrong or not fetched.is_file():
+                    continue  # not fetched yet: the generation job checks the fields
+                prompt, found = str(fetched), fetched
+            else:
+                found = next((base / prompt for base in search if (base / prompt).is_file()), None)
             if found is None:
                 problems.append(f"config key '{key}': file {prompt} does not exist")
                 continue

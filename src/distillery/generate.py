@@ -33,8 +33,10 @@ import contextlib
 import json
 import logging
 import os
+import sys
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pydantic import Field, model_validator
@@ -44,9 +46,9 @@ from distillery.chunks import chunk_bounds
 from distillery.errors import DistilleryError
 from distillery.generation import backends
 from distillery.generation.client import ClientConfig, OpenAIClient
-from distillery.generation.gpus import gpu_lease, leased_gpu_ids
+from distillery.generation.gpus import GpuMemory, gpu_lease, leased_gpu_ids
 from distillery.generation.resume import PartialOutput, fingerprint
-from distillery.generation.servers import ServerSpec, serve
+from distillery.generation.servers import ServerSpec, serve, server_dtype
 from distillery.generation.types import Request, SamplingParams, parse_reasoning
 from distillery.jsonl import iter_jsonl, write_jsonl
 from distillery.progress import Progress
@@ -207,6 +209,17 @@ def plan_files(config: Config) -> list[OutputFile]:
     return files
 
 
+# a request row may name its own sampling seed (a step that samples one prompt several times)
+SEED_FIELD = "_seed"
+
+
+def row_params(params: SamplingParams, row: dict) -> SamplingParams:
+    """The file's sampling settings, with the row's own seed (``_seed``) where it has one."""
+    if SEED_FIELD not in row:
+        return params
+    return replace(params, seed=int(row[SEED_FIELD]))
+
+
 def model_identity(config: Config) -> dict:
     """Path plus size and mtime of each file, so a retrained model is a different model; for
     an external endpoint, its URL and model name."""
@@ -227,7 +240,7 @@ def model_identity(config: Config) -> dict:
 
 def replicas(server: Server) -> int:
     """Server replicas a job starts: its GPUs over each replica's tensor-parallel size."""
-    if server.gpus == 0 or not backends.get(server.type).starts_server:
+    if server.gpus == 0 or not backends.get(server.type).parallel:
         return 1
     return server.gpus // (server.tensor_parallel or server.gpus)
 
@@ -249,6 +262,29 @@ def open_backend(config: Config) -> Iterator:
                 dtype=server.dtype,
                 gpus=server.gpus,
                 context_overflow=config.stage.context_overflow,
+            )
+            try:
+                yield backend
+            finally:
+                backend.close()
+        return
+    if server.type == "vllm_engine":
+        from distillery.generation.vllm_engine import VLLMEngineBackend
+
+        count = replicas(server)
+        with gpu_lease(server.gpus) as gpu_env:
+            os.environ.update(gpu_env)  # before vLLM first touches CUDA
+            backend = VLLMEngineBackend(
+                config.model,
+                tensor_parallel=max(1, server.tensor_parallel or server.gpus),
+                replica_gpus=_replica_gpus(gpu_env, server.gpus, count),
+                dtype=server_dtype(server.type, server.gpus, server.dtype),
+                args=server.args,
+                env=server.env,
+                window=server.max_concurrency,
+                context_overflow=config.stage.context_overflow,
+                extra_body=config.stage.inference.extra_body,
+                tokenizer=server.tokenizer,
             )
             try:
                 yield backend
@@ -340,6 +376,13 @@ def file_key(config: Config, file: OutputFile, model: dict) -> str:
 
 
 def main(config: Config) -> None:
+    if (
+        config.server.type == "vllm_engine"
+        and Path(sys.argv[0]).resolve() == Path(__file__).resolve()
+    ):
+        from distillery.generation.vllm_engine import run_where_vllm_is
+
+        run_where_vllm_is(config.server.python, "distillery.generate")
     files = plan_files(config)
     model = model_identity(config)
     requests: list[Request] = []
@@ -358,7 +401,8 @@ def main(config: Config) -> None:
         todo = [i for i in range(len(file.numbered)) if i not in file.partial]
         start = offset - len(file.numbered)
         for i in todo:
-            requests.append(Request(start + i, file.prompt.messages(file.numbered[i][1]), params))
+            row = file.numbered[i][1]
+            requests.append(Request(start + i, file.prompt.messages(row), row_params(params, row)))
             owners[start + i] = (file, i)
         lines = file.numbered[0][0], file.numbered[-1][0]
         logger.info(
@@ -372,8 +416,9 @@ def main(config: Config) -> None:
         )
     active = [f for f in files if f.partial is not None]
     total = sum(len(f.numbered) for f in active)
+    summary = None
     if requests:
-        _generate(config, requests, owners, total)
+        summary = _generate(config, requests, owners, total)
     for file in active:
         file.partial.finish(len(file.numbered))
     errors = sum(f.errors for f in files)
@@ -385,15 +430,22 @@ def main(config: Config) -> None:
             ", ".join(f"{f.output}: {f.errors}" for f in files if f.errors),
         )
     logger.info("wrote %d rows to %d file(s)", total, len(files))
+    if summary:
+        logger.info("%s", summary)
 
 
-def _generate(config: Config, requests: list[Request], owners: dict, total: int) -> None:
-    """Generates every request through one backend, each result stored in its file at once."""
+def _generate(config: Config, requests: list[Request], owners: dict, total: int) -> str:
+    """Generates every request through one backend, each result stored in its file at once;
+    returns the job's throughput line (samples/s and output tokens/s from the backend's first
+    request to its last result, and the GPU memory the job held at most)."""
     progress = Progress(total, "samples", done=total - len(requests))
     tokens = 0
     dirty: dict[int, OutputFile] = {}  # files written to since their last sync
+    memory = GpuMemory() if config.server.gpus > 0 else None
+    began = ended = None
     try:
         with open_backend(config) as backend:
+            began = time.monotonic()
             for count, result in enumerate(backend.generate(requests), 1):
                 file, row = owners[result.index]
                 fields = result.fields()
@@ -414,11 +466,22 @@ def _generate(config: Config, requests: list[Request], owners: dict, total: int)
                         done.partial.sync()
                     dirty.clear()
                 progress.update()
+            ended = time.monotonic()
     finally:
         for file in {id(f): f for f, _ in owners.values()}.values():
             file.partial.close()
         progress.close()
+        if memory is not None:
+            memory.stop()
     logger.info("generated %d tokens (%s)", tokens, progress.status())
+    seconds = max(ended - began, 1e-9)
+    peak = (
+        "n/a" if memory is None or memory.peak_mib is None else f"{memory.peak_mib / 1024:.1f} GiB"
+    )
+    return (
+        f"throughput: {len(requests)} samples in {seconds:.1f}s, {len(requests) / seconds:.2f} "
+        f"samples/s, {tokens / seconds:.0f} output tokens/s; peak GPU memory {peak}"
+    )
 
 
 if __name__ == "__main__":

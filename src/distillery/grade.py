@@ -44,7 +44,9 @@ class Config:
 
     def extraction(self) -> ExtractionConfig:
         g = self.grading
-        return ExtractionConfig(g.extract_from_boxed, g.extract_regex, g.regex_fallback)
+        # multiple choice reads the box, then the regex, whatever regex_fallback says
+        fallback = g.regex_fallback or self.mode == "multichoice"
+        return ExtractionConfig(g.extract_from_boxed, g.extract_regex, fallback)
 
 
 def grade_rows(rows: list[dict], config: Config) -> tuple[list[dict], int]:
@@ -55,7 +57,8 @@ def grade_rows(rows: list[dict], config: Config) -> tuple[list[dict], int]:
     """
     extraction = config.extraction()
     if config.mode == "multichoice":
-        predicted = [extract_letter(r["generation"], extraction) for r in rows]
+        method = config.grading.letter_extraction
+        predicted = [extract_letter(r["generation"], extraction, method) for r in rows]
         correct = [
             p is not None and p == str(r["expected_answer"]).strip()
             for p, r in zip(predicted, rows, strict=True)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from distillery import cli
 from distillery.benchmarks import Definition, load_definition
-from distillery.benchmarks.transforms import TRANSFORMS
+from distillery.benchmarks.transforms import OPTION_ORDER_TRANSFORMS, TRANSFORMS, Context
 from distillery.data.sources import (
     iter_hub_rows,
     iter_located_rows,
@@ -83,16 +83,23 @@ def source_rows(definition: Definition, path: str | None):
     )
 
 
-def convert(row: dict, index: int, definition: Definition, where: str) -> dict | None:
+def convert(
+    row: dict,
+    index: int,
+    definition: Definition,
+    where: str,
+    context: Context | None = None,
+    allow_empty: bool = False,
+) -> dict | None:
     """One source row in the output contract, checked: a problem as text, an answer that is not
-    null; ``None`` for a row the definition drops. ``where`` names the row (``file:line``) in
-    errors."""
+    null (nor empty, unless ``allow_empty``); ``None`` for a row the definition drops.
+    ``where`` names the row (``file:line``) in errors."""
     if all(key in row for key in CONTRACT):  # already converted (e.g. a NeMo-Skills test.jsonl)
         out = {key: value for key, value in row.items() if key != "_config"}
     else:
         if definition.transform:
             try:
-                row = TRANSFORMS[definition.transform](row, index)
+                row = TRANSFORMS[definition.transform](row, index, context or Context())
             except KeyError as err:
                 raise DistilleryError(
                     f"{where}: missing column {err} (the row has {sorted(row)}); {definition.name} "
@@ -117,7 +124,8 @@ def convert(row: dict, index: int, definition: Definition, where: str) -> dict |
     problem, answer = out["problem"], out["expected_answer"]
     if not isinstance(problem, str) or not problem.strip():
         raise DistilleryError(f"{where}: 'problem' must be non-empty text, got {problem!r}")
-    if answer is None or isinstance(answer, dict | list) or not str(answer).strip():
+    empty = answer is not None and not isinstance(answer, dict | list) and not str(answer).strip()
+    if answer is None or isinstance(answer, dict | list) or (empty and not allow_empty):
         raise DistilleryError(
             f"{where}: 'expected_answer' is {answer!r}; every benchmark row needs an answer "
             "(fix the row or remove it)"
@@ -128,15 +136,22 @@ def convert(row: dict, index: int, definition: Definition, where: str) -> dict |
     return out
 
 
-def read_rows(definition: Definition, path: str | None, max_samples: int) -> list[dict]:
-    """The benchmark's rows, converted and checked; ids must be unique."""
+def read_rows(
+    definition: Definition, path: str | None, max_samples: int, benchmark: Benchmark | None = None
+) -> list[dict]:
+    """The benchmark's rows, converted and checked; ids must be unique. Rows with an empty
+    answer are kept, with a warning naming them, where the definition allows them (NeMo-Skills
+    keeps them, and they count as wrong), unless ``drop_empty_answers``."""
+    benchmark = benchmark or Benchmark()
+    context = Context(keep_option_order=benchmark.keep_option_order)
     rows: list[dict] = []
     first_seen: dict[str, str] = {}
+    empty: list[str] = []
     dropped = 0
     for index, (where, row) in enumerate(source_rows(definition, path)):
         if len(rows) == max_samples:
             break
-        out = convert(row, index, definition, where)
+        out = convert(row, index, definition, where, context, definition.allow_empty_answers)
         if out is None:
             dropped += 1
             continue
@@ -146,20 +161,40 @@ def read_rows(definition: Definition, path: str | None, max_samples: int) -> lis
                 "be unique (metrics join the seeds' rows by id)"
             )
         first_seen[out["id"]] = where
+        if not out["expected_answer"]:
+            empty.append(where)
+            if benchmark.drop_empty_answers:
+                continue
         rows.append(out)
     if dropped:
         logger.info("dropped %d rows the definition excludes (%s)", dropped, definition.transform)
+    if empty:
+        fate = (
+            "dropped (drop_empty_answers)"
+            if benchmark.drop_empty_answers
+            else "kept as NeMo-Skills keeps them; they count as wrong"
+        )
+        logger.warning(
+            "%d row(s) with an empty expected answer, %s: %s", len(empty), fate, ", ".join(empty)
+        )
     return rows
 
 
 def main(config: Config) -> None:
     definition = load_definition(config.benchmark.source)
+    if config.benchmark.keep_option_order and definition.transform not in OPTION_ORDER_TRANSFORMS:
+        raise DistilleryError(
+            f"keep_option_order: {definition.name}'s source has no option order of its own to "
+            f"keep (it applies to {', '.join(sorted(OPTION_ORDER_TRANSFORMS))}); remove it"
+        )
     if definition.source is None and config.benchmark.path is None:
         from distillery.data.demo import make_benchmark
 
         rows = make_benchmark(config.benchmark.size, config.benchmark.seed)
     else:
-        rows = read_rows(definition, config.benchmark.path, config.benchmark.max_samples)
+        rows = read_rows(
+            definition, config.benchmark.path, config.benchmark.max_samples, config.benchmark
+        )
         if not rows:
             raise DistilleryError(f"{config.benchmark.path or definition.source.name}: no rows")
     write_jsonl(config.output, rows)

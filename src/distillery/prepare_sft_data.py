@@ -60,6 +60,9 @@ class Config:
     extract_regex: str | None = field(
         default=None, metadata={"help": "grading.extract_regex: answer regex when there is no box"}
     )
+    regex_fallback: bool = field(
+        default=False, metadata={"help": "grading.regex_fallback: the regex when there is no box"}
+    )
     threads: int = field(
         default=1, metadata={"help": "processes to use; beyond one, answers are graded in workers"}
     )
@@ -76,7 +79,7 @@ class Config:
                 )
 
     def extraction(self) -> ExtractionConfig:
-        return regex_extraction(self.extract_regex)
+        return regex_extraction(self.extract_regex, self.regex_fallback)
 
 
 def load_benchmarks(entries: tuple[str, ...]) -> list[tuple[str, str, str]]:

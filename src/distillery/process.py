@@ -89,7 +89,10 @@ class Config:
         default=True, metadata={"help": "judge_solutions: majority answer where none is known"}
     )
     extract_regex: str | None = field(
-        default=None, metadata={"help": "judge_solutions: answer regex when there is no box"}
+        default=None, metadata={"help": "grading.extract_regex: answer regex when there is no box"}
+    )
+    regex_fallback: bool = field(
+        default=False, metadata={"help": "grading.regex_fallback: the regex when there is no box"}
     )
 
     def __post_init__(self):
@@ -127,7 +130,9 @@ def select(config: Config) -> None:
         seeds = [read_jsonl(path, allow_empty=True) for path in config.inputs]
         prompt = load_prompt(block.prompt)
         where = list(config.inputs)
-        requests = list(steps.summary_requests(seeds, prompt, block.reasoning_end, where))
+        requests = list(
+            steps.summary_requests(seeds, prompt, block.reasoning_end, block.samples, where)
+        )
     elif config.step == "judge_solutions":
         requests = _label_and_judge(config, block)
     else:
@@ -144,20 +149,21 @@ def select(config: Config) -> None:
 
 def _contamination_requests(config: Config, block: ContaminationCheck, rows) -> list[dict]:
     from distillery.prepare_sft_data import load_benchmarks
+    from distillery.sft_data.contamination import NearestIndex, nearest_by_embedding
 
     references = load_benchmarks(config.benchmarks)
-    embedded = None
-    if block.embedding_model:
-        from distillery.sft_data.contamination import embedding_matches
-
-        problems = [row["problem"] for row in rows]
-        found = embedding_matches(problems, references, block.embedding_model, threshold=-1.0)
-        ids = {(name, identifier): i for i, (_, name, identifier) in enumerate(references)}
-        embedded = {i: ids[(m.benchmark, m.benchmark_id)] for i, (m, _) in found.items()}
+    problems = [row["problem"] for row in rows]
+    if block.retrieval == "embedding":
+        candidates = nearest_by_embedding(problems, references, block.embedding_model, block.top_k)
+    else:
+        index = NearestIndex(references, block.ngram)
+        candidates = [[r for r, _ in index.nearest(p, block.top_k)] for p in problems]
+        if block.embedding_model:
+            nearest = nearest_by_embedding(problems, references, block.embedding_model, 1)
+            for found, extra in zip(candidates, nearest, strict=True):
+                found += [r for r in extra if r not in found]
     prompt = load_prompt(block.prompt)
-    return list(
-        steps.contamination_requests(rows, references, prompt, block.ngram, block.top_k, embedded)
-    )
+    return list(steps.contamination_requests(rows, references, prompt, candidates))
 
 
 def _label_and_judge(config: Config, block: AnswerJudge) -> list[dict]:
@@ -169,7 +175,8 @@ def _label_and_judge(config: Config, block: AnswerJudge) -> list[dict]:
 
     if len(config.outputs) != len(config.inputs):
         raise DistilleryError("judge_solutions select: give one --outputs file per seed file")
-    labelling = Labelling(regex_extraction(config.extract_regex), config.fill_majority)
+    extraction = regex_extraction(config.extract_regex, config.regex_fallback)
+    labelling = Labelling(extraction, config.fill_majority)
     seeds = [read_jsonl(path, allow_empty=True) for path in config.inputs]
     if len({len(rows) for rows in seeds}) > 1:
         raise DistilleryError(
@@ -181,7 +188,12 @@ def _label_and_judge(config: Config, block: AnswerJudge) -> list[dict]:
     for line, group in enumerate(zip(*seeds, strict=True)):
         answered = [row for row in group if row.get("generation") and row.get("problem")]
         label_rows(answered, labelling)
-        labelled = {id(row) for row in answered if not is_unlabeled(row)}
+        # a solution with no valid summary is not SFT data: it votes, but is not judged
+        labelled = {
+            id(row)
+            for row in answered
+            if not is_unlabeled(row) and not row.get(steps.NO_VALID_SUMMARY)
+        }
         for seed, row in enumerate(group):
             if id(row) in labelled:
                 where = f"{config.inputs[seed]}:{line + 1}"
@@ -211,16 +223,18 @@ def apply(config: Config) -> None:
     verdicts = None
     if config.step in PROBLEM_STEPS:
         rows = read_jsonl(config.inputs[0], allow_empty=True)
+        lenient = config.block().parse == "lenient"
         if config.step == "classify":
-            out = steps.classify_apply(rows, generations, config.block().actions, where)
+            actions = config.block().actions
+            out = steps.classify_apply(rows, generations, actions, where, lenient)
         elif config.step == "extract_answer":
-            out = steps.answer_apply(rows, generations, where)
+            out = steps.answer_apply(rows, generations, where, lenient)
         elif config.step == "convert_proofs":
-            out = steps.proof_apply(rows, generations, where)
+            out = steps.proof_apply(rows, generations, where, lenient)
         else:
             requests = answered + prefilled
             requests.sort(key=lambda r: tuple(int(p) for p in r[steps.REF].split(":")))
-            out, verdicts = steps.contamination_apply(rows, requests, generations, where)
+            out, verdicts = steps.contamination_apply(rows, requests, generations, where, lenient)
         write_jsonl(config.outputs[0], out.kept)
     elif config.step == "rewrite_summaries":
         out = _apply_summaries(config, generations)
@@ -246,10 +260,12 @@ def _apply_summaries(config: Config, generations: dict) -> steps.Outcome:
     if len(config.outputs) != len(config.inputs):
         raise DistilleryError("rewrite_summaries apply: give one --outputs file per seed file")
     seeds = [read_jsonl(path, allow_empty=True) for path in config.inputs]
-    end = config.block().reasoning_end
+    block = config.block()
+    extraction = regex_extraction(config.extract_regex, config.regex_fallback)
     out = steps.summary_apply(
-        seeds, generations, end, regex_extraction(config.extract_regex), list(config.inputs)
-    )
+        seeds, generations, block.reasoning_end, block.samples, extraction,
+        block.keep_unrewritten, list(config.inputs),
+    )  # fmt: skip
     for path, rows in zip(config.outputs, seeds, strict=True):
         write_jsonl(path, rows)
     return out
@@ -262,6 +278,7 @@ def _apply_judgements(config: Config, generations: dict, prefilled: list[dict]) 
     if len(config.outputs) != len(config.inputs):
         raise DistilleryError(f"{config.step} apply: give one --outputs file per input")
     decided = steps.by_ref(prefilled)
+    lenient = config.block().parse == "lenient"
     out = steps.Outcome()
     for position, (path, output) in enumerate(zip(config.inputs, config.outputs, strict=True)):
         rows = read_jsonl(path, allow_empty=True)
@@ -272,7 +289,10 @@ def _apply_judgements(config: Config, generations: dict, prefilled: list[dict]) 
                 continue
             text = item.get("judgement") if ref in decided else item.get("generation")
             row["judgement"] = text
-            verdict = steps.count_judgement(out, text, f"{path}:{line + 1}")
+            verdict = steps.count_judgement(out, text, f"{path}:{line + 1}", lenient)
+            # the verdict as this step's parse read it (no verdict: incorrect, as NeMo-Skills
+            # counts it); summaries and the SFT data take it from here
+            row["judge_correct"] = verdict is True
             if "symbolic_correct" in row and config.step == "judge_eval":
                 key = f"judge_{_word(verdict)}_symbolic_{_word(row['symbolic_correct'])}"
                 out.counts[key] += 1

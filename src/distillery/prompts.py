@@ -12,6 +12,11 @@ input row; literal braces are doubled, e.g. ``\\boxed{{}}``)::
 Few-shot examples become user/assistant turns before the real question, each user turn filled
 from the example's ``input`` with the same template. Small models follow examples given as turns
 more reliably than examples pasted into one message.
+
+NeMo-Skills' own prompt configs load too (``nemo-skills:<name>``, see
+:mod:`distillery.nemo_skills_prompts`): their ``few_shot_examples`` block describes example sets
+we do not ship, so its ``{examples}`` field is empty, as it is in NeMo-Skills without an
+``examples_type``.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import yaml
 
 from distillery.errors import DistilleryError
 
-_ALLOWED_KEYS = {"system", "user", "few_shot"}
+_ALLOWED_KEYS = {"system", "user", "few_shot", "few_shot_examples"}
 
 
 @dataclass(frozen=True)
@@ -41,12 +46,15 @@ class PromptConfig:
     system: str | None = None
     few_shot: tuple[FewShotExample, ...] = ()
     source: str = "<inline>"
+    # fields the prompt fills itself where a row has none (NeMo-Skills' empty {examples})
+    defaults: tuple[tuple[str, str], ...] = ()
 
     def fields(self) -> set[str]:
-        """Names of the row fields the templates use."""
-        return template_fields(self.user, self.source) | (
+        """Names of the row fields the templates use (and the prompt does not fill itself)."""
+        used = template_fields(self.user, self.source) | (
             template_fields(self.system, self.source) if self.system else set()
         )
+        return used - {name for name, _ in self.defaults}
 
     def check_rows(
         self, rows: list[dict], data_path: str, line_numbers: list[int] | None = None
@@ -67,6 +75,8 @@ class PromptConfig:
 
     def messages(self, row: dict) -> list[dict]:
         """The chat messages for one input row."""
+        if self.defaults:
+            row = {**dict(self.defaults), **row}
         messages = []
         if self.system:
             messages.append({"role": "system", "content": self.system.format(**row)})
@@ -172,8 +182,20 @@ def load_prompt(path: str | Path) -> PromptConfig:
                 "'output' (the assistant's answer)"
             )
         examples.append(FewShotExample(dict(example["input"]), example["output"]))
+    if data.get("few_shot_examples") is not None and not isinstance(
+        data["few_shot_examples"], dict
+    ):
+        raise DistilleryError(
+            f"{path}: 'few_shot_examples' must be a mapping (NeMo-Skills' format)"
+        )
+    # NeMo-Skills' example sets are not shipped: its {examples} is empty, as without examples_type
+    defaults = (("examples", ""),) if "few_shot_examples" in data else ()
     prompt = PromptConfig(
-        user=data["user"], system=system, few_shot=tuple(examples), source=str(path)
+        user=data["user"],
+        system=system,
+        few_shot=tuple(examples),
+        source=str(path),
+        defaults=defaults,
     )
     needed = prompt.fields()
     for number, example in enumerate(prompt.few_shot, start=1):

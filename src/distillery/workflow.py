@@ -35,10 +35,18 @@ def resource_path(path: str, workflow_dir: str | Path) -> str:
     """A file named in config: relative to the working directory if it exists there, else
     relative to the workflow (prompts/ ships with it), so runs from another directory work.
 
+    A NeMo-Skills prompt (``nemo-skills:judge/math``) is the file the workflow fetches it to.
+
     Example:
         >>> resource_path("prompts/math.yaml", "/nonexistent")
         'prompts/math.yaml'
+        >>> resource_path("nemo-skills:judge/math", "/nonexistent")
+        'results/prompts/nemo-skills@0b012df/judge/math.yaml'
     """
+    from distillery import nemo_skills_prompts
+
+    if nemo_skills_prompts.is_nemo_skills(path):
+        return nemo_skills_prompts.cache_path(path, RESULTS)
     if Path(path).is_absolute() or Path(path).exists():
         return path
     shipped = Path(workflow_dir) / path
@@ -218,6 +226,18 @@ def options(block: dict, keys: list[str]) -> list[str]:
     """
     return [arg for key in keys if block.get(key) is not None
             for arg in ("--" + key.replace("_", "-"), str(block[key]))]  # fmt: skip
+
+
+def extraction_options(grading: dict) -> list[str]:
+    """The ``grading`` settings that decide a math answer, as the flags of the stages that
+    label solutions (``--extract-regex``, ``--regex-fallback``).
+
+    Example:
+        >>> extraction_options({"extract_regex": "Answer: (.+)", "regex_fallback": True})
+        ['--extract-regex', 'Answer: (.+)', '--regex-fallback']
+    """
+    flags = options(grading, ["extract_regex"])
+    return flags + (["--regex-fallback"] if grading.get("regex_fallback") else [])
 
 
 def training_block(config: dict) -> dict:
@@ -646,8 +666,15 @@ def with_prompts(block: dict, step: str, resolve) -> dict:
 # the keys of a step's block each half of distillery.process reads (beside the server):
 # select only what shapes the requests, apply only what shapes the outputs, so that changing
 # one (a class's action) does not rerun the other (the classifiers' generation)
-SELECT_KEYS = ("prompt", "prompts", "ngram", "top_k", "embedding_model", "reasoning_end")
-APPLY_KEYS = ("actions", "reasoning_end")
+SELECT_KEYS = (
+    "prompt", "prompts", "retrieval", "ngram", "top_k", "embedding_model", "reasoning_end",
+    "samples",
+)  # fmt: skip
+# (retrieval and its encoder are checked together wherever the block is read)
+APPLY_KEYS = (
+    "actions", "parse", "reasoning_end", "samples", "keep_unrewritten", "retrieval",
+    "embedding_model",
+)  # fmt: skip
 
 
 def step_generation(config: dict, area: str) -> dict:
@@ -709,9 +736,10 @@ def area_family(config: dict, area: str) -> str:
 
 def check_benchmarks(config: dict) -> list[str]:
     """Benchmarks the LLM contamination check compares the problems with."""
+    from distillery.settings.processing import DECONTAMINATION_BENCHMARKS
+
     block = (config.get("problem_processing") or {}).get("check_contamination") or {}
-    names = block.get("benchmarks")
-    return list(names if names is not None else config["evaluation"]["benchmarks"])
+    return list(block.get("benchmarks") or DECONTAMINATION_BENCHMARKS)
 
 
 def solution_files(config: dict, seeds_: list[int]) -> list[str]:

@@ -391,9 +391,11 @@ OMR_FULL = REPO / "config" / "recipes" / "openmathreasoning-full.yaml"
 
 def test_full_openmathreasoning_recipe_plans_every_stage_with_its_gpus(tmp_path):
     assert planned_jobs(tmp_path, configfile=OMR_FULL) == {
-        "download_model": 3,  # Qwen2.5-14B-Instruct, Qwen2.5-32B-Instruct, QwQ-32B
+        # Qwen2.5-14B-Instruct, Qwen2.5-32B-Instruct, QwQ-32B, the retrieval encoder
+        "download_model": 4,
         "prepare_raw_data": 1,
-        "prepare_benchmark": 3,
+        # aime24, aime25, omni-math; the contamination check's ten (NeMo-Skills' list)
+        "prepare_benchmark": 10,
         "extract_problems": 1,
         "postprocess_problems": 1,
         # classify, extract_answer, convert_proofs, check_contamination: select and apply
@@ -431,3 +433,40 @@ def test_full_openmathreasoning_recipe_plans_every_stage_with_its_gpus(tmp_path)
         b for b in blocks(commands, "generate") if b.get("inference", {}).get("max_tokens") == 16
     ]
     assert classify and all(b["inference"]["temperature"] == 0.0 for b in classify)
+
+
+def test_a_nemo_skills_prompt_is_fetched_once_then_read_like_a_file(tmp_path, monkeypatch):
+    """``nemo-skills:<name>`` as a run's prompt plans the fetch before the evaluation; the
+    fetch rule runs for real against a local mirror of the pinned repository."""
+    import functools
+    import http.server
+    import threading
+
+    from distillery import nemo_skills_prompts as nsp
+
+    config = yaml.safe_load(TINY.read_text())
+    config["evaluation"]["runs"] = {"baseline": {"model": "smollm2-135m",
+                                                 "prompt": "nemo-skills:generic/math"}}  # fmt: skip
+    path = tmp_path / "ns.yaml"
+    path.write_text(yaml.safe_dump(config))
+    target = "results/evals/baseline/eval-results/demo/metrics.json"
+    jobs = planned_jobs(tmp_path, target, configfile=path)
+    assert jobs["fetch_nemo_skills_prompt"] == 1 and jobs["generate_eval"] >= 1
+    root = tmp_path / "mirror" / nsp.COMMIT / "nemo_skills" / "prompt" / "config" / "generic"
+    root.mkdir(parents=True)
+    fixture = REPO / "tests" / "fixtures" / "nemo-skills" / "generic" / "math.yaml"
+    (root / "math.yaml").write_text(fixture.read_text())
+    handler = functools.partial(
+        http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "mirror")
+    )
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv(nsp.URL_ENV, f"http://127.0.0.1:{server.server_port}")
+    try:
+        prompt = nsp.cache_path("nemo-skills:generic/math")
+        snakemake(tmp_path, "--cores", "1", prompt, configfile=path)
+        assert (tmp_path / prompt).read_text() == fixture.read_text()
+        # fetched once: the evaluation now plans without it
+        assert "fetch_nemo_skills_prompt" not in planned_jobs(tmp_path, target, configfile=path)
+    finally:
+        server.shutdown()

@@ -56,16 +56,19 @@ def test_every_problem_step_ran_and_accounted_for_its_rows(finished_run):
 
 def test_solutions_are_judged_and_the_sft_data_selected_by_the_judge(finished_run):
     results = finished_run / "results"
-    # the summary rewriting ran (with nothing to rewrite: no </think> from this model) and
-    # the judge read its files
+    # the summary rewriting ran (2 rewrites of each solution, as the scenario says; each
+    # solution rewritten or marked) and the judge read its files
     summaries = report(results / "sdg/summaries/report.json")
-    assert summaries["rows"] == 2 * len(read_jsonl(results / "sdg/solutions/output-rs0.jsonl"))
+    solutions = 2 * len(read_jsonl(results / "sdg/solutions/output-rs0.jsonl"))
+    assert summaries["rows"] == solutions and summaries["rewrites"] == 2 * solutions
+    assert summaries.get("rewritten", 0) + summaries.get("no_valid_summary", 0) == solutions
     judged = [read_jsonl(results / f"sdg/judged/output-rs{s}.jsonl") for s in (0, 1)]
     counts = report(results / "sdg/judge/report.json")
     verdicts = [r for rows in judged for r in rows if "judgement" in r]
-    assert verdicts and len(verdicts) == counts["judged_correct"] + counts.get(
-        "judged_wrong", 0
-    ) + counts.get("unparsed", 0)
+    assert verdicts and len(verdicts) == sum(
+        counts.get(key, 0) for key in ("judged_correct", "judged_wrong", "unparsed")
+    )
+    assert all(isinstance(r["judge_correct"], bool) for r in verdicts)
     sft = report(results / "sft/report.json")
     assert sft["written_train"] == len(read_jsonl(results / "sft/sft-data.jsonl", allow_empty=True))
 

@@ -83,3 +83,65 @@ def test_generation_through_vllm_survives_a_kill(tmp_path, smollm2):
         assert all(r["generation"] and r["num_generated_tokens"] > 0 for r in generated)
         assert {r["finish_reason"] for r in generated} <= {"stop", "length"}
     assert not vllm_processes()
+
+
+def test_in_process_vllm_engine_survives_a_kill(tmp_path, smollm2):
+    """The same job on vLLM's engine in the job's own process (server type vllm_engine): the
+    job runs itself under the vLLM environment's interpreter, is killed mid-run and rerun,
+    nothing is lost or duplicated, and the prompt over the window (1,024 tokens) is found with
+    the tokenizer before it is submitted."""
+    rows = [
+        {"id": i, "problem": f"What is {i} times {i + 2}?", "expected_answer": str(i * (i + 2))}
+        for i in range(24)
+    ]
+    rows[5]["problem"] = "What is " + "1 plus " * 600 + "1?"
+    write_jsonl(tmp_path / "in.jsonl", rows)
+    outputs = [tmp_path / "out-rs3.jsonl", tmp_path / "out-rs4.jsonl"]
+    block = {
+        "server": {
+            "type": "vllm_engine", "python": str(VLLM_PYTHON), "args": VLLM_ARGS.split(),
+            "env": VLLM_ENV, "max_concurrency": 4,
+        },
+        "inference": {"temperature": 0.7, "max_tokens": 48},
+        "context_overflow": "skip",
+    }  # fmt: skip
+    work = [{"input": str(tmp_path / "in.jsonl"), "prompt": str(REPO / "prompts" / "math.yaml"),
+             "seeds": [3, 4], "outputs": [str(o) for o in outputs]}]  # fmt: skip
+    # started from the tests' interpreter, which has no vLLM: the job moves to VLLM_PYTHON
+    command = [
+        sys.executable, "-m", "distillery.generate", "--work", json.dumps(work),
+        "--model", str(smollm2), "--config-json", json.dumps(block),
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+
+    def finished() -> int:
+        return sum(p.read_text().count("\n") - 1 for p in tmp_path.glob("*.partial"))
+
+    log = (tmp_path / "first.log").open("w")
+    job = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.time() + 900
+    while time.time() < deadline and job.poll() is None and finished() < 10:
+        time.sleep(0.05)
+    assert job.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
+    job.send_signal(signal.SIGKILL)
+    job.wait()
+    done_before = finished()
+    assert 10 <= done_before < 48
+    time.sleep(10)
+    assert not vllm_processes(), "vLLM's engine outlived its killed job"
+
+    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "running the job under" in result.stderr and "starting server:" not in result.stderr
+    resumed = re.findall(r"(\d+) to generate, (\d+) already done", result.stderr)
+    assert sum(int(done) for _, done in resumed) == done_before
+    assert re.search(r"throughput: \d+ samples in [\d.]+s, [\d.]+ samples/s", result.stderr)
+    for output in outputs:
+        generated = read_jsonl(output)
+        assert [r["id"] for r in generated] == list(range(24))
+        rejected = generated.pop(5)
+        assert rejected["finish_reason"] == "error" and rejected["generation"] == ""
+        assert "does not fit the model's context of 1024 tokens" in rejected["error"]
+        assert all(r["generation"] and r["num_generated_tokens"] > 0 for r in generated)
+        assert {r["finish_reason"] for r in generated} <= {"stop", "length"}
+    assert not vllm_processes()

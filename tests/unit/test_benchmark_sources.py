@@ -88,9 +88,67 @@ def test_multiple_choice_with_ten_options(tmp_path):
     assert rows[1]["J"] == "O(sqrt n)" and len(rows[2]["options"]) == 4
 
 
-def test_supergpqa_keeps_the_option_order_and_checks_the_letter(tmp_path):
-    rows = prepare(tmp_path, "supergpqa", FIXTURES / "supergpqa.jsonl")
+# NeMo-Skills' letters for these rows (its gpqa and supergpqa prepare.py: Python's random,
+# seeded 42 once per file, one shuffle per row), from running its code on them
+SUPERGPQA_LETTERS = "IEAEGCCDAJEHAGCBDDFAGAEBHHBGCEBICBBCHEBA"
+GPQA_LETTERS = "CABDCBDBDBCAABCABBADCBBBDBABADCBDBDCDDCA"
+
+
+def supergpqa_rows(count):
+    return [
+        {
+            "uuid": f"u{i}",
+            "question": f"Question {i}?",
+            "options": [f"option {i}.{j}" for j in range(10 - i % 3)],
+            "answer": f"option {i}.{i % 4}",
+            "answer_letter": "ABCD"[i % 4],
+            "discipline": "Science",
+        }
+        for i in range(count)
+    ]
+
+
+def test_supergpqa_options_are_shuffled_as_nemo_skills_shuffles_them(tmp_path):
+    path = write_jsonl(tmp_path / "supergpqa.jsonl", supergpqa_rows(40))
+    rows = prepare(tmp_path, "supergpqa", path)
+    assert "".join(r["expected_answer"] for r in rows) == SUPERGPQA_LETTERS
+    for source, row in zip(supergpqa_rows(40), rows, strict=True):
+        assert row[row["expected_answer"]] == source["answer"]
+        assert sorted(row["options"]) == sorted(source["options"])
+    # the first rows of a file shuffle the same whatever follows them
+    assert [r["expected_answer"] for r in prepare(tmp_path, "supergpqa", path, max_samples=3)] == (
+        list(SUPERGPQA_LETTERS[:3])
+    )
+
+
+def test_gpqa_options_are_shuffled_as_nemo_skills_shuffles_them(tmp_path):
+    rows = [
+        {
+            "Question": f"Q{i}",
+            "Correct Answer": f"right {i}",
+            "Incorrect Answer 1": f"wrong {i}a",
+            "Incorrect Answer 2": f"wrong {i}b",
+            "Incorrect Answer 3": f"wrong {i}c",
+            "Explanation": "e",
+            "Subdomain": "s",
+        }
+        for i in range(40)
+    ]
+    out = prepare(tmp_path, "gpqa-diamond", write_jsonl(tmp_path / "gpqa.jsonl", rows))
+    assert "".join(r["expected_answer"] for r in out) == GPQA_LETTERS
+    assert out[0]["problem"] == "Q0\n\nA) wrong 0c\nB) wrong 0b\nC) right 0\nD) wrong 0a"
+
+
+def test_keep_option_order_keeps_the_dataset_order(tmp_path):
+    rows = prepare(tmp_path, "supergpqa", FIXTURES / "supergpqa.jsonl", keep_option_order=True)
     assert rows[1]["B"] == "Kinetic energy"  # double spaces collapsed, order kept
+    letters = [
+        r["expected_answer"] for r in prepare(tmp_path, "supergpqa", FIXTURES / "supergpqa.jsonl")
+    ]
+    assert letters == ["C", "A", "C"]
+
+
+def test_supergpqa_checks_the_letter(tmp_path):
     bad = write_jsonl(
         tmp_path / "bad.jsonl",
         [
@@ -130,7 +188,9 @@ def test_mmlu_redux_subjects_come_from_the_hub_configs(tmp_path, monkeypatch):
     monkeypatch.setattr(datasets, "load_dataset", load_dataset)
     out = prepare(tmp_path, "mmlu-redux")
     assert len(asked) == 57
-    assert [r["subset_for_metrics"] for r in out] == ["abstract_algebra", "virology"]
+    # reported under the subject's subcategory, as NeMo-Skills does
+    assert [r["subset_for_metrics"] for r in out] == ["math", "health"]
+    assert [r["subtopic"] for r in out] == ["abstract_algebra", "virology"]
     assert "_config" not in out[0]
 
 
@@ -174,6 +234,19 @@ def test_download_from_a_url(tmp_path, monkeypatch, file_server):
     assert [r["expected_answer"] for r in rows] == ["27", "36", "45"]
 
 
+def test_download_of_a_nemo_skills_test_txt(tmp_path, monkeypatch, file_server):
+    # AIME 24/25 are NeMo-Skills' own files: JSONL named test.txt, already id/problem/answer
+    use_url(monkeypatch, "aime24", f"{file_server}/aime24/test.txt")
+    rows = prepare(tmp_path, "aime24")
+    assert [(r["id"], r["expected_answer"]) for r in rows] == [
+        ("aime24-0", "73"),
+        ("aime24-1", "236"),
+    ]
+    assert load_definition("aime24").source.url.endswith(
+        "/0b012df8a09cd4730d31b16e90a0d8f13d145fb8/nemo_skills/dataset/aime24/test.txt"
+    )
+
+
 def test_download_blocked_says_to_use_a_local_file(tmp_path, monkeypatch, file_server):
     use_url(monkeypatch, "amc23", f"{file_server}/missing.jsonl")
     with pytest.raises(DistilleryError, match=r"cannot download .*missing\.jsonl: HTTP 404"):
@@ -214,3 +287,21 @@ def test_group_expansion():
     assert expand({"demo": 2, "mcq-suite": 3})["mmlu-pro"] == 3
     # named alone as well: its own entry wins
     assert expand({"mcq-suite": None, "gpqa-diamond": 1})["gpqa-diamond"] == 1
+
+
+def test_gaokao_keeps_its_empty_answers_with_a_warning_naming_them(tmp_path, caplog):
+    rows = read_jsonl(FIXTURES / "gaokao2023en.jsonl")[:3]
+    rows[1] = {**rows[1], "answer": ""}  # as lines 168 and 193 of the pinned file
+    path = write_jsonl(tmp_path / "test.jsonl", rows)
+    out = prepare(tmp_path, "gaokao2023en", path)
+    assert [r["expected_answer"] == "" for r in out] == [False, True, False]
+    assert f"{path}:2" in caplog.text and "kept as NeMo-Skills keeps them" in caplog.text
+    assert len(prepare(tmp_path, "gaokao2023en", path, drop_empty_answers=True)) == 2
+    # a definition that does not allow them still refuses them
+    with pytest.raises(DistilleryError, match=r"test\.jsonl:2: 'expected_answer' is ''"):
+        prepare(tmp_path, "college_math", path)
+
+
+def test_keep_option_order_is_refused_where_there_is_no_order_to_keep(tmp_path):
+    with pytest.raises(DistilleryError, match="gpqa-diamond's source has no option order"):
+        prepare(tmp_path, "gpqa-diamond", FIXTURES / "supergpqa.jsonl", keep_option_order=True)

@@ -51,18 +51,18 @@ def test_unknown_benchmark_lists_the_known_ones(tmp_path):
         prepare(tmp_path, "aime99")
 
 
-def test_aime24_from_jsonl(tmp_path):
+def test_aime24_from_a_copy_of_nemo_skills_file(tmp_path):
     path = write_jsonl(
         tmp_path / "aime.jsonl",
         [
-            {"id": 60, "problem": "Find x.", "answer": "016", "url": "u"},
-            {"id": 61, "problem": "Find y.", "answer": "7"},
+            {"id": "aime24-0", "problem": "Find x.", "expected_answer": "016", "url": "u"},
+            {"id": "aime24-1", "problem": "Find y.", "expected_answer": 7},
         ],
     )
     rows = prepare(tmp_path, "aime24", path)
     assert rows == [
-        {"id": "60", "problem": "Find x.", "expected_answer": "016"},
-        {"id": "61", "problem": "Find y.", "expected_answer": "7"},
+        {"id": "aime24-0", "problem": "Find x.", "expected_answer": "016", "url": "u"},
+        {"id": "aime24-1", "problem": "Find y.", "expected_answer": "7"},
     ]
 
 
@@ -93,6 +93,7 @@ def test_gpqa_from_parquet_shuffles_options_reproducibly(tmp_path):
                 "Incorrect Answer 2": "kaon",
                 "Incorrect Answer 3": "tau",
                 "Subdomain": "Physics",
+                "Explanation": None,
             }
             for i in range(8)
         ]
@@ -130,13 +131,13 @@ def test_missing_columns_are_named(tmp_path):
     path = write_jsonl(tmp_path / "bad.jsonl", [{"question": "q", "solution": "s"}])
     with pytest.raises(DistilleryError, match=r"missing column\(s\) \['problem', 'answer'\]"):
         prepare(tmp_path, "math-500", path)
-    with pytest.raises(DistilleryError, match=r"bad\.jsonl:1: missing column 'Correct Answer'"):
+    with pytest.raises(DistilleryError, match=r"bad\.jsonl:1: missing column 'Incorrect Answer 1'"):
         prepare(tmp_path, "gpqa-main", path)
 
 
 def test_max_samples(tmp_path):
     path = write_jsonl(
-        tmp_path / "a.jsonl", [{"problem": f"p{i}", "answer": str(i)} for i in range(10)]
+        tmp_path / "a.jsonl", [{"problem": f"p{i}", "expected_answer": str(i)} for i in range(10)]
     )
     assert len(prepare(tmp_path, "aime24", path, max_samples=3)) == 3
 
@@ -181,9 +182,9 @@ def test_hub_is_asked_for_the_right_dataset(tmp_path, offline_hub, monkeypatch):
 def test_multi_config_benchmark_and_token(tmp_path, offline_hub, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "hf_secret")
     with pytest.raises(DistilleryError):
-        prepare(tmp_path, "aime25")
-    assert offline_hub[0]["repo"] == "opencompass/AIME2025"
-    assert offline_hub[0]["name"] == "AIME2025-I" and offline_hub[0]["token"] == "hf_secret"
+        prepare(tmp_path, "mmlu-redux")
+    assert offline_hub[0]["repo"] == "edinburgh-dawg/mmlu-redux-2.0"
+    assert offline_hub[0]["name"] == "abstract_algebra" and offline_hub[0]["token"] == "hf_secret"
 
 
 def test_gated_dataset_without_token(tmp_path, offline_hub, monkeypatch):

@@ -68,6 +68,44 @@ def test_context_overflow_retried_with_the_room_left(stub_server):
     assert skipped.finish_reason == "error" and "in the completion" in skipped.error
 
 
+# vLLM 0.26's two rejections, verbatim (../shared notes on vLLM on the GPU)
+VLLM_026_MAX_TOKENS = (
+    "max_tokens=5000 cannot be greater than max_model_len=max_total_tokens=2048. Please request "
+    "fewer output tokens. (parameter=max_tokens, value=5000)"
+)
+VLLM_026_PROMPT = (
+    "This model's maximum context length is 2048 tokens. However, you requested 100 output "
+    "tokens and your prompt contains at least 1949 input tokens, for a total of at least 2049 "
+    "tokens. Please reduce the length of the input prompt or the number of requested output "
+    "tokens. (parameter=input_tokens, value=1949)"
+)
+
+
+def test_vllm_026_rejections_give_the_room_left():
+    from distillery.generation.client import room_for_generation
+
+    assert room_for_generation(VLLM_026_PROMPT) == 99
+    assert room_for_generation(VLLM_026_MAX_TOKENS) == 2048  # no prompt length stated
+    assert room_for_generation(VLLM_026_MAX_TOKENS, prompt_tokens=48) == 2000
+
+
+def test_max_tokens_over_the_window_is_retried_with_the_room_left(stub_server):
+    """vLLM 0.26 first refuses max_tokens over the window, then prompt plus output."""
+    url = stub_server("--context", "40", "--tokens", "100", "--messages", "0.26")
+    # no tokenizer here: the whole window, then the room the second rejection states
+    (result,) = run(url, n=1, max_tokens=50, words=20)
+    assert result.finish_reason == "stop" and result.num_generated_tokens == 18
+    # with a token count of the rendered prompt (23 words), one retry
+    config = ClientConfig(base_url=url, model="stub", backoff=0.01)
+    client = OpenAIClient(config, render=lambda m: "PROMPT " + m[-1]["content"],
+                          count_tokens=lambda text: len(text.split()))  # fmt: skip
+    (result,) = client.generate(requests(1, max_tokens=50, words=20))
+    assert result.finish_reason == "stop" and result.num_generated_tokens == 17
+    # a prompt that fills the window is still an error sample
+    (result,) = run(url, n=1, max_tokens=50, words=45)
+    assert result.finish_reason == "error" and "prompt contains at least" in result.error
+
+
 def test_requests_spread_over_replicas(stub_server):
     urls = (stub_server("--model", "stub", "--delay", "0.05"), stub_server("--delay", "0.05"))
     config = ClientConfig(base_url=urls, model="stub", max_concurrency=4)

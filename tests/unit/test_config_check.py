@@ -192,7 +192,7 @@ def test_the_full_pipeline_scenario_is_valid():
             lambda c: c["problem_processing"]["classify"].update(
                 prompts={"proof": "prompts/nope.yaml"}
             ),
-            "config key 'problem_processing.classify': prompt file prompts/nope.yaml does not",
+            "config key 'problem_processing.classify': file prompts/nope.yaml does not",
         ),
         (
             lambda c: c["problem_processing"]["check_contamination"].update(benchmarks=["aime26"]),

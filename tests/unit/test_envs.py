@@ -10,7 +10,12 @@ ENVS = sorted((Path(__file__).resolve().parents[2] / "envs").glob("*.yaml"))
 
 
 def test_there_is_an_environment_per_rule_family():
-    assert {p.stem for p in ENVS} == {"core", "train", "vllm", "sglang", "trtllm"}
+    from distillery.generation.backends import BACKENDS
+
+    families = {"core", "train"} | {b.family for b in BACKENDS.values()}
+    assert {p.stem for p in ENVS} == families == {
+        "core", "train", "vllm", "vllm_engine", "sglang", "trtllm"
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize("path", ENVS, ids=lambda p: p.stem)
@@ -26,8 +31,16 @@ def test_environment_pins_its_packages(path):
         assert "==" in entry, f"{path.name}: {entry} is not pinned"
 
 
-@pytest.mark.parametrize("name", ["vllm", "sglang", "trtllm"])
+@pytest.mark.parametrize("name", ["vllm", "vllm_engine", "sglang", "trtllm"])
 def test_generation_environments_carry_the_client(name):
     text = (ENVS[0].parent / f"{name}.yaml").read_text()
     for package in ("aiohttp==", "orjson==", "pyyaml=="):
         assert package in text
+
+
+def test_vllm_environments_and_images_name_the_release_tested_here():
+    from distillery.generation.backends import BACKENDS
+
+    for name in ("vllm", "vllm_engine"):
+        assert "vllm==0.26.0" in (ENVS[0].parent / f"{name}.yaml").read_text()
+        assert BACKENDS[name].container == "docker://vllm/vllm-openai:v0.26.0"

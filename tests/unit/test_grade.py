@@ -8,13 +8,13 @@ from distillery.settings.workflow import Grading
 from ..conftest import write_jsonl
 
 
-def run(tmp_path, rows, **kw):
+def run(tmp_path, rows, grading=None, **kw):
     write_jsonl(tmp_path / "in.jsonl", rows)
     grade.main(
         grade.Config(
             input=str(tmp_path / "in.jsonl"),
             output=str(tmp_path / "out.jsonl"),
-            grading=Grading(),
+            grading=Grading(**(grading or {})),
             **kw,
         )
     )
@@ -30,11 +30,28 @@ def test_grades_math(tmp_path):
             {"generation": "", "expected_answer": "1"},
         ],
     )
+    # the box alone by default, as NeMo-Skills' math evaluator reads it
     assert [(r["predicted_answer"], r["symbolic_correct"]) for r in rows] == [
         ("016", True),
-        ("7", False),
+        (None, False),
         (None, False),
     ]
+
+
+def test_regex_fallback_reads_unboxed_answers(tmp_path):
+    rows = run(
+        tmp_path,
+        [{"generation": "The final answer is 7", "expected_answer": "7"}],
+        grading={"regex_fallback": True},
+    )
+    assert (rows[0]["predicted_answer"], rows[0]["symbolic_correct"]) == ("7", True)
+
+
+def test_multichoice_letters_follow_letter_extraction(tmp_path):
+    rows = [{"generation": "So the answer is (C).", "expected_answer": "C"}]
+    strict = run(tmp_path, rows, mode="multichoice")
+    lenient = run(tmp_path, rows, {"letter_extraction": "lenient"}, mode="multichoice")
+    assert (strict[0]["predicted_answer"], lenient[0]["predicted_answer"]) == (None, "C")
 
 
 def test_grades_multichoice(tmp_path):

@@ -12,7 +12,9 @@ from distillery.grading.answers import (
     normalize,
 )
 
-DEMO_REGEX = ExtractionConfig(extract_regex=r"(?im)the (?:final )?answer is:?\s*(.+?)\.?\s*$")
+DEMO_REGEX = ExtractionConfig(
+    extract_regex=r"(?im)the (?:final )?answer is:?\s*(.+?)\.?\s*$", use_regex_fallback=True
+)
 
 
 @pytest.mark.parametrize(
@@ -22,10 +24,12 @@ DEMO_REGEX = ExtractionConfig(extract_regex=r"(?im)the (?:final )?answer is:?\s*
         ("so 50 * 2 = 100 km in that same 2 hours. The answer is \\boxed{100}.", "100"),
         ("\\boxed{\\frac{7}{10}}", "\\frac{7}{10}"),
         ("first \\boxed{1} then \\boxed{2}", "2"),
-        ("\\boxed {3}", "3"),
+        # NeMo-Skills' math default reads the box alone, as written
+        ("\\boxed {3}", None),
+        ("\\boxed{ 3 }", " 3 "),
         ("unbalanced \\boxed{\\frac{1}{2}", None),
-        ("Please add the answer inside an \\boxed{}.", None),
-        ("7*8 = 56\n\nThe final answer is 56", "56"),
+        ("Please add the answer inside an \\boxed{}.", ""),
+        ("7*8 = 56\n\nThe final answer is 56", None),
         ("12 + 35 = 62\n\nThe answer is inside the specified format.", None),
         ("", None),
         (None, None),
@@ -49,9 +53,14 @@ def test_extract_answer_small_model_regex(text, expected):
     assert extract_answer(text, DEMO_REGEX) == expected
 
 
-def test_boxed_only_mode():
-    config = ExtractionConfig(use_regex_fallback=False)
-    assert extract_answer("The final answer is 5", config) is None
+def test_relaxed_mode_falls_back_to_the_regex():
+    relaxed = ExtractionConfig(use_regex_fallback=True)
+    assert extract_answer("7*8 = 56\n\nThe final answer is 56", relaxed) == "56"
+    # an empty box falls through to the regex; the regex's $ is the end of the text
+    assert extract_answer("\\boxed{} The final answer is 5", relaxed) == "5"
+    assert extract_answer("The final answer is 5\nthanks", relaxed) is None
+    regex_only = ExtractionConfig(extract_from_boxed=False)
+    assert extract_answer("\\boxed{4} The final answer is 5", regex_only) == "5"
 
 
 EQUIVALENT = [
@@ -132,32 +141,35 @@ def test_extract_letter(text, letter):
     assert extract_letter(text) == letter
 
 
-# Real-looking ends of model outputs on multiple-choice benchmarks, and the letter they give.
+# Real-looking ends of model outputs on multiple-choice benchmarks, and the letter each
+# extraction gives: (text, nemo-skills, lenient). tests/unit/test_parity.py has NeMo-Skills'
+# rules case by case.
 LETTER_GOLDEN = [
-    # NeMo-Skills issue 1511: the boxed physics reads as "E" there
+    # NeMo-Skills issue 1511: the boxed physics reads as "E" there; lenient reads the named D
     (
         "The perturbation is small when the coupling is weak compared with the gap, i.e.\n"
         "$$\\boxed{\\langle H\\rangle \\ll \\Delta E}$$\nwhich is option D.\n\n**Answer: D**",
+        "E",
         "D",
     ),
-    ("Comparing the four options, only (C) conserves charge.\n\nAnswer: \\boxed{C}", "C"),
-    ("Let's think step by step. ... Therefore, the answer is (J).", "J"),
-    ("So the rate doubles.\n\n**Answer: (B)**", "B"),
-    ("The final answer is $\\boxed{\\textbf{(E)}}$", "E"),
-    ("Option A fails at $x = 0$; the answer is: **C**", "C"),
-    ("First I guessed Answer: A, but rechecking the units, the correct choice is \\boxed{B}.", "B"),
-    ("The energy is $E = mc^2$ and the momentum $p$ vanishes.\nAnswer: A", "A"),
-    ("The answer is a prime number, so Answer: D", "D"),
-    # no letter named outright: the boxed answer's last standalone capital, as NeMo-Skills
-    ("$\\boxed{A) \\ 42}$", "A"),
-    ("The answer is a prime number.", None),
-    ("I could not decide between the options.", None),
+    ("Comparing the four options, only (C) conserves charge.\n\nAnswer: \\boxed{C}", "C", "C"),
+    ("Let's think step by step. ... Therefore, the answer is (J).", None, "J"),
+    ("So the rate doubles.\n\n**Answer: (B)**", None, "B"),
+    ("The final answer is $\\boxed{\\textbf{(E)}}$", "E", "E"),
+    ("Option A fails at $x = 0$; the answer is: **C**", None, "C"),
+    ("First I guessed Answer: A, but rechecking, the correct choice is \\boxed{B}.", "B", "B"),
+    ("The energy is $E = mc^2$ and the momentum $p$ vanishes.\nAnswer: A", "A", "A"),
+    ("The answer is a prime number, so Answer: D", "D", "D"),
+    ("$\\boxed{A) \\ 42}$", "A", "A"),
+    ("The answer is a prime number.", None, None),
+    ("I could not decide between the options.", None, None),
 ]
 
 
-@pytest.mark.parametrize("text,letter", LETTER_GOLDEN)
-def test_letter_golden(text, letter):
+@pytest.mark.parametrize("text,letter,lenient", LETTER_GOLDEN)
+def test_letter_golden(text, letter, lenient):
     assert extract_letter(text) == letter
+    assert extract_letter(text, method="lenient") == lenient
 
 
 # Units and words in \text{} after a number are not part of the answer (NeMo-Skills' grader

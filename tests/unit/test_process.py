@@ -10,10 +10,12 @@ from distillery import process
 from distillery.errors import DistilleryError
 from distillery.jsonl import read_jsonl
 from distillery.prompts import MESSAGES_FIELD
+from distillery.settings.processing import CLASS_LABELS
 
 from ..conftest import REPO, write_jsonl
 
 SERVER = {"type": "hf", "model": "m"}
+NGRAMS = {"retrieval": "ngram", "ngram": 3}
 
 
 def block(**extra):
@@ -69,15 +71,15 @@ def problems():
 def test_classify_routes_by_class_and_counts_chatter_it_cannot_read(tmp_path):
     path = write_jsonl(tmp_path / "problems.jsonl", problems())
     verdicts = {
-        ("0", "proof"): "Yes, it asks to prove a statement.",
-        ("1", "multiple_choice"): "yes",
-        ("3", "invalid"): "**Yes** - the figure is missing",
+        ("0", "proof"): "proof\n\nIt asks to prove a statement.",
+        ("1", "multiple_choice"): "mcq",
+        ("3", "invalid"): "invalid - the figure is missing",
         ("2", "binary"): "Hmm, hard to tell.",  # unreadable: no verdict, not a class
     }
 
     def answer(request):
         index, name = request["_ref"].split(":")
-        return verdicts.get((index, name), "no")
+        return verdicts.get((index, name), f"not {CLASS_LABELS[name]}")
 
     extra = {"actions": {"proof": "convert", "multiple_choice": "drop", "binary": "drop",
                          "invalid": "drop"}}  # fmt: skip
@@ -91,13 +93,26 @@ def test_classify_routes_by_class_and_counts_chatter_it_cannot_read(tmp_path):
     assert kept[1]["classify_binary_gen"] == "Hmm, hard to tell."
 
 
+def test_classify_lenient_reads_chattier_answers(tmp_path):
+    path = write_jsonl(tmp_path / "problems.jsonl", problems()[3:])
+    extra = {
+        "prompts": {"invalid": prompt("classify-invalid.yaml")},
+        "actions": {"invalid": "drop"},
+    }
+    answer = lambda r: "**Invalid** - the figure is missing"  # noqa: E731
+    _, (kept,), report = run(tmp_path, "classify", [path], answer, extra)
+    assert len(kept) == 1 and report["unparsed"] == 1  # NeMo-Skills: not in the class
+    _, (kept,), report = run(tmp_path, "classify", [path], answer, {**extra, "parse": "lenient"})
+    assert kept == [] and report["invalid"] == 1
+
+
 def test_classify_sends_only_the_classes_it_has_prompts_for(tmp_path):
     path = write_jsonl(tmp_path / "problems.jsonl", problems()[:1])
     extra = {
         "prompts": {"invalid": prompt("classify-invalid.yaml")},
         "actions": {"invalid": "drop"},
     }
-    sent, (kept,), _ = run(tmp_path, "classify", [path], lambda r: "no", extra)
+    sent, (kept,), _ = run(tmp_path, "classify", [path], lambda r: "not invalid", extra)
     assert [r["_ref"] for r in sent] == ["0:invalid"] and kept[0]["problem_class"] == "regular"
 
 
@@ -125,8 +140,8 @@ def test_proofs_become_answerable_problems_or_are_dropped(tmp_path):
             problems()[2]]  # fmt: skip
     path = write_jsonl(tmp_path / "problems.jsonl", rows)
     replies = {
-        "0": "New problem: Find the remainder of n^2 + n modulo 2.",
-        "1": "I cannot do this.",
+        "0": "Find the remainder of n^2 + n modulo 2.",
+        "1": "",  # nothing came back (a refused request)
     }
     sent, (kept,), report = run(tmp_path, "convert_proofs", [path], lambda r: replies[r["_ref"]])
     assert len(sent) == 2
@@ -143,15 +158,15 @@ def test_contamination_check_drops_what_the_model_or_an_identical_text_says(tmp_
          {"id": "b1", "problem": "How many primes are there below twenty in total?"}],
     )  # fmt: skip
     rows = [
-        {"problem": "what is 6  times 7?"},  # identical but for case and spacing: no model call
+        {"problem": " WHAT is 6 times 7?\n"},  # identical but for case and the ends: no model call
         {"problem": "How many primes are there below 20 in total?"},  # a reworded copy
         {"problem": "How many squares are there below twenty in total?"},
         {"problem": "Unrelated words entirely."},
     ]
     path = write_jsonl(tmp_path / "problems.jsonl", rows)
-    replies = {"1:0": "True", "2:0": "False: it asks for squares."}
+    replies = {"1:0": "True", "2:0": "False"}
     sent, (kept,), report = run(
-        tmp_path, "check_contamination", [path], lambda r: replies[r["_ref"]], {"ngram": 3},
+        tmp_path, "check_contamination", [path], lambda r: replies[r["_ref"]], NGRAMS,
         benchmarks=(f"demo={bench}",),
     )  # fmt: skip
     assert sorted(r["_ref"] for r in sent) == ["1:0", "2:0"]
@@ -174,10 +189,51 @@ def test_unreadable_contamination_verdict_is_not_contamination(tmp_path):
     )
     path = write_jsonl(tmp_path / "problems.jsonl", [{"problem": "What is 6 times 7 here?"}])
     _, (kept,), report = run(
-        tmp_path, "check_contamination", [path], lambda r: "Maybe.", {"ngram": 3},
+        tmp_path, "check_contamination", [path], lambda r: "True.", NGRAMS,
         benchmarks=(f"demo={bench}",),
     )  # fmt: skip
-    assert len(kept) == 1 and report["unparsed"] == 1
+    assert len(kept) == 1 and report["unparsed"] == 1  # NeMo-Skills wants exactly "True"
+    _, (kept,), report = run(
+        tmp_path, "check_contamination", [path], lambda r: "True.", {**NGRAMS, "parse": "lenient"},
+        benchmarks=(f"demo={bench}",),
+    )  # fmt: skip
+    assert kept == [] and report["contaminated"] == 1
+
+
+def test_contamination_retrieves_the_nearest_by_embedding_and_always_asks(tmp_path, tiny_model_dir):
+    bench = write_jsonl(
+        tmp_path / "test.jsonl",
+        [{"id": f"b{i}", "problem": text} for i, text in enumerate(
+            ["What is 6 times 7?", "Count the primes below 20.", "Solve x^2 = 9 for x > 0."]
+        )],
+    )  # fmt: skip
+    rows = [
+        {"problem": "what is 6 times 7?"},  # the same text: found, decided without the model
+        {"problem": "How many prime numbers are smaller than twenty?"},  # no shared words
+        {"problem": "Describe the weather."},
+    ]
+    path = write_jsonl(tmp_path / "problems.jsonl", rows)
+    extra = {"embedding_model": str(tiny_model_dir), "top_k": 2}
+    sent, (kept,), report = run(
+        tmp_path, "check_contamination", [path], lambda r: "False", extra,
+        benchmarks=(f"demo={bench}",),
+    )  # fmt: skip
+    verdicts = read_jsonl(tmp_path / "verdicts.jsonl")
+    # every problem is checked against its top_k nearest, whatever words they share
+    assert [v["problem"] for v in verdicts] == [r["problem"] for r in rows for _ in range(2)]
+    first = [v for v in verdicts if v["problem"] == rows[0]["problem"]]
+    assert first[0]["benchmark_id"] == "b0" and first[0]["contaminated"] is True
+    assert len(sent) == 5 and all(
+        "{problem1}" not in r[MESSAGES_FIELD][-1]["content"] for r in sent
+    )
+    assert [r["problem"] for r in kept] == [rows[1]["problem"], rows[2]["problem"]]
+    assert report["pairs"] == 6 and report["contaminated"] == 1
+
+
+def test_contamination_by_embedding_needs_an_encoder():
+    with pytest.raises(DistilleryError, match="retrieval: embedding needs an encoder"):
+        process.Config(action="select", step="check_contamination", inputs=("p",),
+                       config_json=block(), requests="r", prefilled="f").block()  # fmt: skip
 
 
 def solutions(answers, expected=None):
@@ -266,34 +322,56 @@ def test_a_row_without_a_prompt_field_is_named(tmp_path):
         run(tmp_path, "extract_answer", [path], lambda r: "")
 
 
-def test_summaries_are_rewritten_where_the_answer_agrees(tmp_path):
+def test_summaries_keep_the_longest_valid_rewrite_or_drop_the_solution(tmp_path):
     rows = [
         {"problem": "2+2?", "generation": "<think>2+2 is 4</think>It is \\boxed{4}."},
         {"problem": "3+3?", "generation": "<think>3+3 is 6</think>It is \\boxed{6}."},
-        {"problem": "4+4?", "generation": "<think>4+4 is 8</think>It is \\boxed{8}."},
-        {"problem": "5+5?", "generation": "no reasoning tags: \\boxed{10}"},
+        {"problem": "4+4?", "generation": "4+4 is 8, never closed: \\boxed{8}",
+         "expected_answer": "8"},
         {"problem": "6+6?", "generation": "<think>6+6 is 12</think>Twelve."},
-    ]
+        {"problem": "7+7?", "generation": ""},
+    ]  # fmt: skip
     inputs = [write_jsonl(tmp_path / "rs0.jsonl", rows)]
     replies = {
-        "0:0": "We add: 2 + 2 = 4, so the answer is \\boxed{4}.",
-        "0:1": "So the answer is \\boxed{7}.",  # disagrees with the original: not used
-        "0:2": "I summarised it.",  # no final answer: unreadable
-        "0:4": "So it is \\boxed{12}.",  # the original gave none: not the rewriter's to give
+        # two valid rewrites of the first solution: the longer one wins
+        "0:0:0": "So \\boxed{4}.",
+        "0:0:1": "We add: 2 + 2 = 4, so the answer is \\boxed{4}.",
+        "0:0:2": "So the answer is \\boxed{5}.",
+        # no rewrite of the second agrees with its answer: the solution is not SFT data
+        "0:1:0": "So \\boxed{7}.",
+        "0:1:1": "I summarised it.",
+        "0:1:2": "",
+        # another string for the same correct answer: valid (NeMo-Skills asks its judge)
+        "0:2:0": "It is \\boxed{8.0}.",
+        "0:2:1": "It is \\boxed{9}.",
+        "0:2:2": "",
+        # the original gave no boxed answer: so must the rewrite
+        "0:3:0": "So it is \\boxed{12}.",
+        "0:3:1": "It is twelve.",
+        "0:3:2": "Twelve, clearly.",
     }
+    extra = {"samples": 3}
     sent, (out,), report = run(
-        tmp_path, "rewrite_summaries", inputs, lambda r: replies[r["_ref"]], {},
+        tmp_path, "rewrite_summaries", inputs, lambda r: replies[r["_ref"]], extra,
         [tmp_path / "rewritten.jsonl"],
     )  # fmt: skip
-    assert [r["_ref"] for r in sent] == ["0:0", "0:1", "0:2", "0:4"]  # 0:3 never ended reasoning
+    assert [r["_ref"] for r in sent] == [f"0:{line}:{k}" for line in range(4) for k in range(3)]
+    assert [r["_seed"] for r in sent[:3]] == [0, 1, 2]  # one seed per sample
     assert "2+2 is 4" in sent[0][MESSAGES_FIELD][-1]["content"]
-    assert "<think>" not in sent[0][MESSAGES_FIELD][-1]["content"]
     assert out[0]["generation"] == (
-        "<think>2+2 is 4</think>\nWe add: 2 + 2 = 4, so the answer is \\boxed{4}."
+        "<think>2+2 is 4</think>\n\nWe add: 2 + 2 = 4, so the answer is \\boxed{4}."
     )
     assert out[0]["original_summary"] == "It is \\boxed{4}." and out[0]["summary_rewritten"]
-    assert out[1]["generation"] == rows[1]["generation"] and not out[1]["summary_rewritten"]
-    assert out[3] == rows[3]
-    assert report["rewritten"] == 1 and report["rewrite_disagrees"] == 1
-    assert report["unparsed"] == 1 and report["original_without_answer"] == 1
-    assert out[4]["generation"] == rows[4]["generation"]
+    assert out[1]["generation"] == rows[1]["generation"] and out[1]["no_valid_summary"]
+    assert out[2]["generation"] == (
+        "<think>\n4+4 is 8, never closed: \\boxed{8}\n</think>\n\nIt is \\boxed{8.0}."
+    )
+    assert out[3]["generation"].endswith("</think>\n\nTwelve, clearly.")
+    assert out[4] == rows[4]
+    assert report["rewritten"] == 3 and report["no_valid_summary"] == 1
+    assert report["rewrites"] == 12 and report["valid_rewrites"] == 5
+    _, (out,), report = run(
+        tmp_path, "rewrite_summaries", inputs, lambda r: replies[r["_ref"]],
+        {**extra, "keep_unrewritten": True}, [tmp_path / "rewritten.jsonl"],
+    )  # fmt: skip
+    assert out[1] == {**rows[1], "summary_rewritten": False} and report["kept_unrewritten"] == 1

@@ -41,7 +41,9 @@ def test_sglang_command():
 
 
 def test_unknown_server_type():
-    with pytest.raises(DistilleryError, match="known: hf, vllm, trtllm, sglang, openai"):
+    with pytest.raises(
+        DistilleryError, match="known: hf, vllm, vllm_engine, trtllm, sglang, openai"
+    ):
         server_command(ServerSpec("tgi", "/m"), 1)
     with pytest.raises(DistilleryError, match="those that do: vllm, trtllm, sglang"):
         server_command(ServerSpec("hf", "/m"), 1)
@@ -180,3 +182,21 @@ def running(pid: int) -> bool:
             return handle.read().split(")")[-1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_jobs_per_gpu_lets_jobs_share_a_gpu(tmp_path, monkeypatch):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setenv("DISTILLERY_JOBS_PER_GPU", "2")
+    with gpu_lease(1, total=1, lock_dir=tmp_path) as first:
+        with gpu_lease(1, total=1, lock_dir=tmp_path) as second:
+            assert first == second == {"CUDA_VISIBLE_DEVICES": "0"}
+            with pytest.raises(DistilleryError, match="waited 0.5s for 1 free GPUs"):
+                with gpu_lease(1, total=1, lock_dir=tmp_path, wait=0.5):
+                    pass
+    # a job of two GPUs takes a slot on each of two distinct GPUs
+    with gpu_lease(2, total=2, lock_dir=tmp_path) as both:
+        assert both["CUDA_VISIBLE_DEVICES"] == "0,1"
+    monkeypatch.setenv("DISTILLERY_JOBS_PER_GPU", "0")
+    with pytest.raises(DistilleryError, match="DISTILLERY_JOBS_PER_GPU='0'"):
+        with gpu_lease(1, total=1, lock_dir=tmp_path):
+            pass

@@ -122,8 +122,8 @@ def test_each_server_backend_brings_its_container_family():
             Server,
             "server",
             {"type": "vlm"},
-            "config key 'server.type' must be one of 'hf', 'vllm', 'trtllm', 'sglang', "
-            "'openai', got 'vlm'",
+            "config key 'server.type' must be one of 'hf', 'vllm', 'vllm_engine', 'trtllm', "
+            "'sglang', 'openai', got 'vlm'",
         ),
         (Training, "training", {"method": "lora"}, "config key 'training.model' is missing"),
         (
@@ -279,6 +279,8 @@ def test_gpus_must_be_used_by_the_backend():
     server = {"type": "vllm", "gpus": 8, "tensor_parallel": 3}
     with pytest.raises(DistilleryError, match=r"gpus \(8\) must be a multiple of it \(3\)"):
         parse(Generation, {"server": server})
-    with pytest.raises(DistilleryError, match="server type hf starts no server"):
+    with pytest.raises(DistilleryError, match="server type hf does not split its GPUs"):
         parse(Generation, {"server": {"type": "hf", "tensor_parallel": 1}})
+    engine = {"type": "vllm_engine", "gpus": 4, "tensor_parallel": 2}
+    assert parse(Generation, {"server": engine}).server.tensor_parallel == 2
     assert parse(Generation, {"server": {**server, "tensor_parallel": 2}}).server.gpus == 8

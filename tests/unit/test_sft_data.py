@@ -217,8 +217,9 @@ def test_stage_end_to_end(tmp_path, tokenizer_dir):
         assert record["output"].endswith("<|im_end|>\n")
         assert record["messages"][-1]["role"] == "assistant"
     removed, report = steps(tmp_path)
-    assert list(removed)[:4] == [
+    assert list(removed)[:5] == [
         "rows missing generation or problem",
+        "no valid summary",
         "correctness selection",
         "deduplicate (problem, generation)",
         "drop_multi_boxed",
@@ -429,9 +430,26 @@ def test_use_judgement_keeps_what_the_judge_said_is_correct(tmp_path, tokenizer_
     kept = read_jsonl(tmp_path / "sft.jsonl")
     assert sorted(r["output"].split("}")[0] for r in kept) == ["\\boxed{4", "\\boxed{two plus two"]
     removed, _ = steps(tmp_path)
-    assert removed["correctness selection"] == 1  # no readable verdict: not kept
-    # only wrong ones wanted: the judge called none wrong, and no verdict is not "wrong"
+    assert removed["correctness selection"] == 1  # no readable verdict: not correct
+    # only wrong ones wanted: no readable verdict counts as wrong, as in NeMo-Skills
     config = stage_config(tmp_path, inputs, tokenizer_dir, use_judgement=True, add_correct=False,
                           add_incorrect=True)  # fmt: skip
-    with pytest.raises(DistilleryError, match="nothing to train on"):
-        prepare_sft_data.main(config)
+    prepare_sft_data.main(config)
+    assert [r["output"].split("}")[0] for r in read_jsonl(tmp_path / "sft.jsonl")] == ["\\boxed{5"]
+    # the judge step's own reading (its parse setting) wins over the text
+    rows[2]["judge_correct"] = True
+    inputs = (str(write_jsonl(tmp_path / "judged.jsonl", rows)),)
+    prepare_sft_data.main(stage_config(tmp_path, inputs, tokenizer_dir, use_judgement=True))
+    assert len(read_jsonl(tmp_path / "sft.jsonl")) == 3
+
+
+def test_solutions_without_a_valid_summary_are_left_out(tmp_path, tokenizer_dir):
+    rows = [
+        {"problem": "What is 2+2?", "expected_answer": "4", "generation": "\\boxed{4}"},
+        {"problem": "What is 2+2?", "expected_answer": "4", "generation": "so \\boxed{4}",
+         "no_valid_summary": True},
+    ]  # fmt: skip
+    inputs = (str(write_jsonl(tmp_path / "rs0.jsonl", rows)),)
+    prepare_sft_data.main(stage_config(tmp_path, inputs, tokenizer_dir))
+    assert len(read_jsonl(tmp_path / "sft.jsonl")) == 1
+    assert steps(tmp_path)[0]["no valid summary"] == 1

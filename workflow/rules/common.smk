@@ -14,6 +14,7 @@ from distillery import workflow as wf
 shell.prefix(wf.shell_prefix(JOB_PYTHONPATH))
 from distillery.config_check import validate_config
 from distillery.reports.provenance import config_hash
+from distillery.nemo_skills_prompts import COMMIT as _NEMO_SKILLS_COMMIT
 
 validate_config(
     config,
@@ -31,6 +32,8 @@ SOLUTION_SEEDS = wf.seeds(config["solutions"].get("seeds", 1))
 SOLUTION_CHUNKS = list(range(config["solutions"].get("chunks", 1)))
 EVAL_CHUNKS = list(range(EVAL.get("chunks", 1)))
 GRADING = config.get("grading", {})
+# nemo-skills:<name> prompts are fetched at this commit (distillery.nemo_skills_prompts)
+NEMO_SKILLS_COMMIT = _NEMO_SKILLS_COMMIT[:7]
 WANDB = config.get("wandb", {"mode": "disabled"})
 wf.export_wandb(WANDB)
 CONFIG_HASH = config_hash(config)
@@ -250,9 +253,20 @@ def get_step_block_json(area, keys):
         block = wf.area_block(config, fill(area, wildcards))
         resolve = lambda path: wf.resource_path(path, workflow.basedir)
         block = wf.with_prompts(block, step, resolve)
+        encoder = get_step_encoder(wildcards)
+        if encoder:
+            block = {**block, "embedding_model": encoder[0]}
         return wf.block_json(wf.process_block(block, keys))
 
     return block_json
+
+
+def get_step_encoder(wildcards):
+    """The contamination check's encoder directory, when it names one of ``models``."""
+    if getattr(wildcards, "step", None) != "check_contamination":
+        return []
+    name = config["problem_processing"]["check_contamination"].get("embedding_model")
+    return [wf.model_dir(config, name)] if name in config["models"] else []
 
 
 def get_step_prompts(area):

@@ -42,3 +42,22 @@ rule prepare_benchmark:
         " --output {output.test:q}"
         " --config-json {params.benchmark:q}"
         " > {log:q} 2>&1"
+
+
+rule fetch_nemo_skills_prompt:
+    output:
+        prompt=f"results/prompts/nemo-skills@{NEMO_SKILLS_COMMIT}/{{name}}.yaml",
+    log:
+        f"logs/fetch_nemo_skills_prompt/{NEMO_SKILLS_COMMIT}/{{name}}.log",
+    wildcard_constraints:
+        name=r"[A-Za-z0-9_][A-Za-z0-9_.\-/]*",
+    localrule: True
+    conda:
+        "../../envs/core.yaml"
+    container:
+        get_container("core")
+    shell:
+        "python -m distillery.nemo_skills_prompts"
+        " --name {wildcards.name:q}"
+        " --output {output.prompt:q}"
+        " > {log:q} 2>&1"

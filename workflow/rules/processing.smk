@@ -72,6 +72,7 @@ rule select_problem_step:
         problems=lambda wildcards: wf.step_input(config, wildcards.step),
         prompts=get_step_prompts(STEP),
         benchmarks=get_contamination_check_benchmarks,
+        encoder=get_step_encoder,
     output:
         requests=f"{STEP}/requests.jsonl",
         prefilled=f"{STEP}/prefilled.jsonl",
@@ -172,7 +173,7 @@ rule apply_summaries:
         get_container("core")
     params:
         block=get_step_block_json(wf.SUMMARIES, wf.APPLY_KEYS),
-        grading=wf.options(GRADING, ["extract_regex"]),
+        grading=wf.extraction_options(GRADING),
     shell:
         "python -m distillery.process --action apply"
         " --step rewrite_summaries"
@@ -205,7 +206,7 @@ rule select_solution_judge:
         fill=lambda wildcards: (
             [] if config["sft_data"].get("fill_majority", True) else ["--no-fill-majority"]
         ),
-        grading=wf.options(GRADING, ["extract_regex"]),
+        grading=wf.extraction_options(GRADING),
     shell:
         "python -m distillery.process --action select"
         " --step judge_solutions"

@@ -30,7 +30,7 @@ rule prepare_sft_data:
         mem_mb=2000,
     params:
         sft=wf.block_json(wf.sft_block(config)),
-        grading=wf.options(GRADING, ["extract_regex"]),
+        grading=wf.extraction_options(GRADING),
         benchmarks=get_contamination_entries,
     shell:
         "python -m distillery.prepare_sft_data"

@@ -51,6 +51,8 @@ class Definition:
             stage grades them, ``symbolic_correct`` undercounts and the log says so.
         prompt: prompt config for evaluation (``None``: the evaluation's default prompt).
         seeds, max_tokens: defaults NeMo-Skills uses for it.
+        allow_empty_answers: its source has rows with an empty answer that NeMo-Skills keeps
+            (they count as wrong); elsewhere such a row is an error.
     """
 
     name: str
@@ -64,6 +66,7 @@ class Definition:
     prompt: str | None = None
     seeds: int = 1
     max_tokens: int | None = None
+    allow_empty_answers: bool = False
 
     def row_fields(self) -> frozenset[str]:
         """The fields of this benchmark's rows (what a prompt may use)."""

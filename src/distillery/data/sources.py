@@ -53,10 +53,15 @@ def iter_located_rows(path: str | Path) -> Iterator[tuple[str, dict]]:
 
 
 def iter_url_rows(url: str, timeout: float = 60.0) -> Iterator[tuple[str, dict]]:
-    """``(where, row)`` of a JSONL file at ``url`` (a benchmark pinned to a repository
-    commit), downloaded to a temporary file first; ``where`` is ``url:line``."""
+    """``(where, row)`` of a data file at ``url`` (a benchmark pinned to a repository commit;
+    JSONL unless its name says CSV or parquet), downloaded to a temporary file first; ``where``
+    is ``url:line``."""
     with tempfile.TemporaryDirectory(prefix="distillery-download-") as directory:
-        path = Path(directory) / (Path(urllib.request.urlparse(url).path).name or "data.jsonl")
+        name = Path(urllib.request.urlparse(url).path).name
+        # a JSONL file under another suffix (NeMo-Skills keeps its benchmarks as test.txt)
+        if Path(name).suffix.lower() not in LOCAL_FORMATS:
+            name = "data.jsonl"
+        path = Path(directory) / name
         try:
             with urllib.request.urlopen(url, timeout=timeout) as response, path.open("wb") as out:
                 shutil.copyfileobj(response, out)

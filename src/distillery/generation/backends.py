@@ -38,6 +38,8 @@ class Backend:
     server is started"""
     takes_dtype: bool = False
     """the server takes ``--dtype`` (set on CPUs to the CPU's native format)"""
+    parallel: bool = False
+    """it splits the job's GPUs into replicas of ``tensor_parallel`` GPUs each"""
     gpus: bool = True
     """it runs on the job's GPUs when ``server.gpus`` > 0 (else such a config is an error)"""
     probe: Probe | None = None
@@ -92,6 +94,9 @@ def _sglang(spec, port: int, host: str) -> list[str]:
     ]  # fmt: skip
 
 
+# the vLLM release tested here (envs/vllm.yaml, envs/vllm_engine.yaml)
+VLLM_IMAGE = "docker://vllm/vllm-openai:v0.26.0"
+
 BACKENDS: dict[str, Backend] = {
     backend.name: backend
     for backend in (
@@ -104,10 +109,21 @@ BACKENDS: dict[str, Backend] = {
             "vllm",
             "the job starts a vLLM server",
             family="vllm",
-            container="docker://vllm/vllm-openai:v0.11.0",
+            container=VLLM_IMAGE,
             command=_vllm,
             takes_dtype=True,
+            parallel=True,
             probe=Probe(module="vllm", install="pip install vllm (envs/vllm.yaml)"),
+        ),
+        Backend(
+            "vllm_engine",
+            "in-process vLLM: the job runs vLLM's engine itself on its GPUs (or vLLM's CPU build), "
+            "no server; server.args are vLLM's engine arguments",
+            family="vllm_engine",
+            container=VLLM_IMAGE,
+            takes_dtype=True,
+            parallel=True,
+            probe=Probe(module="vllm", install="pip install vllm (envs/vllm_engine.yaml)"),
         ),
         Backend(
             "trtllm",
@@ -115,6 +131,7 @@ BACKENDS: dict[str, Backend] = {
             family="trtllm",
             container="docker://nvcr.io/nvidia/tensorrt-llm/release:1.0.0",
             command=_trtllm,
+            parallel=True,
             probe=Probe(
                 executable="trtllm-serve",
                 install="set containers.trtllm to NVIDIA's TensorRT-LLM image, or install "
@@ -128,6 +145,7 @@ BACKENDS: dict[str, Backend] = {
             container="docker://lmsysorg/sglang:v0.5.4",
             command=_sglang,
             takes_dtype=True,
+            parallel=True,
             probe=Probe(module="sglang", install="pip install 'sglang[all]'"),
         ),
         Backend(

@@ -7,10 +7,11 @@ backoff; every request has a timeout. Results are yielded as they finish, so the
 persist each one at once.
 
 A request the server rejects for good (another 4xx: a prompt plus ``max_tokens`` over the
-context window, a malformed field) does not stop the job unless ``context_overflow`` is
-``fail``: with ``reduce_generation`` a context overflow is sent once more with ``max_tokens``
-cut to the room the server's message reports, and otherwise the sample comes back with
-``finish_reason`` ``error`` and the server's message.
+context window, ``max_tokens`` alone over it, a malformed field) does not stop the job unless
+``context_overflow`` is ``fail``: with ``reduce_generation`` a context overflow is sent again
+with ``max_tokens`` cut to the room the window leaves (from the server's message, and the
+prompt's length counted here where the message does not state it), and otherwise the sample
+comes back with ``finish_reason`` ``error`` and the server's message.
 """
 
 from __future__ import annotations
@@ -26,17 +27,20 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from distillery.errors import DistilleryError
-from distillery.generation.types import Request, Result, SamplingParams
+from distillery.generation.types import CONTEXT_OVERFLOW, Request, Result, SamplingParams
 
 logger = logging.getLogger(__name__)
 
 RETRY_STATUS = {408, 429, 500, 502, 503, 504}
-CONTEXT_OVERFLOW = ("reduce_generation", "skip", "fail")
 
 # how vLLM (old and new), SGLang and TensorRT-LLM state the context and the prompt's share of it
 _CONTEXT = re.compile(
-    r"maximum context length (?:is |\()(\d+)|context length \((\d+)\)|max_seq_len \((\d+)\)", re.I
+    r"maximum context length (?:is |\()(\d+)|context length \((\d+)\)|max_seq_len \((\d+)\)"
+    r"|max_model_len=(?:\w+=)*(\d+)",
+    re.I,
 )
+# vLLM 0.26's rejection of max_tokens alone over the window (it states no prompt length)
+_MAX_TOKENS_ONLY = re.compile(r"max_tokens=\d+ cannot be greater than max_model_len", re.I)
 _PROMPT = re.compile(
     r"(\d+) in the messages|(\d+) in the prompt|has (\d+) input tokens|contains (?:at least )?"
     r"(\d+) input tokens|input length \((\d+)\)|prompt length \((\d+)\)",
@@ -49,19 +53,31 @@ def _number(pattern: re.Pattern, text: str) -> int | None:
     return None if match is None else int(next(g for g in match.groups() if g is not None))
 
 
-def room_for_generation(message: str) -> int | None:
+def room_for_generation(message: str, prompt_tokens: int | None = None) -> int | None:
     """Tokens the context leaves for the generation, from a server's rejection message; None
-    when the message does not state both the context and the prompt's length.
+    when the message does not state the context. The prompt's length is the message's, else
+    ``prompt_tokens`` (counted here); vLLM's rejection of ``max_tokens`` alone states none, and
+    without a count the whole window is the room (the retry's rejection then states it).
 
     Example:
         >>> room_for_generation("This model's maximum context length is 2048 tokens. However, "
         ...     "you requested 2100 tokens (100 in the messages, 2000 in the completion).")
         1948
+        >>> message = ("max_tokens=5000 cannot be greater than max_model_len=max_total_tokens="
+        ...     "2048. Please request fewer output tokens. (parameter=max_tokens, value=5000)")
+        >>> room_for_generation(message, prompt_tokens=48), room_for_generation(message)
+        (2000, 2048)
         >>> room_for_generation("bad field") is None
         True
     """
     context, prompt = _number(_CONTEXT, message), _number(_PROMPT, message)
-    return None if context is None or prompt is None else context - prompt
+    if context is None:
+        return None
+    if prompt is None:
+        prompt = prompt_tokens
+    if prompt is None:
+        return context if _MAX_TOKENS_ONLY.search(message) else None
+    return context - prompt
 
 
 @dataclass(frozen=True)
@@ -263,7 +279,9 @@ class OpenAIClient:
         else:
             body = request_body(self.config, params, None, self.render(request.messages))
         attempt = 0
-        reduced = False
+        # a context overflow is cut down at most twice: vLLM's max_tokens rejection may leave
+        # the prompt's length to the rejection of the retry
+        reductions = 0
         first_began = time.time()
         while True:
             began = time.time()
@@ -280,14 +298,16 @@ class OpenAIClient:
                         )
                     detail = (await response.text())[:500]
                     if response.status not in RETRY_STATUS:
-                        room = None if reduced else self._room(detail, body["max_tokens"])
+                        room = None
+                        if reductions < 2:
+                            room = self._room(detail, body["max_tokens"], request)
                         if room is not None:
                             logger.info(
                                 "sample %d: over the context; retrying with max_tokens %d",
                                 request.index,
                                 room,
                             )
-                            body, reduced = {**body, "max_tokens": room}, True
+                            body, reductions = {**body, "max_tokens": room}, reductions + 1
                             continue
                         return self._rejected(request, url, response.status, detail, first_began)
                     problem = f"HTTP {response.status}: {detail}"
@@ -312,12 +332,23 @@ class OpenAIClient:
             )
             await asyncio.sleep(delay)
 
-    def _room(self, detail: str, max_tokens: int) -> int | None:
+    def _room(self, detail: str, max_tokens: int, request: Request) -> int | None:
         """The smaller ``max_tokens`` to retry a context overflow with, or None."""
         if self.config.context_overflow != "reduce_generation":
             return None
-        room = room_for_generation(detail)
+        room = room_for_generation(detail, self._prompt_tokens(request))
         return room if room is not None and 0 < room < max_tokens else None
+
+    def _prompt_tokens(self, request: Request) -> int | None:
+        """The prompt's length in tokens, when a tokenizer is at hand (a rejection that does
+        not state it)."""
+        if self.render is None or self.count_tokens is None:
+            return None
+        try:
+            return self.count_tokens(self.render(request.messages))
+        except Exception as err:  # a template that cannot render: the server's count decides
+            logger.debug("sample %d: cannot count the prompt's tokens: %s", request.index, err)
+            return None
 
     def _rejected(
         self, request: Request, url: str, status: int, detail: str, began: float

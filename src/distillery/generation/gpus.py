@@ -3,7 +3,9 @@
 Snakemake's ``gpu`` resource keeps the number of GPUs in use within the machine's count but does
 not say which ones a job gets. Where no scheduler has set ``CUDA_VISIBLE_DEVICES`` (Slurm does),
 a job takes an exclusive lock per GPU (``flock`` on a file per GPU id) and holds it for its life;
-the kernel releases the locks when the job ends, however it ends.
+the kernel releases the locks when the job ends, however it ends. With
+``DISTILLERY_JOBS_PER_GPU=N`` each GPU has N such slots, so N jobs share it (the models must fit
+together: e.g. vLLM's ``--gpu-memory-utilization``); Snakemake then gets N gpu resources per GPU.
 """
 
 from __future__ import annotations
@@ -24,20 +26,37 @@ from distillery.errors import DistilleryError
 logger = logging.getLogger(__name__)
 
 LOCK_DIR_ENV = "DISTILLERY_GPU_LOCK_DIR"
+# jobs that may share one GPU (small models: an in-process vLLM engine with a share of the
+# memory, LoRA training); give Snakemake as many gpu resources (--resources gpu=GPUs x this)
+JOBS_PER_GPU_ENV = "DISTILLERY_JOBS_PER_GPU"
 
 
-def _try_lock(directory: Path, total: int, count: int) -> list[tuple[int, int]]:
-    """All ``count`` GPU locks or none: holding some while waiting for others could deadlock
-    two jobs that each hold part of what the other needs."""
+def jobs_per_gpu() -> int:
+    """How many jobs may share one GPU (``DISTILLERY_JOBS_PER_GPU``, default 1)."""
+    value = os.environ.get(JOBS_PER_GPU_ENV, "1")
+    if not value.isdigit() or int(value) < 1:
+        raise DistilleryError(
+            f"{JOBS_PER_GPU_ENV}={value!r}: give a whole number of jobs, 1 or more"
+        )
+    return int(value)
+
+
+def _try_lock(directory: Path, total: int, count: int, slots: int = 1) -> list[tuple[int, int]]:
+    """A slot on each of ``count`` distinct GPUs, or nothing: holding some while waiting for
+    others could deadlock two jobs that each hold part of what the other needs. With one slot
+    per GPU a job has its GPUs to itself."""
     held = []
     for gpu in range(total):
-        fd = os.open(directory / f"gpu{gpu}.lock", os.O_CREAT | os.O_RDWR, 0o666)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            continue
-        held.append((gpu, fd))
+        for slot in range(slots):
+            name = f"gpu{gpu}.lock" if slots == 1 else f"gpu{gpu}-slot{slot}.lock"
+            fd = os.open(directory / name, os.O_CREAT | os.O_RDWR, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            held.append((gpu, fd))
+            break
         if len(held) == count:
             return held
     for _, fd in held:
@@ -112,7 +131,7 @@ def gpu_lease(
     held: list[tuple[int, int]] = []
     try:
         while True:
-            held = _try_lock(directory, total, count)
+            held = _try_lock(directory, total, count, jobs_per_gpu())
             if held:
                 break
             if time.monotonic() > deadline:
@@ -128,3 +147,80 @@ def gpu_lease(
     finally:
         for _, fd in held:
             os.close(fd)
+
+
+class GpuMemory:
+    """The peak GPU memory of this process and its descendants (a server, vLLM's engine core),
+    sampled from ``nvidia-smi`` every ``interval`` seconds in a background thread. ``peak_mib``
+    stays None without ``nvidia-smi`` or where the GPU processes cannot be matched to ours (a
+    container with its own process ids)."""
+
+    def __init__(self, interval: float = 2.0):
+        import threading
+
+        self.peak_mib: int | None = None
+        self._stop = threading.Event()
+        self._thread = None
+        if shutil.which("nvidia-smi") is not None:
+            self._thread = threading.Thread(
+                target=self._run, args=(interval,), name="gpu-memory", daemon=True
+            )
+            self._thread.start()
+
+    def _run(self, interval: float) -> None:
+        while not self._stop.is_set():
+            used = self.sample()
+            if used is not None:
+                self.peak_mib = max(self.peak_mib or 0, used)
+            self._stop.wait(interval)
+
+    @staticmethod
+    def sample() -> int | None:
+        """MiB of GPU memory held by this process tree now, or None when unknown."""
+        try:
+            listing = subprocess.run(
+                ["nvidia-smi", "--query-compute-apps=pid,used_memory",
+                 "--format=csv,noheader,nounits"],
+                capture_output=True, text=True, timeout=10, check=True,
+            ).stdout  # fmt: skip
+        except (OSError, subprocess.SubprocessError):
+            return None
+        ours = _process_tree(os.getpid())
+        used = [int(mib) for pid, mib in _rows(listing) if pid in ours]
+        return sum(used) if used else None
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=15)
+
+
+def _rows(listing: str) -> list[tuple[int, str]]:
+    rows = []
+    for line in listing.splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():
+            rows.append((int(parts[0]), parts[1]))
+    return rows
+
+
+def _process_tree(root: int) -> set[int]:
+    """``root`` and every process descended from it (from /proc)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # the command name is in parentheses and may hold spaces: the fields follow the last ")"
+        fields = stat.rsplit(")", 1)[1].split()
+        parents[int(entry.name)] = int(fields[1])
+    tree, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent and pid not in tree]
+        tree.update(children)
+        frontier += children
+    return tree

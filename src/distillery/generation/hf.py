@@ -14,7 +14,7 @@ from pathlib import Path
 
 from distillery import dtypes
 from distillery.errors import DistilleryError
-from distillery.generation.types import Request, Result, SamplingParams
+from distillery.generation.types import Request, Result, SamplingParams, fit_to_context
 
 logger = logging.getLogger(__name__)
 
@@ -118,17 +118,12 @@ class HFBackend:
             for i, p in prompts.items()
         }
         for index in list(prompts):
-            if lengths[index] + params.max_tokens <= self.context:
-                continue
-            # one over-long input must not take the job down (or allocate gigabytes)
-            prompt_fills_it = lengths[index] >= self.context
-            overflow = self._too_long(lengths[index], 0 if prompt_fills_it else params.max_tokens)
-            if self.context_overflow == "fail":
-                raise DistilleryError(
-                    f"sample {index}: {overflow}; set the stage's context_overflow to "
-                    "reduce_generation or skip to go on without it"
-                )
-            if prompt_fills_it or self.context_overflow == "skip":
+            # one over-long input must not take the job down (or allocate gigabytes); one that
+            # can generate less is batched with the rest, each batch cut to its room below
+            _, overflow = fit_to_context(
+                index, lengths[index], params.max_tokens, self.context, self.context_overflow
+            )
+            if overflow is not None:
                 yield self._rejected(index, overflow)
                 del prompts[index]
         order = sorted(prompts, key=lambda i: -lengths[i])
@@ -186,15 +181,6 @@ class HFBackend:
             if cut >= 0:
                 text, finish = text[:cut], "stop"
         return Result(index, text, len(tokens), finish, began, ended)
-
-    def _too_long(self, length: int, max_tokens: int = 0) -> str:
-        wanted = f"prompt of {length} tokens"
-        if max_tokens:
-            wanted += f" plus {max_tokens} to generate"
-        return (
-            f"{wanted} does not fit the model's context of {self.context} tokens; shorten the "
-            "input or use a model with a longer context"
-        )
 
     def _rejected(self, index: int, message: str) -> Result:
         now = time.time()

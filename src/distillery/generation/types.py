@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
+from distillery.errors import DistilleryError
 from distillery.settings.generation import Inference
 
 _DEFAULT = Inference()
@@ -28,6 +29,46 @@ class SamplingParams:
         shared = {f.name for f in fields(cls)} - {"stop", "seed"}
         values = {name: getattr(inference, name) for name in shared}
         return cls(**values, stop=tuple(inference.stop), seed=seed)
+
+
+CONTEXT_OVERFLOW = ("reduce_generation", "skip", "fail")
+
+
+def fit_to_context(
+    index: int, prompt_tokens: int, max_tokens: int, context: int, policy: str
+) -> tuple[int, str | None]:
+    """The ``max_tokens`` a request is sent with, so that prompt and generation fit the
+    model's ``context``, or, for one that cannot be sent, ``(0, why)``; ``policy`` is the
+    stage's ``context_overflow``: ``reduce_generation`` generates what fits, ``skip`` makes an
+    error sample of any overflow, ``fail`` stops the job. A prompt that alone fills the context
+    is an error sample under either of the first two.
+
+    Example:
+        >>> fit_to_context(0, 100, 50, 2048, "fail")
+        (50, None)
+        >>> fit_to_context(0, 2000, 100, 2048, "reduce_generation")
+        (48, None)
+        >>> fit_to_context(0, 2048, 100, 2048, "reduce_generation")[0]
+        0
+    """
+    if prompt_tokens + max_tokens <= context:
+        return max_tokens, None
+    fills = prompt_tokens >= context
+    wanted = f"prompt of {prompt_tokens} tokens" + (
+        "" if fills else f" plus {max_tokens} to generate"
+    )
+    why = (
+        f"{wanted} does not fit the model's context of {context} tokens; shorten the input or use "
+        "a model with a longer context"
+    )
+    if policy == "fail":
+        raise DistilleryError(
+            f"sample {index}: {why}; set the stage's context_overflow to reduce_generation or "
+            "skip to go on without it"
+        )
+    if fills or policy == "skip":
+        return 0, why
+    return context - prompt_tokens, None
 
 
 @dataclass(frozen=True)

@@ -26,44 +26,50 @@ DEFAULT_EXTRACT_REGEX = r"The final answer is (.+)$"
 
 @dataclass(frozen=True)
 class ExtractionConfig:
-    """How to find the answer in a generation.
+    """How to find the answer in a generation (NeMo-Skills' ``extract_answer`` arguments).
 
     Attributes:
-        extract_from_boxed: look for the last ``\\boxed{}`` first.
-        extract_regex: fallback regex; its first group (or whole match) is the answer.
-        use_regex_fallback: try the regex when there is no ``\\boxed{}``.
+        extract_from_boxed: look for the last ``\\boxed{}``.
+        extract_regex: the regex; its first group (or whole match) is the answer.
+        use_regex_fallback: NeMo-Skills' ``relaxed``: the boxed answer, else (none, or an
+            empty box) the regex. Off, the answer comes from the box alone (or, with
+            ``extract_from_boxed`` off, the regex alone): NeMo-Skills' math default.
     """
 
     extract_from_boxed: bool = True
     extract_regex: str = DEFAULT_EXTRACT_REGEX
-    use_regex_fallback: bool = True
+    use_regex_fallback: bool = False
 
 
-def regex_extraction(extract_regex: str | None) -> ExtractionConfig:
-    """The default extraction with ``grading.extract_regex`` as its fallback, when given (what
+# NeMo-Skills' multiple-choice evaluator reads the box, then the regex (``relaxed``)
+MULTICHOICE_EXTRACTION = ExtractionConfig(use_regex_fallback=True)
+
+
+def regex_extraction(extract_regex: str | None, regex_fallback: bool = False) -> ExtractionConfig:
+    """The math extraction with ``grading.extract_regex`` and ``grading.regex_fallback`` (what
     the stages that label solutions take on their command line)."""
     if extract_regex is None:
-        return ExtractionConfig()
-    return ExtractionConfig(extract_regex=extract_regex)
+        return ExtractionConfig(use_regex_fallback=regex_fallback)
+    return ExtractionConfig(extract_regex=extract_regex, use_regex_fallback=regex_fallback)
 
 
 def last_boxed(text: str) -> str | None:
-    """Content of the last ``\\boxed{...}`` with balanced braces, else ``None``.
+    """Content of the last ``\\boxed{...}``, read as NeMo-Skills reads it: the last
+    ``\\boxed`` must open its brace at once (``\\boxed {x}`` gives ``None``) and close it;
+    the content is returned as written (not stripped; an empty box gives ``""``).
 
     Example:
         >>> last_boxed(r"so \\boxed{\\frac{1}{2}} and then \\boxed{3}")
         '3'
         >>> last_boxed(r"\\boxed{\\frac{1}{2}}")
         '\\\\frac{1}{2}'
+        >>> last_boxed(r"\\boxed{2} then \\boxed 3") is None, last_boxed(r"\\boxed{ }")
+        (True, ' ')
     """
     start = text.rfind("\\boxed")
-    if start < 0:
+    if start < 0 or not text.startswith("\\boxed{", start):
         return None
     brace = start + len("\\boxed")
-    while brace < len(text) and text[brace] == " ":
-        brace += 1
-    if brace >= len(text) or text[brace] != "{":
-        return None
     depth = 0
     for position in range(brace, len(text)):
         if text[position] == "{":
@@ -80,27 +86,36 @@ def _compiled(regex: str) -> re.Pattern:
     return re.compile(regex)
 
 
+def last_regex_match(text: str, regex: str) -> str | None:
+    """The last match of ``regex`` in ``text``: its first group, or the whole match."""
+    match = None
+    for match in _compiled(regex).finditer(text):  # noqa: B007 (the last one is wanted)
+        pass
+    if match is None:
+        return None
+    return match.group(1) if match.re.groups else match.group(0)
+
+
 def extract_answer(text: str | None, config: ExtractionConfig = ExtractionConfig()) -> str | None:
-    """The predicted answer in ``text``, or ``None`` if it gives none.
+    """The predicted answer in ``text``, or ``None`` if it gives none; as written (NeMo-Skills
+    compares raw answers when it counts majority votes).
 
     Example:
-        >>> extract_answer("7*8 = 56. The final answer is 56")
+        >>> extract_answer("so \\\\boxed{56}.")
+        '56'
+        >>> extract_answer("7*8 = 56. The final answer is 56") is None
+        True
+        >>> relaxed = ExtractionConfig(use_regex_fallback=True)
+        >>> extract_answer("7*8 = 56. The final answer is 56", relaxed)
         '56'
     """
     if not text:
         return None
+    if config.use_regex_fallback:
+        return last_boxed(text) or last_regex_match(text, config.extract_regex)
     if config.extract_from_boxed:
-        boxed = last_boxed(text)
-        if boxed is not None:
-            return boxed.strip() or None
-        if not config.use_regex_fallback:
-            return None
-    matches = list(_compiled(config.extract_regex).finditer(text))
-    if not matches:
-        return None
-    match = matches[-1]
-    answer = match.group(1) if match.groups() else match.group(0)
-    return answer.strip() or None
+        return last_boxed(text)
+    return last_regex_match(text, config.extract_regex)
 
 
 # control characters are never part of an answer (and make sympy's parser crawl)
@@ -266,50 +281,66 @@ def symbolic_equal(gold: str, predicted: str, timeout_seconds: int) -> bool:
 
 
 _LETTER = re.compile(r"\b[A-Z]\b")
+# "Answer: X" with optional markdown around "Answer" (NeMo-Skills' last resort, from Artificial
+# Analysis' multiple-choice methodology): X one letter, not followed by a letter or digit
 _ANSWER_LETTER = re.compile(
     r"(?i)[\*\_]{0,2}Answer[\*\_]{0,2}\s*:[\s\*\_]{0,2}\s*([A-Z])(?![a-zA-Z0-9])"
 )
-# An option named outright: "Answer: D", "**Answer: (D)**", "the answer is (D)" (MMLU-Pro's
-# format), or a \boxed{} holding only the letter ("\boxed{D}", "\boxed{(D)}", "\boxed{\text{D}}").
+# What grading.letter_extraction: lenient also accepts, and prefers: an option named outright
+# anywhere ("**Answer: (D)**", "the answer is (D)", "\boxed{\text{D}}")
 _EXPLICIT_LETTER = re.compile(
     r"(?:(?i:answer)[\*\_]{0,2}\s*:[\s\*\_]{0,3}\(?([A-Ja-j])\)?(?![a-zA-Z0-9])"
     r"|(?i:answer)\s+is:?[\s\*\_]{0,3}\(?([A-J])\)?(?![a-zA-Z0-9])"
     r"|\\boxed\{\s*(?:\\text(?:bf)?\{)?\s*\(?([A-J])\)?\s*\}?\s*\})"
 )
 
+LETTER_EXTRACTIONS = ("nemo-skills", "lenient")
 
-def extract_letter(text: str | None, config: ExtractionConfig = ExtractionConfig()) -> str | None:
-    """A multiple-choice answer.
 
-    The last option letter named outright (``Answer: X``, ``the answer is (X)``, a
-    ``\\boxed{}`` holding only the letter) wins; only without one is the answer read as
-    NeMo-Skills' multichoice evaluator reads it: the boxed (or regex) answer if it is one
-    character, else the last standalone capital letter inside it. NeMo-Skills reads the boxed
-    answer first and so takes a letter out of math (``\\boxed{\\langle H\\rangle \\ll \\Delta
-    E}`` followed by ``Answer: D`` gives ``E``; its issue 1511): here it gives ``D``.
+def extract_letter(
+    text: str | None,
+    config: ExtractionConfig = MULTICHOICE_EXTRACTION,
+    method: str = "nemo-skills",
+) -> str | None:
+    """A multiple-choice answer, read as NeMo-Skills' multichoice evaluator reads it.
+
+    The extracted answer (the last ``\\boxed{}``, else the ``extract_regex`` match) is the
+    letter when it is one character (as written: ``\\boxed{c}`` gives ``c``), else the last
+    standalone capital letter in it; only when that gives nothing, the last ``Answer: X``
+    (``*`` or ``_`` around "Answer" allowed; X a single letter, upper-cased). So ``Answer: (C)``
+    and "the answer is (D)" give no answer, and ``\\boxed{C} ... Answer: D`` gives ``C``.
+
+    ``method="lenient"`` (``grading.letter_extraction: lenient``) first takes the last option
+    named outright, parentheses allowed (``Answer: (C)``, "the answer is (D)", a box holding
+    only the letter), and only without one reads as above.
 
     Example:
         >>> extract_letter("The correct option is \\\\boxed{C}.")
         'C'
         >>> extract_letter("**Answer:** b")
         'B'
-        >>> extract_letter("so \\\\boxed{\\\\langle H\\\\rangle \\\\ll E}. **Answer: D**")
-        'D'
+        >>> extract_letter("Answer: (C)") is None, extract_letter("Answer: (C)", method="lenient")
+        (True, 'C')
+        >>> extract_letter("\\\\boxed{C}, so... Answer: D")
+        'C'
     """
     if not text:
         return None
-    explicit = _EXPLICIT_LETTER.findall(text)
-    if explicit:
-        return next(letter for letter in explicit[-1] if letter).upper()
+    if method == "lenient":
+        explicit = _EXPLICIT_LETTER.findall(text)
+        if explicit:
+            return next(letter for letter in explicit[-1] if letter).upper()
+    elif method != "nemo-skills":
+        raise ValueError(f"letter extraction {method!r}: use one of {LETTER_EXTRACTIONS}")
     letter = None
     answer = extract_answer(text, config)
     if answer is not None:
         if len(answer) == 1:
             letter = answer
-        else:
+        elif answer:
             found = _LETTER.findall(answer)
             letter = found[-1] if found else None
     if letter is None:
         found = _ANSWER_LETTER.findall(text)
-        letter = found[-1].strip().upper() if found else None
+        letter = found[-1].upper() if found else None
     return letter

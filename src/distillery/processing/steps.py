@@ -19,15 +19,17 @@ from distillery.processing.parsers import (
     parse_converted_problem,
     parse_extracted_answer,
     parse_judgement,
+    parse_label,
     parse_true_false,
-    parse_yes_no,
 )
 from distillery.prompts import MESSAGES_FIELD, PromptConfig
-from distillery.settings.processing import CLASSES
+from distillery.settings.processing import CLASS_LABELS, CLASSES
 
 logger = logging.getLogger(__name__)
 
 REF = "_ref"
+# set on a solution none of whose rewritten summaries is valid: not SFT data
+NO_VALID_SUMMARY = "no_valid_summary"
 # NeMo-Skills' prefilled verdicts: no model call where the answer is missing or identical
 NO_ANSWER_JUDGEMENT = "Reasoning: No answer was provided.\nJudgement: No"
 SAME_ANSWER_JUDGEMENT = "Reasoning: The two answers are identical.\nJudgement: Yes"
@@ -75,10 +77,15 @@ def classify_requests(
 
 
 def classify_apply(
-    rows: list[dict], generations: dict[str, dict], actions: dict[str, str], where: str
+    rows: list[dict],
+    generations: dict[str, dict],
+    actions: dict[str, str],
+    where: str,
+    lenient: bool = False,
 ) -> Outcome:
-    """``problem_class``: the first class (in NeMo-Skills' order) whose classifier said yes,
-    else ``regular``; then the class's action (keep, drop, convert)."""
+    """``problem_class``: the first class (in NeMo-Skills' order, which asks each classifier
+    only about the problems the ones before it did not claim) whose classifier answered with
+    its label, else ``regular``; then the class's action (keep, drop, convert)."""
     out = Outcome()
     for index, row in enumerate(rows):
         row = dict(row)
@@ -89,7 +96,7 @@ def classify_apply(
                 continue
             text = generation.get("generation")
             row[f"classify_{name}_gen"] = text
-            verdict = parse_yes_no(text)
+            verdict = parse_label(text, CLASS_LABELS[name], lenient)
             if verdict is None:
                 out.unparsed(f"{where}:{index + 1} ({name})", text)
             elif verdict and found is None:
@@ -119,7 +126,9 @@ def answer_requests(rows: list[dict], prompt: PromptConfig, where: str) -> Itera
             yield request(str(index), prompt, row, f"{where}:{index + 1}")
 
 
-def answer_apply(rows: list[dict], generations: dict[str, dict], where: str) -> Outcome:
+def answer_apply(
+    rows: list[dict], generations: dict[str, dict], where: str, lenient: bool = False
+) -> Outcome:
     """``expected_answer`` from the discussion where the row had none
     (``expected_answer_source: forum``); rows are kept either way."""
     out = Outcome()
@@ -133,7 +142,7 @@ def answer_apply(rows: list[dict], generations: dict[str, dict], where: str) -> 
             continue
         text = generation.get("generation")
         row["answer_extraction_gen"] = text
-        answer, readable = parse_extracted_answer(text)
+        answer, readable = parse_extracted_answer(text, lenient)
         if not readable:
             out.unparsed(f"{where}:{index + 1}", text)
         elif answer is None:
@@ -155,9 +164,11 @@ def proof_requests(rows: list[dict], prompt: PromptConfig, where: str) -> Iterat
             yield request(str(index), prompt, row, f"{where}:{index + 1}")
 
 
-def proof_apply(rows: list[dict], generations: dict[str, dict], where: str) -> Outcome:
+def proof_apply(
+    rows: list[dict], generations: dict[str, dict], where: str, lenient: bool = False
+) -> Outcome:
     """A proof becomes its rewritten problem (``original_problem`` keeps the proof; no
-    expected answer); a proof the model did not rewrite is dropped."""
+    expected answer); a proof the model did not rewrite (an empty output) is dropped."""
     out = Outcome()
     for index, row in enumerate(rows):
         row = {k: v for k, v in row.items() if k != "convert_proof"}
@@ -166,7 +177,7 @@ def proof_apply(rows: list[dict], generations: dict[str, dict], where: str) -> O
             out.kept.append(row)
             continue
         text = generation.get("generation")
-        problem = parse_converted_problem(text)
+        problem = parse_converted_problem(text, lenient)
         if problem is None:
             out.unparsed(f"{where}:{index + 1}", text)
             out.dropped.append(row)
@@ -186,26 +197,24 @@ def proof_apply(rows: list[dict], generations: dict[str, dict], where: str) -> O
 # --- contamination check --------------------------------------------------------------------
 
 
+def same_problem(problem: str, candidate: str) -> bool:
+    """Identical apart from case and surrounding whitespace: contaminated without asking a
+    model (NeMo-Skills' prefilled verdict)."""
+    return problem.strip().lower() == candidate.strip().lower()
+
+
 def contamination_requests(
     rows: list[dict],
     references: list[tuple[str, str, str]],
     prompt: PromptConfig,
-    ngram: int,
-    top_k: int,
-    embedded: dict[int, int] | None = None,
+    candidates: list[list[int]],
 ) -> Iterator[dict]:
-    """One request per (problem, candidate): the ``top_k`` benchmark problems sharing the most
-    word n-grams with it, and its nearest by embedding (``embedded``: row index -> reference
-    index). A candidate identical to the problem (case and spacing aside) is decided without
-    the model (``_verdict: true``)."""
-    from distillery.sft_data.contamination import NearestIndex, same_text
-
-    index = NearestIndex(references, ngram)
+    """One request per (problem, candidate): ``candidates[i]`` are the reference indices
+    retrieved for row i, nearest first. A candidate identical to the problem is decided
+    without the model (``_verdict: true``). The prompt gets ``{problem}`` and
+    ``{benchmark_problem}``, also as NeMo-Skills' ``{problem1}`` and ``{problem2}``."""
     for position, row in enumerate(rows):
-        candidates = [reference for reference, _ in index.nearest(row["problem"], top_k)]
-        if embedded and position in embedded and embedded[position] not in candidates:
-            candidates.append(embedded[position])
-        for rank, reference in enumerate(candidates):
+        for rank, reference in enumerate(candidates[position]):
             text, benchmark, benchmark_id = references[reference]
             ref = f"{position}:{rank}"
             extra = {
@@ -213,15 +222,20 @@ def contamination_requests(
                 "benchmark_id": benchmark_id,
                 "benchmark_problem": text,
             }
-            if same_text(row["problem"], text):
+            if same_problem(row["problem"], text):
                 yield {REF: ref, **extra, "_verdict": True}
             else:
                 pair = {"problem": row["problem"], "benchmark_problem": text}
+                pair.update(problem1=pair["problem"], problem2=text)
                 yield request(ref, prompt, pair, f"problem {position + 1}", **extra)
 
 
 def contamination_apply(
-    rows: list[dict], requests: list[dict], generations: dict[str, dict], where: str
+    rows: list[dict],
+    requests: list[dict],
+    generations: dict[str, dict],
+    where: str,
+    lenient: bool = False,
 ) -> tuple[Outcome, list[dict]]:
     """Drops each problem the model (or an identical text) found to be a benchmark problem;
     returns the verdict of every checked pair too."""
@@ -234,7 +248,7 @@ def contamination_apply(
             verdict, text = item["_verdict"], None
         else:
             text = generations.get(item[REF], {}).get("generation")
-            verdict = parse_true_false(text)
+            verdict = parse_true_false(text, lenient)
             if verdict is None:
                 out.unparsed(f"{where}:{position + 1} vs {item['benchmark']}", text)
         verdicts.append(
@@ -270,7 +284,7 @@ def judge_request(ref: str, row: dict, prompt: PromptConfig, where: str) -> dict
     ``predicted_answer``, or the prefilled verdict where no model is needed (NeMo-Skills
     does the same): no prediction is wrong, an identical string is right."""
     predicted, expected = row.get("predicted_answer"), row.get("expected_answer")
-    if predicted is None or str(predicted).strip() == "":
+    if predicted is None or predicted == "":
         return {REF: ref, "judgement": NO_ANSWER_JUDGEMENT}
     if str(predicted).strip() == str(expected).strip():
         return {REF: ref, "judgement": SAME_ANSWER_JUDGEMENT}
@@ -278,8 +292,10 @@ def judge_request(ref: str, row: dict, prompt: PromptConfig, where: str) -> dict
     return request(ref, prompt, {**fields, "predicted_answer": predicted}, where)
 
 
-def count_judgement(out: Outcome, text: str | None, where: str) -> bool | None:
-    verdict = parse_judgement(text)
+def count_judgement(
+    out: Outcome, text: str | None, where: str, lenient: bool = False
+) -> bool | None:
+    verdict = parse_judgement(text, lenient)
     if verdict is None:
         out.unparsed(where, text)
     else:
@@ -305,53 +321,93 @@ def split_reasoning(text: str, end: str) -> tuple[str, str] | None:
 
 
 def summary_requests(
-    seeds: list[list[dict]], prompt: PromptConfig, end: str, where: list[str]
+    seeds: list[list[dict]], prompt: PromptConfig, end: str, samples: int, where: list[str]
 ) -> Iterator[dict]:
-    """A rewrite request for each solution whose reasoning ended (``{problem}``,
-    ``{reasoning}``: the text before ``end``, without an opening ``<think>``)."""
+    """``samples`` rewrite requests for each solution, each with its own seed (``_seed``), as
+    NeMo-Skills samples one summary file per seed. The prompt gets ``{problem}``,
+    ``{generation}`` (the whole solution, as NeMo-Skills gives it) and ``{reasoning}`` (the
+    text before ``end``, without an opening ``<think>``)."""
     for seed, rows in enumerate(seeds):
         for line, row in enumerate(rows):
-            parts = split_reasoning(row.get("generation") or "", end)
-            if parts is None or not row.get("problem"):
+            generation = row.get("generation")
+            if not generation or not row.get("problem"):
                 continue
-            reasoning = parts[0].replace("<think>", "", 1).strip()
-            fields = {"problem": row["problem"], "reasoning": reasoning}
-            yield request(f"{seed}:{line}", prompt, fields, f"{where[seed]}:{line + 1}")
+            parts = split_reasoning(generation, end)
+            reasoning = (parts[0] if parts else generation).replace("<think>", "", 1).strip()
+            fields = {"problem": row["problem"], "generation": generation, "reasoning": reasoning}
+            for sample in range(samples):
+                ref = f"{seed}:{line}:{sample}"
+                yield request(ref, prompt, fields, f"{where[seed]}:{line + 1}", _seed=sample)
+
+
+def reasoning_trace(generation: str, end: str, start: str = "<think>") -> str:
+    """The reasoning a rewritten summary follows: the solution up to and including ``end``
+    (``end`` added when the reasoning never ended), opened by ``start`` if it was not.
+
+    Example:
+        >>> reasoning_trace("try 2, then 4</think>So 4.", "</think>")
+        '<think>\\ntry 2, then 4</think>'
+    """
+    trace = generation if start in generation else f"{start}\n{generation}"
+    cut = trace.find(end)
+    return trace + f"\n{end}" if cut < 0 else trace[: cut + len(end)]
+
+
+def valid_rewrite(row: dict, old: str | None, new: str | None) -> bool:
+    """NeMo-Skills' test of a rewritten summary: its answer is the solution's, as a string
+    (both missing included), or both answers are correct (here: equivalent to the row's
+    ``expected_answer``, where it has one; NeMo-Skills asks its judge)."""
+    from distillery.grading.answers import is_equivalent
+
+    if new == old:
+        return True
+    expected = row.get("expected_answer")
+    return bool(expected) and is_equivalent(expected, old) and is_equivalent(expected, new)
 
 
 def summary_apply(
-    seeds: list[list[dict]], generations: dict[str, dict], end: str, extraction, where: list[str]
+    seeds: list[list[dict]],
+    generations: dict[str, dict],
+    end: str,
+    samples: int,
+    extraction,
+    keep_unrewritten: bool,
+    where: list[str],
 ) -> Outcome:
-    """Each solution's summary replaced by its rewrite (``generation`` = reasoning, ``end``,
-    rewrite; ``original_summary`` keeps the model's own) when the rewrite's final answer is
-    equivalent to the original's; otherwise (another answer, or none on either side: the
-    rewriting model must not supply the teacher's answer) the solution stays as it was
-    (``summary_rewritten`` false)."""
-    from distillery.grading.answers import extract_answer, is_equivalent
+    """Each solution's summary replaced by the longest valid rewrite (:func:`valid_rewrite`):
+    ``generation`` = :func:`reasoning_trace`, a blank line, the rewrite; ``original_summary``
+    keeps the model's own. A solution without a valid rewrite is marked
+    ``no_valid_summary`` (the SFT data leaves it out, as NeMo-Skills drops it; it still votes
+    for the majority answer, which NeMo-Skills computes before), or, with
+    ``keep_unrewritten``, stays as it was. Rows keep their lines, so seed files stay aligned."""
+    from distillery.grading.answers import extract_answer
 
     out = Outcome()
     for seed, rows in enumerate(seeds):
         for line, row in enumerate(rows):
-            generation = generations.get(f"{seed}:{line}")
-            if generation is None:
+            refs = [f"{seed}:{line}:{sample}" for sample in range(samples)]
+            texts = [generations[r].get("generation") or "" for r in refs if r in generations]
+            if not texts:
                 continue
-            text = generation.get("generation") or ""
-            reasoning, summary = split_reasoning(row["generation"], end)
-            new_answer = extract_answer(text, extraction)
-            old_answer = extract_answer(summary, extraction)
-            row["summary_rewritten"] = False
-            if new_answer is None:
-                out.unparsed(f"{where[seed]}:{line + 1}", text)
-            elif old_answer is None:
-                out.counts["original_without_answer"] += 1
-            elif not is_equivalent(old_answer, new_answer):
-                out.counts["rewrite_disagrees"] += 1
-            else:
+            old = extract_answer(row["generation"], extraction)
+            valid = [t for t in texts if valid_rewrite(row, old, extract_answer(t, extraction))]
+            out.counts["rewrites"] += len(texts)
+            out.counts["valid_rewrites"] += len(valid)
+            if valid:
+                best = max(valid, key=len)
+                parts = split_reasoning(row["generation"], end)
                 row.update(
-                    generation=f"{reasoning}{end}\n{text.strip()}",
-                    original_summary=summary,
+                    generation=f"{reasoning_trace(row['generation'], end)}\n\n{best.strip()}",
+                    original_summary=parts[1] if parts else None,
                     summary_rewritten=True,
                 )
                 out.counts["rewritten"] += 1
+            else:
+                row["summary_rewritten"] = False
+                if keep_unrewritten:
+                    out.counts["kept_unrewritten"] += 1
+                else:
+                    row[NO_VALID_SUMMARY] = True
+                    out.counts["no_valid_summary"] += 1
         out.kept.extend(rows)
     return out

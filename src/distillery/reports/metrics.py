@@ -25,13 +25,15 @@ from collections import Counter, defaultdict
 import numpy as np
 
 
-def is_correct_judgement(judgement: str | None) -> bool:
-    """An LLM judge's verdict: the text after the last ``Judgement:`` starts with yes (as
-    NeMo-Skills reads it; markdown around the word is ignored here). No readable verdict is not
-    correct."""
-    from distillery.processing.parsers import parse_judgement
+def judge_correct(prediction: dict) -> bool:
+    """An LLM judge's verdict on a prediction: ``judge_correct`` as the judge step read it (its
+    ``parse`` setting), else its ``judgement`` read as NeMo-Skills reads it (a directory
+    NeMo-Skills wrote). No readable verdict is not correct."""
+    if "judge_correct" in prediction:
+        return bool(prediction["judge_correct"])
+    from distillery.processing.parsers import judged_correct
 
-    return parse_judgement(judgement) is True
+    return judged_correct(prediction["judgement"])
 
 
 def score_dict(prediction: dict) -> dict[str, bool]:
@@ -40,7 +42,7 @@ def score_dict(prediction: dict) -> dict[str, bool]:
     if "symbolic_correct" in prediction:
         scores["symbolic_correct"] = prediction["symbolic_correct"]
     if "judgement" in prediction:
-        scores["judge_correct"] = is_correct_judgement(prediction["judgement"])
+        scores["judge_correct"] = judge_correct(prediction)
     if "symbolic_correct" in scores and "judge_correct" in scores:
         scores["both_correct"] = scores["symbolic_correct"] and scores["judge_correct"]
         scores["any_correct"] = scores["symbolic_correct"] or scores["judge_correct"]

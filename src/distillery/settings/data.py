@@ -82,6 +82,16 @@ class Benchmark(Block):
         None,
         description="math = symbolic equivalence of the boxed answer; multichoice = option letters",
     )
+    drop_empty_answers: bool = Field(
+        False,
+        description="deviation: drop the rows whose answer is empty (gaokao2023en: 2 of 385), "
+        "which NeMo-Skills keeps and counts as wrong; docs/parity.md",
+    )
+    keep_option_order: bool = Field(
+        False,
+        description="deviation, SuperGPQA: keep the dataset's option order, where NeMo-Skills "
+        "shuffles the options (Python's random, seed 42, one shuffle per row); docs/parity.md",
+    )
 
 
 def _filters() -> type[Block]:

@@ -45,13 +45,14 @@ class Server(Block):
         None,
         ge=1,
         json_schema_extra=nullable,
-        description="vllm / sglang / trtllm: GPUs of one server; a job with more gpus starts "
-        "gpus / tensor_parallel replicas and spreads requests over them (default: one server "
-        "over all gpus)",
+        description="vllm / vllm_engine / sglang / trtllm: GPUs of one server (engine); a job "
+        "with more gpus starts gpus / tensor_parallel replicas and spreads requests over them "
+        "(default: one over all gpus)",
     )
     args: list[str] = Field(
         [],
-        description="extra command-line arguments for the server, e.g. [--max-model-len, '16384']",
+        description="extra command-line arguments for the server (vllm_engine: vLLM's engine "
+        "arguments, as vllm serve takes them), e.g. [--max-model-len, '16384']",
     )
     env: dict[str, str] = Field(
         {},
@@ -59,7 +60,9 @@ class Server(Block):
     )
     python: str = Field(
         "python",
-        description="vllm / sglang: interpreter of the environment the server is installed in",
+        description="vllm / sglang: interpreter of the environment the server is installed in; "
+        "vllm_engine: of the environment vLLM is installed in (where the job's own interpreter "
+        "cannot import vLLM, the job runs itself again under this one)",
     )
     served_model_name: str | None = Field(
         None, description="model name in requests (default the model path)"
@@ -85,7 +88,10 @@ class Server(Block):
         "it with the tokenizer",
     )
     max_concurrency: int = Field(
-        512, ge=1, description="requests in flight at once, per server replica"
+        512,
+        ge=1,
+        description="requests in flight at once, per server replica (vllm_engine: handed to "
+        "each engine ahead of what it runs)",
     )
     request_timeout: float = Field(3600.0, gt=0, description="seconds one request may take")
     max_retries: int = Field(
@@ -104,9 +110,10 @@ class Server(Block):
         if self.gpus > 0 and not backend.gpus:
             raise conflict("gpus", f"server type {self.type} uses no GPUs of the job: set gpus: 0")
         if self.tensor_parallel is not None:
-            if not backend.starts_server:
+            if not backend.parallel:
                 raise conflict(
-                    "tensor_parallel", f"server type {self.type} starts no server: remove it"
+                    "tensor_parallel",
+                    f"server type {self.type} does not split its GPUs into replicas: remove it",
                 )
             if self.gpus % self.tensor_parallel:
                 raise conflict(
@@ -284,7 +291,9 @@ class Serving(Block):
     )
     python: str = Field(
         "python",
-        description="vllm / sglang: interpreter of the environment the server is installed in",
+        description="vllm / sglang: interpreter of the environment the server is installed in; "
+        "vllm_engine: of the environment vLLM is installed in (where the job's own interpreter "
+        "cannot import vLLM, the job runs itself again under this one)",
     )
     args: list[str] = Field([], description="extra server arguments")
     env: dict[str, str] = Field({}, description="environment variables for the server")

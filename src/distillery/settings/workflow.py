@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, create_model
 
 from distillery.generation import backends
-from distillery.grading.answers import DEFAULT_EXTRACT_REGEX
+from distillery.grading.answers import DEFAULT_EXTRACT_REGEX, LETTER_EXTRACTIONS
 from distillery.settings.base import Block, Name
 from distillery.settings.data import Benchmark, RawData, SftData
 from distillery.settings.generation import Evaluation, ProblemExtraction, Serving, Solutions
@@ -35,11 +35,22 @@ class Grading(Block):
     extract_from_boxed: bool = Field(
         True, description="the answer is the content of the last \\boxed{}"
     )
-    regex_fallback: bool = Field(True, description="without a \\boxed{}, try extract_regex")
+    regex_fallback: bool = Field(
+        False,
+        description="deviation from NeMo-Skills' math evaluator, which reads the box alone: "
+        "without a \\boxed{} (or with an empty one), take the extract_regex match (multiple "
+        "choice always does, as NeMo-Skills' multichoice evaluator)",
+    )
     extract_regex: str = Field(
         DEFAULT_EXTRACT_REGEX,
-        description="fallback answer regex when there is no \\boxed{} (its first group is the "
-        "answer)",
+        description="answer regex when there is no \\boxed{} (its first group is the answer): "
+        "multiple choice, and math with regex_fallback",
+    )
+    letter_extraction: Literal[LETTER_EXTRACTIONS] = Field(  # type: ignore[valid-type]
+        "nemo-skills",
+        description="multiple-choice letters: nemo-skills = the boxed (or regex) answer, then "
+        "the last 'Answer: X'; lenient (deviation) = an option named outright anywhere wins, "
+        "parentheses allowed ('Answer: (C)', 'the answer is (D)'); docs/parity.md",
     )
     timeout: int = Field(10, ge=1, description="seconds math-verify may spend on one answer")
 

@@ -2,8 +2,9 @@
 
 The n-gram pass (13 words by default, as in the GPT-3 and Llama reports) flags a problem that
 shares any word n-gram with a benchmark problem; problems shorter than n words are compared whole.
-The optional embedding pass flags pairs whose mean-pooled embeddings have cosine similarity
-above a threshold (NeMo-Skills' `retrieve_similar` idea, without the LLM judge).
+The optional embedding pass flags pairs whose embeddings have cosine similarity above a
+threshold (NeMo-Skills' `retrieve_similar`, without the LLM judge; the LLM step in
+:mod:`distillery.processing.steps` retrieves with :func:`nearest_by_embedding`).
 """
 
 from __future__ import annotations
@@ -53,47 +54,102 @@ class NGramIndex:
         return len(self._grams)
 
 
+class Encoder:
+    """A Hugging Face encoder directory, pooled the way sentence-transformers pools it: the
+    directory's ``1_Pooling/config.json`` says mean or CLS pooling (mean without one), its
+    ``sentence_bert_config.json`` the maximum length (512 without one); embeddings are
+    normalised, so a dot product is the cosine."""
+
+    def __init__(self, model_path: str, batch_size: int = 64):
+        import json
+        from pathlib import Path
+
+        from transformers import AutoModel, AutoTokenizer
+
+        from distillery.errors import DistilleryError
+
+        directory = Path(model_path)
+        if not directory.is_dir():
+            raise DistilleryError(
+                f"{model_path}: encoder directory does not exist; build it first (a key of "
+                "`models`) or fix embedding_model"
+            )
+        self.tokenizer = AutoTokenizer.from_pretrained(directory)
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model = AutoModel.from_pretrained(directory).eval()
+        pooling = directory / "1_Pooling" / "config.json"
+        self.cls = pooling.is_file() and json.loads(pooling.read_text()).get(
+            "pooling_mode_cls_token", False
+        )
+        settings = directory / "sentence_bert_config.json"
+        self.max_length = (
+            json.loads(settings.read_text()).get("max_seq_length", 512)
+            if settings.is_file()
+            else 512
+        )
+        self.batch_size = batch_size
+
+    def embed(self, texts: list[str]):
+        import torch
+
+        out = []
+        for start in range(0, len(texts), self.batch_size):
+            batch = self.tokenizer(
+                texts[start : start + self.batch_size],
+                padding=True,
+                truncation=True,
+                max_length=self.max_length,
+                return_tensors="pt",
+            )
+            with torch.inference_mode():
+                hidden = self.model(**batch).last_hidden_state
+            if self.cls:
+                pooled = hidden[:, 0]
+            else:
+                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+            out.append(torch.nn.functional.normalize(pooled.float(), dim=-1))
+        return torch.cat(out)
+
+
+def nearest_by_embedding(
+    problems: list[str], references: list[tuple[str, str, str]], model_path: str, top_k: int
+) -> list[list[int]]:
+    """For each problem, the indices of its ``top_k`` nearest ``references`` (``(text,
+    benchmark, id)``) by cosine of their embeddings, nearest first (NeMo-Skills'
+    ``retrieve_similar``)."""
+    import torch
+
+    if not problems:
+        return []
+    if not references:
+        return [[] for _ in problems]
+    encoder = Encoder(model_path)
+    reference_vectors = encoder.embed([text for text, _, _ in references])
+    k = min(top_k, len(references))
+    found: list[list[int]] = []
+    for start in range(0, len(problems), 4096):
+        vectors = encoder.embed(problems[start : start + 4096])
+        found += torch.topk(vectors @ reference_vectors.T, k=k, dim=1).indices.tolist()
+    return found
+
+
 def embedding_matches(
     problems: list[str],
     references: list[tuple[str, str, str]],
     model_path: str,
     threshold: float,
-    batch_size: int = 64,
 ) -> dict[int, tuple[Match, float]]:
-    """``{index in problems: (closest reference, cosine)}`` for pairs at or above ``threshold``.
-
-    ``references`` are ``(text, benchmark, id)``. The model is any Hugging Face encoder
-    directory (e.g. a sentence-transformers MiniLM); embeddings are mean-pooled, normalised.
-    """
-    import torch
-    from transformers import AutoModel, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    model = AutoModel.from_pretrained(model_path).eval()
-
-    def embed(texts: list[str]) -> torch.Tensor:
-        out = []
-        for start in range(0, len(texts), batch_size):
-            batch = tokenizer(
-                texts[start : start + batch_size],
-                padding=True,
-                truncation=True,
-                max_length=256,
-                return_tensors="pt",
-            )
-            with torch.inference_mode():
-                hidden = model(**batch).last_hidden_state
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
-            out.append(torch.nn.functional.normalize(pooled, dim=-1))
-        return torch.cat(out)
-
+    """``{index in problems: (closest reference, cosine)}`` for pairs at or above ``threshold``
+    (the SFT data's embedding pass; ``references`` are ``(text, benchmark, id)``)."""
     if not problems or not references:
         return {}
-    reference_vectors = embed([text for text, _, _ in references])
+    encoder = Encoder(model_path)
+    reference_vectors = encoder.embed([text for text, _, _ in references])
     found = {}
     for start in range(0, len(problems), 4096):
-        vectors = embed(problems[start : start + 4096])
+        vectors = encoder.embed(problems[start : start + 4096])
         scores, best = (vectors @ reference_vectors.T).max(dim=1)
         for offset, (score, index) in enumerate(zip(scores.tolist(), best.tolist(), strict=True)):
             if score >= threshold:
@@ -129,8 +185,3 @@ def _grams(tokens: list[str], n: int) -> list[tuple[str, ...]]:
     if len(tokens) < n:
         return [tuple(tokens)] if tokens else []
     return [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
-
-
-def same_text(a: str, b: str) -> bool:
-    """Equal after case and whitespace are ignored: contaminated without asking a model."""
-    return " ".join(a.lower().split()) == " ".join(b.lower().split())

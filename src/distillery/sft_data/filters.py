@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import Field
 
 from distillery.errors import DistilleryError
-from distillery.processing.parsers import parse_judgement
+from distillery.processing.parsers import judged_correct
 from distillery.settings.base import Block
 from distillery.sft_data.labels import is_unlabeled, passes_majority_filter
 
@@ -125,10 +125,13 @@ def _correct(row: dict, s) -> bool:
     if is_unlabeled(row):
         return s.add_unlabeled
     if s.use_judgement:
-        verdict = parse_judgement(row.get("judgement"))
-        if verdict is None:  # no verdict is neither correct nor incorrect
+        if "judgement" not in row:  # not judged (NeMo-Skills skips these too)
             return False
-        return s.add_correct if verdict else s.add_incorrect
+        # as the judge step read it; no readable verdict is incorrect, as in NeMo-Skills
+        correct = row.get("judge_correct")
+        if correct is None:
+            correct = judged_correct(row["judgement"])
+        return s.add_correct if correct else s.add_incorrect
     return s.add_correct if row["symbolic_correct"] else s.add_incorrect
 
 
@@ -216,6 +219,12 @@ class RemoveLenOutlierSolutions(Block):
 
 
 STEPS: tuple[Step, ...] = (
+    # solutions none of whose rewritten summaries was valid (solution_summaries)
+    Step(
+        "no valid summary",
+        _each(lambda r, s: not r.get("no_valid_summary")),
+        enabled=lambda s: True,
+    ),
     Step("correctness selection", _each(_correct), enabled=lambda s: True),
     Step("deduplicate (problem, generation)", _deduplicate, enabled=lambda s: s.deduplicate),
     Step(

@@ -1,0 +1,180 @@
+"""Output tokens/s of the generation stage on vLLM, against vLLM's own offline engine, on a
+model big enough to keep a GPU busy.
+
+    python scripts/bench_vllm_engine.py --tokenizer <HF dir> [--shape qwen2.5-1.5b]
+        [--prompts 1024] [--tokens 512] [--modes offline,vllm_engine,vllm] [--args ...]
+
+The model is random-initialised from a real model's shape (Qwen2.5-1.5B's by default) with the
+tokenizer of ``--tokenizer`` (e.g. the embedded SmolLM2's): throughput needs no trained weights,
+only a fixed length, so every sample ignores EOS and generates exactly ``--tokens`` tokens.
+Three ways to generate the same chat prompts, one after another on the same GPU:
+
+- ``offline``: vLLM's ``LLM.generate`` on all prompts at once (the peer);
+- ``vllm_engine``: ``distillery.generate`` with the in-process engine;
+- ``vllm``: ``distillery.generate`` starting vLLM's OpenAI server and sending it requests.
+
+Each rate counts generation only (from the first request to the last result; the stage's own
+``throughput:`` line); start-up is reported apart (engine ready; server start to first sample).
+Prints one table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHAPES = {
+    # hidden, layers, heads, kv heads, intermediate (the models' own configs)
+    "qwen2.5-1.5b": (1536, 28, 12, 2, 8960),
+    "qwen2.5-0.5b": (896, 24, 14, 2, 4864),
+}
+
+
+def build_model(directory: Path, tokenizer_dir: str, shape: str) -> None:
+    """A random-initialised model of ``shape`` with the given tokenizer, saved in bf16."""
+    import torch
+    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    hidden, layers, heads, kv_heads, intermediate = SHAPES[shape]
+    config = Qwen2Config(
+        vocab_size=len(tokenizer), hidden_size=hidden, num_hidden_layers=layers,
+        num_attention_heads=heads, num_key_value_heads=kv_heads, intermediate_size=intermediate,
+        max_position_embeddings=4096, tie_word_embeddings=True, torch_dtype="bfloat16",
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+    )  # fmt: skip
+    with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
+        model = Qwen2ForCausalLM(config).to(torch.bfloat16)
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+
+
+def offline(model: str, prompts: list[str], tokens: int, args: list[str]) -> dict:
+    """vLLM's own offline engine on every prompt at once."""
+    code = f"""
+import json, sys, time
+from transformers import AutoTokenizer
+from vllm import LLM, SamplingParams
+from vllm.engine.arg_utils import EngineArgs
+try:
+    from vllm.utils.argparse_utils import FlexibleArgumentParser
+except ImportError:
+    from vllm.utils import FlexibleArgumentParser
+began = time.time()
+parser = EngineArgs.add_cli_args(FlexibleArgumentParser())
+plain = vars(parser.parse_args(["--model", {model!r}]))
+given = vars(parser.parse_args(["--model", {model!r}, *{args!r}]))
+llm = LLM(model={model!r}, **{{k: v for k, v in given.items() if plain.get(k) != v}})
+ready = time.time() - began
+tokenizer = AutoTokenizer.from_pretrained({model!r})
+prompts = json.load(open(sys.argv[1]))
+ids = [tokenizer.apply_chat_template([{{"role": "user", "content": p}}], add_generation_prompt=True,
+       tokenize=True) for p in prompts]
+params = SamplingParams(temperature=0.7, top_p=0.95, max_tokens={tokens}, ignore_eos=True, seed=0)
+began = time.time()
+outputs = llm.generate([{{"prompt_token_ids": i}} for i in ids], params, use_tqdm=False)
+seconds = time.time() - began
+count = sum(len(o.outputs[0].token_ids) for o in outputs)
+print(json.dumps({{"ready": ready, "seconds": seconds, "tokens": count}}))
+"""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(prompts, handle)
+    result = subprocess.run([sys.executable, "-c", code, handle.name], capture_output=True,
+                            text=True, check=False)  # fmt: skip
+    if result.returncode != 0:
+        raise SystemExit(f"offline run failed:\n{result.stderr[-4000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def stage(kind: str, model: str, data: Path, out: Path, tokens: int, args: list[str], env: dict):
+    """``distillery.generate`` with server type ``kind``; its throughput and start-up."""
+    server = {"type": kind, "gpus": 1, "args": args, "env": env, "max_concurrency": 1024,
+              "health_timeout": 900}  # fmt: skip
+    block = {
+        "server": server,
+        "inference": {"temperature": 0.7, "top_p": 0.95, "max_tokens": tokens,
+                      "extra_body": {"ignore_eos": True}},
+    }  # fmt: skip
+    command = [sys.executable, "-m", "distillery.generate", "--input", str(data), "--output",
+               str(out), "--prompt", str(data.with_suffix(".yaml")), "--model", model,
+               "--config-json", json.dumps(block)]  # fmt: skip
+    for stale in (out, Path(f"{out}.partial")):
+        stale.unlink(missing_ok=True)
+    began = time.time()
+    result = subprocess.run(command, capture_output=True, text=True, check=False,
+                            env={**os.environ, "PYTHONPATH": str(REPO / "src")})  # fmt: skip
+    log = result.stderr
+    if result.returncode != 0:
+        raise SystemExit(f"{kind} run failed:\n{log[-4000:]}")
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    first = min(r["generation_end_time"] for r in rows)
+    match = re.search(r"throughput: (\d+) samples in ([\d.]+)s.*?([\d.]+) output tokens/s; "
+                      r"peak GPU memory (.+)$", log, re.MULTILINE)  # fmt: skip
+    return {
+        "seconds": float(match.group(2)),
+        "tokens": sum(r["num_generated_tokens"] for r in rows),
+        "first_sample": first - began,
+        "memory": match.group(4),
+        "wall": time.time() - began,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tokenizer", required=True, help="HF directory whose tokenizer to use")
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="qwen2.5-1.5b")
+    parser.add_argument("--model", help="an existing model directory instead of building one")
+    parser.add_argument("--prompts", type=int, default=1024)
+    parser.add_argument("--tokens", type=int, default=512)
+    parser.add_argument("--modes", default="offline,vllm_engine,vllm")
+    parser.add_argument("--args", default="--enforce-eager --max-model-len 2048",
+                        help="vLLM engine arguments, the same for every mode")  # fmt: skip
+    parser.add_argument("--env", default="{}", help="JSON environment for the stages' vLLM")
+    parser.add_argument("--work-dir", type=Path, default=None)
+    args = parser.parse_args()
+    work = args.work_dir or Path(tempfile.mkdtemp(prefix="bench-vllm-"))
+    work.mkdir(parents=True, exist_ok=True)
+    model = args.model
+    if model is None:
+        model = str(work / f"random-{args.shape}")
+        if not (Path(model) / "config.json").is_file():
+            build_model(Path(model), args.tokenizer, args.shape)
+    prompts = [f"Write a long story about the number {i}." for i in range(args.prompts)]
+    data = work / "prompts.jsonl"
+    data.write_text("".join(json.dumps({"id": i, "text": p}) + "\n" for i, p in enumerate(prompts)))
+    data.with_suffix(".yaml").write_text("user: '{text}'\n")
+    engine_args = shlex.split(args.args)
+    env = json.loads(args.env)
+    results = {}
+    for mode in args.modes.split(","):
+        print(f"# {mode} ...", file=sys.stderr, flush=True)
+        if mode == "offline":
+            results[mode] = offline(model, prompts, args.tokens, engine_args)
+        else:
+            out = work / f"out-{mode}.jsonl"
+            results[mode] = stage(mode, model, data, out, args.tokens, engine_args, env)
+        print(f"# {mode}: {json.dumps(results[mode])}", file=sys.stderr, flush=True)
+    print(f"\n{args.shape} (random weights), {args.prompts} prompts x {args.tokens} tokens "
+          f"(ignore_eos), vLLM args: {args.args}\n")  # fmt: skip
+    print("| mode | output tokens/s | vs offline | start-up | peak GPU memory |")
+    print("|---|---:|---:|---|---|")
+    base = results.get("offline")
+    for mode, r in results.items():
+        rate = r["tokens"] / r["seconds"]
+        ratio = f"{rate / (base['tokens'] / base['seconds']):.2f}x" if base else ""
+        start = (f"engine ready in {r['ready']:.0f}s" if mode == "offline"
+                 else f"first sample {r['first_sample']:.0f}s after the job started")  # fmt: skip
+        print(f"| {mode} | {rate:,.0f} | {ratio} | {start} | {r.get('memory', '')} |")
+
+
+if __name__ == "__main__":
+    main()
