@@ -128,8 +128,9 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
-def _die_with_parent() -> None:
-    """In the server's process: get SIGTERM when the job process dies (Linux only)."""
+def die_with_parent() -> None:
+    """In a process the job starts (a server, a vLLM replica): get SIGTERM when the job
+    process dies (Linux only)."""
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -187,7 +188,7 @@ class ManagedServer:
                 stdout=sys.stderr.fileno(),
                 stderr=sys.stderr.fileno(),
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         except OSError as err:
             signal.signal(signal.SIGTERM, self._previous_handler)

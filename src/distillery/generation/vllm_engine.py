@@ -22,6 +22,7 @@ import logging
 import multiprocessing
 import os
 import queue
+import signal
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -81,9 +82,16 @@ def engine_argv(model: str, tensor_parallel: int, dtype: str | None, args: Seque
 
 
 def make_engine(argv: Sequence[str], env: dict[str, str]):
-    """vLLM's ``LLMEngine`` built from command-line engine arguments (its own parser)."""
+    """vLLM's ``LLMEngine`` built from command-line engine arguments (its own parser).
+
+    The engine's core runs in this process (``VLLM_ENABLE_V1_MULTIPROCESSING=0`` unless
+    ``env`` says otherwise): a job killed outright (``kill -9``) then takes its engine with it,
+    where a core process of its own would live on holding the GPU (vLLM's tensor-parallel
+    workers leave when their parent does). ``server.env`` may turn it back on, for the overlap
+    of scheduling and GPU work it gives big batches."""
     os.environ.update(env)
     os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     try:
         from vllm import LLMEngine
         from vllm.engine.arg_utils import EngineArgs
@@ -223,6 +231,8 @@ class VLLMEngineBackend:
         began = time.time()
         self.engine = None
         self.workers: list = []
+        # SIGTERM (Snakemake, Slurm) ends the job through close(), which stops the engines
+        self._previous_handler = signal.signal(signal.SIGTERM, _exit_on_sigterm)
         if replica_gpus is None:
             self.engine = engine_factory(self.argv, self.env)
             self.context = _context_of(self.engine)
@@ -342,6 +352,7 @@ class VLLMEngineBackend:
             yield value
 
     def close(self) -> None:
+        signal.signal(signal.SIGTERM, self._previous_handler)
         for inbox in getattr(self, "inboxes", []):
             inbox.put(None)
         for worker in self.workers:
@@ -355,6 +366,10 @@ class VLLMEngineBackend:
 def _replica(rank, gpus, argv, env, extra, window, inbox, results, factory, sampling) -> None:
     """One data-parallel replica: an engine on ``gpus``, fed batches from ``inbox`` until
     ``None``, each result put on ``results``."""
+    from distillery.generation.servers import die_with_parent
+
+    die_with_parent()  # a job killed outright takes its replicas with it
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     os.environ["CUDA_VISIBLE_DEVICES"] = gpus
     try:
         engine = factory(argv, env)
@@ -372,6 +387,10 @@ def _replica(rank, gpus, argv, env, extra, window, inbox, results, factory, samp
         _shutdown(engine)
     except BaseException as err:  # handed to the job's process, which stops with it
         results.put(("error", rank, f"{type(err).__name__}: {err}"))
+
+
+def _exit_on_sigterm(signum, frame) -> None:
+    raise SystemExit(f"stopped by signal {signum}")
 
 
 def _shutdown(engine) -> None:
