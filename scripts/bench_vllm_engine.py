@@ -77,8 +77,10 @@ llm = LLM(model={model!r}, **{{k: v for k, v in given.items() if plain.get(k) !=
 ready = time.time() - began
 tokenizer = AutoTokenizer.from_pretrained({model!r})
 prompts = json.load(open(sys.argv[1]))
-ids = [tokenizer.apply_chat_template([{{"role": "user", "content": p}}], add_generation_prompt=True,
-       tokenize=True) for p in prompts]
+# rendered and tokenized as the stage does (distillery.generation.hf.render_chat)
+texts = [tokenizer.apply_chat_template([{{"role": "user", "content": p}}],
+         add_generation_prompt=True, tokenize=False) for p in prompts]
+ids = [tokenizer(t, add_special_tokens=False).input_ids for t in texts]
 params = SamplingParams(temperature=0.7, top_p=0.95, max_tokens={tokens}, ignore_eos=True, seed=0)
 began = time.time()
 outputs = llm.generate([{{"prompt_token_ids": i}} for i in ids], params, use_tqdm=False)

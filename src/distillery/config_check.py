@@ -15,8 +15,7 @@ import yaml
 
 from distillery.errors import DistilleryError
 from distillery.nemo_skills_prompts import is_nemo_skills, prompt_name
-
-TRAINED = "trained"
+from distillery.settings.model_entries import TRAINED
 
 
 def _key(path) -> str:

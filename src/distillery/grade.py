@@ -13,8 +13,8 @@ from typing import Literal
 
 from distillery import cli
 from distillery.errors import DistilleryError
-from distillery.grading.answers import ExtractionConfig, extract_answer, extract_letter
-from distillery.grading.pool import grade_pairs
+from distillery.grading.answers import ExtractionConfig
+from distillery.grading.modes import MODES, NAMES, describe
 from distillery.jsonl import iter_jsonl, write_jsonl
 from distillery.settings.workflow import Grading
 
@@ -33,8 +33,8 @@ class Config:
     grading: Grading = field(
         metadata={"help": "the grading block (extract_regex, timeout, ...), e.g. --set timeout=5"}
     )
-    mode: Literal["math", "multichoice"] = field(
-        default="math", metadata={"help": "math: symbolic equivalence; multichoice: letters"}
+    mode: Literal[NAMES] = field(  # type: ignore[valid-type]
+        default="math", metadata={"help": describe()}
     )
     workers: int = field(default=1, metadata={"help": "processes for symbolic equivalence"})
 
@@ -44,8 +44,7 @@ class Config:
 
     def extraction(self) -> ExtractionConfig:
         g = self.grading
-        # multiple choice reads the box, then the regex, whatever regex_fallback says
-        fallback = g.regex_fallback or self.mode == "multichoice"
+        fallback = g.regex_fallback or MODES[self.mode].relaxed
         return ExtractionConfig(g.extract_from_boxed, g.extract_regex, fallback)
 
 
@@ -55,21 +54,10 @@ def grade_rows(rows: list[dict], config: Config) -> tuple[list[dict], int]:
     A verdict that could not be reached within the time, memory or size budget is "not
     equivalent", and its row also carries ``grading_timed_out: true``.
     """
-    extraction = config.extraction()
-    if config.mode == "multichoice":
-        method = config.grading.letter_extraction
-        predicted = [extract_letter(r["generation"], extraction, method) for r in rows]
-        correct = [
-            p is not None and p == str(r["expected_answer"]).strip()
-            for p, r in zip(predicted, rows, strict=True)
-        ]
-        timeouts = [False] * len(rows)
-    else:
-        predicted = [extract_answer(r["generation"], extraction) for r in rows]
-        pairs = [(r["expected_answer"], p) for r, p in zip(rows, predicted, strict=True)]
-        verdicts = grade_pairs(pairs, config.workers, config.grading.timeout)
-        correct = [v.correct for v in verdicts]
-        timeouts = [v.timed_out for v in verdicts]
+    mode = MODES[config.mode]
+    predicted, correct, timeouts = mode.decide(
+        rows, config.extraction(), config.grading, config.workers
+    )
     graded = []
     for row, answer, right, timed_out in zip(rows, predicted, correct, timeouts, strict=True):
         out = {**row, "predicted_answer": answer, "symbolic_correct": right}

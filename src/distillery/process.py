@@ -46,11 +46,11 @@ from distillery.processing import steps
 from distillery.prompts import load_prompt
 from distillery.settings.base import parse
 from distillery.settings.processing import (
+    PROBLEM_STEPS,
     STEP_MODELS,
     AnswerJudge,
     ContaminationCheck,
 )
-from distillery.workflow import PROBLEM_STEPS
 
 logger = logging.getLogger(__name__)
 

@@ -227,6 +227,7 @@ def build_trainer(config: Config, model, tokenizer, examples, eval_examples):
     from trl import SFTConfig
 
     from distillery.training.trainer import trainer_class
+    from distillery.training.trl_args import Runtime, sft_arguments, sft_config_fields
 
     peft_config = None
     if config.training.method in ("lora", "qlora"):
@@ -243,45 +244,17 @@ def build_trainer(config: Config, model, tokenizer, examples, eval_examples):
         )
     use_cuda = torch.cuda.is_available()
     evaluate = bool(eval_examples)
-    args = SFTConfig(
+    runtime = Runtime(
         output_dir=str(checkpoint_dir(config)),
-        per_device_train_batch_size=config.training.micro_batch_size,
-        per_device_eval_batch_size=config.training.micro_batch_size,
-        gradient_accumulation_steps=config.training.gradient_accumulation_steps,
-        learning_rate=config.training.learning_rate,
-        lr_scheduler_type=config.training.lr_scheduler,
-        warmup_steps=config.training.warmup_ratio,
-        weight_decay=config.training.weight_decay,
-        num_train_epochs=config.training.epochs,
-        max_steps=config.training.max_steps,
-        max_length=config.training.max_seq_length,
-        packing=config.training.packing,
-        packing_strategy="bfd",
-        completion_only_loss=True,
-        logging_steps=config.training.logging_steps or (10 if use_cuda else 1),
-        save_strategy="steps",
-        save_steps=config.training.save_steps,
-        save_total_limit=max(2, config.training.average_last),
-        eval_strategy="steps" if evaluate else "no",
-        eval_steps=config.training.save_steps if evaluate else None,
-        load_best_model_at_end=config.training.keep_best,
-        metric_for_best_model="eval_loss" if config.training.keep_best else None,
-        greater_is_better=False if config.training.keep_best else None,
-        report_to=wandb_report_to(),
-        run_name="train",
-        seed=config.training.seed,
-        use_cpu=not use_cuda,
-        bf16=use_bf16(config),
+        evaluate=evaluate,
+        cuda=use_cuda,
         tf32=use_cuda and torch.cuda.get_device_capability()[0] >= 8,
-        optim="adamw_torch_fused" if use_cuda else "adamw_torch",
-        use_liger_kernel=use_liger(config),
-        dataloader_num_workers=0,
-        disable_tqdm=True,
-        # under FSDP, its own activation checkpointing (the Trainer's would all-gather twice)
-        gradient_checkpointing=config.training.gradient_checkpointing and not config.training.fsdp,
-        torch_compile=config.training.compile,
-        **fsdp_arguments(config),
+        bf16=use_bf16(config),
+        liger=use_liger(config),
+        report_to=wandb_report_to(),
+        fsdp=fsdp_arguments(config),
     )
+    args = SFTConfig(**sft_arguments(config.training, runtime, sft_config_fields()))
     if args.n_gpu > 1:
         # several GPUs visible to one process: the Trainer would wrap the model in
         # DataParallel, which TRL refuses
@@ -358,7 +331,7 @@ def wandb_report_to() -> str:
     environment of every job, not as a rule parameter: a changed W&B setting must never rerun
     a training job.
     """
-    from distillery.workflow import WANDB_ENV
+    from distillery.settings.workflow import WANDB_ENV
 
     text = os.environ.get(WANDB_ENV)
     if not text:

@@ -12,8 +12,10 @@ import re
 import shlex
 from pathlib import Path
 
-from distillery.config_check import TRAINED
 from distillery.generation import backends
+from distillery.settings.model_entries import TRAINED
+from distillery.settings.processing import PROBLEM_STEPS
+from distillery.settings.workflow import WANDB_ENV
 
 RESULTS = "results"
 TRAINED_MODEL_DIR = f"{RESULTS}/train/model"
@@ -179,9 +181,6 @@ def block_json(block: dict) -> str:
 def is_external(stage: dict) -> bool:
     """The stage talks to an existing endpoint; its model is a name, not a directory."""
     return stage.get("server", {}).get("type") == "openai"
-
-
-WANDB_ENV = "DISTILLERY_WANDB"
 
 
 def export_wandb(block: dict, environ=os.environ) -> None:
@@ -580,7 +579,6 @@ def training_paths(config: dict) -> list[str]:
 
 # --- LLM processing steps (distillery.process) ----------------------------------------------
 
-PROBLEM_STEPS = ("classify", "extract_answer", "convert_proofs", "check_contamination")
 EXTRACTED_PROBLEMS = f"{RESULTS}/sdg/extracted-problems.jsonl"
 PROCESSING = f"{RESULTS}/sdg/processing"
 SOLUTION_JUDGE = f"{RESULTS}/sdg/judge"

@@ -4,8 +4,8 @@ import pytest
 
 from distillery import train_sft
 from distillery.errors import DistilleryError
+from distillery.settings.workflow import WANDB_ENV
 from distillery.training.tokenization import tokenize_records
-from distillery.workflow import WANDB_ENV
 
 from ..conftest import train_config, wandb_history, write_jsonl
 

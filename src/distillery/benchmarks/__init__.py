@@ -46,7 +46,7 @@ class Definition:
         fields: output field -> source column (``id``, ``problem``, ``expected_answer``).
         transform: name of a function in :mod:`distillery.benchmarks.transforms` applied to
             each source row before the field mapping (answer parsing, option shuffling).
-        grading: ``math`` or ``multichoice``.
+        grading: a grading mode (:data:`distillery.grading.modes.MODES`).
         judge: its answers need an LLM judge as well (NeMo-Skills judges them); until a judge
             stage grades them, ``symbolic_correct`` undercounts and the log says so.
         prompt: prompt config for evaluation (``None``: the evaluation's default prompt).
@@ -96,6 +96,12 @@ def load_definition(name: str) -> Definition:
     if source is not None:
         configs = source.pop("configs", None) or [source.pop("config", None)]
         source = Source(configs=tuple(configs), **source)
+    from distillery.grading.modes import MODES
+
+    if data.get("grading") not in MODES:
+        raise DistilleryError(
+            f"{path}: grading {data.get('grading')!r} is not a grading mode ({', '.join(MODES)})"
+        )
     return Definition(name=name, source=source, **data)
 
 

@@ -6,6 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, create_model, model_validator
 
+from distillery.grading.modes import NAMES as GRADING_MODES
+from distillery.grading.modes import describe
 from distillery.settings.base import Block, conflict, missing_keys
 
 
@@ -78,9 +80,8 @@ class Benchmark(Block):
     )
     size: int = Field(20, ge=1, description="demo: number of problems")
     seed: int = Field(1, description="demo: generator seed")
-    grading: Literal["math", "multichoice"] | None = Field(
-        None,
-        description="math = symbolic equivalence of the boxed answer; multichoice = option letters",
+    grading: Literal[GRADING_MODES] | None = Field(  # type: ignore[valid-type]
+        None, description=f"how answers are graded (default the definition's): {describe()}"
     )
     drop_empty_answers: bool = Field(
         False,

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Any, Literal
 
-from pydantic import ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from distillery.generation import backends
-from distillery.settings.base import Block, Dtype, Name, conflict, missing_keys, nullable
+from distillery.settings.base import Block, Dtype, conflict, missing_keys, nullable
 
 PARSE_REASONING = (
     "keep only the text after the reasoning end tag in `generation` (the full text stays in "
@@ -215,67 +215,6 @@ class Solutions(Generation):
         return self
 
 
-class Run(Block):
-    """an evaluation run that overrides the evaluation's settings"""
-
-    model: Name = Field(description="a key of `models`, or `trained`")
-    parse_reasoning: bool | None = Field(
-        None, description="this run's parse_reasoning (e.g. only the reasoning model's)"
-    )
-    prompt: str | None = Field(
-        None,
-        description="this run's prompt config file for all its benchmarks (default: each "
-        "benchmark's prompt, else evaluation.prompt)",
-    )
-    system: str | None = Field(
-        None,
-        description="this run's system prompt (literal text), replacing the prompt file's: "
-        "e.g. 'detailed thinking on' and 'detailed thinking off' for two runs of a dual-mode "
-        "model",
-    )
-    inference: Inference | None = None
-
-
-def _run_kind(entry: Any) -> str:
-    return "(run)" if isinstance(entry, dict) else "(name)"
-
-
-# a run is a model name, or a mapping with the model and what it overrides
-RunEntry = Annotated[
-    Union[Annotated[Name, Tag("(name)")], Annotated[Run, Tag("(run)")]],  # noqa: UP007
-    Discriminator(_run_kind),
-]
-
-
-class Evaluation(Generation):
-    """which models are evaluated on which benchmarks"""
-
-    server: Server
-
-    prompt: str = Field(description="prompt config file (fields come from the benchmark rows)")
-    benchmarks: dict[Name, Annotated[int | None, Field(ge=1, json_schema_extra=nullable)]] = Field(
-        min_length=1,
-        description="benchmark name (a key of `benchmarks`, a benchmark definition, or a group "
-        "of them: math-suite, mcq-suite): number of sampled seeds (NeMo-Skills' aime24:8); left "
-        "empty, the number its definition (or group) recommends",
-    )
-    chunks: int = Field(1, ge=1, description=CHUNKS)
-    max_seq_len: int | None = Field(
-        None,
-        ge=1,
-        json_schema_extra=nullable,
-        description="generations longer than this many tokens count as wrong and unanswered in "
-        "the metrics",
-    )
-    judge: EvaluationJudge | None = None
-    runs: dict[Name, RunEntry] = Field(
-        min_length=1,
-        description="run name: model (a key of `models`, or `trained`), or {model, "
-        "parse_reasoning, prompt, system, inference} to override the evaluation's settings for "
-        "that run; the first run is the reference for deltas",
-    )
-
-
 class Serving(Block):
     """how `serve_<run>` serves a run's model (default: the evaluation's server when it is
     vllm, sglang or trtllm, else vLLM)"""
@@ -291,9 +230,7 @@ class Serving(Block):
     )
     python: str = Field(
         "python",
-        description="vllm / sglang: interpreter of the environment the server is installed in; "
-        "vllm_engine: of the environment vLLM is installed in (where the job's own interpreter "
-        "cannot import vLLM, the job runs itself again under this one)",
+        description="vllm / sglang: interpreter of the environment the server is installed in",
     )
     args: list[str] = Field([], description="extra server arguments")
     env: dict[str, str] = Field({}, description="environment variables for the server")
@@ -305,9 +242,3 @@ class Serving(Block):
     health_timeout: float = Field(
         1800.0, gt=0, description="seconds to wait for the server to become healthy"
     )
-
-
-# the judge's block builds on this module's (a generation stage): resolved once both exist
-from distillery.settings.processing import EvaluationJudge  # noqa: E402
-
-Evaluation.model_rebuild()

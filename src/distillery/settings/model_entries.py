@@ -20,6 +20,9 @@ _NEEDS: dict[str, tuple[list[str], str | None]] = {
     "nemo": (["base", "path", "format"], None),
 }
 
+# the fine-tuned student, where a config names a model (evaluation runs, a LoRA merge's base)
+TRAINED = "trained"
+
 
 def _conditions() -> list[dict]:
     conditions = []

@@ -13,6 +13,8 @@ from distillery.processing.parsers import PARSES
 from distillery.settings.base import Block, conflict
 from distillery.settings.generation import CHUNKS, Generation, Inference, Server
 
+# the problem-side steps (problem_processing.<step>), in the order they run
+PROBLEM_STEPS = ("classify", "extract_answer", "convert_proofs", "check_contamination")
 CLASSES = ("proof", "multiple_choice", "binary", "invalid")
 # the label each class's classifier answers with (or "not <label>"): NeMo-Skills' modes
 CLASS_LABELS = {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -121,6 +121,12 @@ class TrainingSettings(Block):
         "for the GPU: every step costs 8% at 0.5B on an H100); default 10 on GPUs, 1 on CPUs",
     )
     seed: int = Field(0, description="training seed")
+    trl_args: dict[str, Any] = Field(
+        {},
+        description="fields of TRL's SFTConfig (transformers' TrainingArguments) set as they are, "
+        "for what this block does not model; they win over this block's own, e.g. "
+        "{max_grad_norm: 0.5, adam_beta2: 0.95}",
+    )
 
     def conflicts(self) -> list[tuple[str, str]]:
         """Settings of this block that exclude each other: ``(key, what to do)``."""
@@ -180,6 +186,10 @@ class Training(TrainingSettings):
         if self.backend == "nemo_rl" and self.method == "qlora":
             found.append(
                 ("method", "qlora runs with backend trl only; use full or lora with nemo_rl")
+            )
+        if self.backend == "nemo_rl" and self.trl_args:
+            found.append(
+                ("trl_args", "TRL's arguments do nothing with backend nemo_rl; remove them")
             )
         if self.backend == "nemo_rl" and self.nodes > 1:
             found.append((

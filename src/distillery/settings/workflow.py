@@ -10,10 +10,14 @@ from distillery.generation import backends
 from distillery.grading.answers import DEFAULT_EXTRACT_REGEX, LETTER_EXTRACTIONS
 from distillery.settings.base import Block, Name
 from distillery.settings.data import Benchmark, RawData, SftData
-from distillery.settings.generation import Evaluation, ProblemExtraction, Serving, Solutions
+from distillery.settings.evaluation import Evaluation
+from distillery.settings.generation import ProblemExtraction, Serving, Solutions
 from distillery.settings.model_entries import ModelEntry
 from distillery.settings.processing import AnswerJudge, ProblemProcessing, SummaryRewrite
 from distillery.settings.training import Training
+
+# where the workflow puts the wandb block for training, which reads it from the environment
+WANDB_ENV = "DISTILLERY_WANDB"
 
 
 class Wandb(Block):
