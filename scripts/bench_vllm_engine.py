@@ -86,7 +86,7 @@ began = time.time()
 outputs = llm.generate([{{"prompt_token_ids": i}} for i in ids], params, use_tqdm=False)
 seconds = time.time() - began
 count = sum(len(o.outputs[0].token_ids) for o in outputs)
-print(json.dumps({{"ready": ready, "seconds": seconds, "tokens": count}}))
+print("RESULT", json.dumps({{"ready": ready, "seconds": seconds, "tokens": count}}), flush=True)
 """
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump(prompts, handle)
@@ -94,13 +94,16 @@ print(json.dumps({{"ready": ready, "seconds": seconds, "tokens": count}}))
                             text=True, check=False)  # fmt: skip
     if result.returncode != 0:
         raise SystemExit(f"offline run failed:\n{result.stderr[-4000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    line = next(x for x in result.stdout.splitlines() if x.startswith("RESULT "))
+    return json.loads(line[len("RESULT ") :])
 
 
-def stage(kind: str, model: str, data: Path, out: Path, tokens: int, args: list[str], env: dict):
+def stage(kind: str, model: str, data: Path, out: Path, tokens: int, args: list[str], env: dict,
+          gpus: int = 1):  # fmt: skip
     """``distillery.generate`` with server type ``kind``; its throughput and start-up."""
-    server = {"type": kind, "gpus": 1, "args": args, "env": env, "max_concurrency": 1024,
-              "health_timeout": 900}  # fmt: skip
+    # the server runs under this interpreter, which has vLLM (the offline peer needs it too)
+    server = {"type": kind, "gpus": gpus, "args": args, "env": env, "max_concurrency": 1024,
+              "health_timeout": 900, "python": sys.executable}  # fmt: skip
     block = {
         "server": server,
         "inference": {"temperature": 0.7, "top_p": 0.95, "max_tokens": tokens,
@@ -108,7 +111,7 @@ def stage(kind: str, model: str, data: Path, out: Path, tokens: int, args: list[
     }  # fmt: skip
     command = [sys.executable, "-m", "distillery.generate", "--input", str(data), "--output",
                str(out), "--prompt", str(data.with_suffix(".yaml")), "--model", model,
-               "--config-json", json.dumps(block)]  # fmt: skip
+               "--threads", str(os.cpu_count()), "--config-json", json.dumps(block)]  # fmt: skip
     for stale in (out, Path(f"{out}.partial")):
         stale.unlink(missing_ok=True)
     began = time.time()
@@ -142,6 +145,7 @@ def main() -> None:
                         help="vLLM engine arguments, the same for every mode")  # fmt: skip
     parser.add_argument("--env", default="{}", help="JSON environment for the stages' vLLM")
     parser.add_argument("--work-dir", type=Path, default=None)
+    parser.add_argument("--gpus", type=int, default=1, help="0: vLLM's CPU build")
     args = parser.parse_args()
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="bench-vllm-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -163,10 +167,11 @@ def main() -> None:
             results[mode] = offline(model, prompts, args.tokens, engine_args)
         else:
             out = work / f"out-{mode}.jsonl"
-            results[mode] = stage(mode, model, data, out, args.tokens, engine_args, env)
+            results[mode] = stage(mode, model, data, out, args.tokens, engine_args, env, args.gpus)
         print(f"# {mode}: {json.dumps(results[mode])}", file=sys.stderr, flush=True)
-    print(f"\n{args.shape} (random weights), {args.prompts} prompts x {args.tokens} tokens "
-          f"(ignore_eos), vLLM args: {args.args}\n")  # fmt: skip
+    what = f"{args.shape} (random weights)" if args.model is None else args.model
+    print(f"\n{what}, {args.prompts} prompts x {args.tokens} tokens (ignore_eos), vLLM args: "
+          f"{args.args}\n")  # fmt: skip
     print("| mode | output tokens/s | vs offline | start-up | peak GPU memory |")
     print("|---|---:|---:|---|---|")
     base = results.get("offline")

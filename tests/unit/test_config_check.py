@@ -220,3 +220,25 @@ def test_contamination_check_benchmarks_resolve_groups_and_definitions():
     names = config["problem_processing"]["check_contamination"]["benchmarks"]
     assert names == ["gpqa-diamond", "mmlu-pro", "mmlu-redux", "supergpqa", "aime24"]
     assert config["benchmarks"]["aime24"] == {}  # prepared, not evaluated
+
+
+def test_contamination_check_defaults_to_nemo_skills_ten_benchmarks():
+    config = copy.deepcopy(FULL)
+    config["problem_processing"]["check_contamination"].pop("benchmarks", None)
+    check(config)
+    # recipes/openmathreasoning/configs/problem_sdg/qwen-instruct.yaml, decontamination_datasets
+    assert config["problem_processing"]["check_contamination"]["benchmarks"] == [
+        "math", "aime24", "aime25", "amc23", "college_math", "gaokao2023en", "gsm8k",
+        "minerva_math", "olympiadbench", "omni-math",
+    ]  # fmt: skip
+    assert all(name in config["benchmarks"] for name in ("gsm8k", "omni-math"))
+
+
+def test_contamination_retrieval_by_embedding_needs_an_encoder_that_exists():
+    config = copy.deepcopy(FULL)
+    config["problem_processing"]["check_contamination"]["embedding_model"] = "no-such-encoder"
+    with pytest.raises(DistilleryError, match="embedding_model': 'no-such-encoder' is neither"):
+        check(config)
+    config["problem_processing"]["check_contamination"].pop("embedding_model")
+    with pytest.raises(DistilleryError, match="retrieval: embedding needs an encoder"):
+        check(config)
