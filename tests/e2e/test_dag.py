@@ -311,7 +311,7 @@ def test_each_rule_family_runs_in_its_image_and_environment(tmp_path):
     settings = _rule_settings(OMR)
     image = {rule: value[1] for rule, value in settings.items()}
     env = {rule: value[2] for rule, value in settings.items()}
-    assert image["extract_problems"] == image["generate_eval"] == "vllm/vllm-openai:v0.11.0"
+    assert image["extract_problems"] == image["generate_eval"] == "vllm/vllm-openai:v0.26.0"
     assert env["extract_problems"] == env["generate_eval"] == "vllm.yaml"
     assert image["generate_solutions"] == "nvcr.io/nvidia/tensorrt-llm/release:1.0.0"
     assert image["build_trtllm_engine"] == image["generate_solutions"]
@@ -347,7 +347,7 @@ def test_apptainer_dry_run_pulls_one_image_per_family_in_use(tmp_path, monkeypat
         re.findall(r"Singularity image (\S+) will be pulled", result.stdout + result.stderr)
     )
     assert pulls == {
-        "docker://vllm/vllm-openai:v0.11.0",
+        "docker://vllm/vllm-openai:v0.26.0",
         "docker://nvcr.io/nvidia/tensorrt-llm/release:1.0.0",
         "docker://pytorch/pytorch:2.8.0-cuda12.8-cudnn9-runtime",
     }
