@@ -155,7 +155,7 @@ mkdir -p /etc/slurm
 ln -sfn "$PREFIX/etc/slurm.conf" /etc/slurm/slurm.conf
 ln -sfn "$PREFIX/etc/gres.conf" /etc/slurm/gres.conf
 if [ "$changed" = 1 ]; then
-  for pidfile in "$PREFIX"/run/slurmd*.pid "$PREFIX/run/slurmctld.pid"; do
+  for pidfile in "$PREFIX"/run/slurmd-*.pid "$PREFIX/run/slurmctld.pid"; do
     if alive "$pidfile"; then
       pid=$(cat "$pidfile")
       kill "$pid"
@@ -213,7 +213,12 @@ fi
 
 # 5. slurmctld and slurmd -------------------------------------------------------------------
 if ! alive "$PREFIX/run/slurmctld.pid"; then
-  slurmctld
+  # Jobs saved by a cluster that was killed rather than stopped would be recovered as pending
+  # or running and hold the nodes: with no slurmd left to run them, start from a clean state.
+  clear_state=-c
+  for pidfile in "$PREFIX"/run/slurmd-*.pid; do alive "$pidfile" && clear_state=""; done
+  slurmctld $clear_state
+  [ -n "$clear_state" ] && say "slurmctld: jobs of an earlier run cleared"
   wait_for 30 slurmctld sh -c 'scontrol ping | grep -q UP'
   say "slurmctld started"
 fi
@@ -243,7 +248,12 @@ for node in $(node_names); do
   esac
 done
 # idle alone does not prove slurmd answers: run one job step
-timeout 60 srun -n1 -t 1 --quiet true || { echo "a test job step failed" >&2; exit 1; }
+if ! timeout 60 srun -n1 -t 1 --quiet true; then
+  echo "a test job step failed; the queue and the controller's log follow" >&2
+  squeue >&2 || true
+  tail -20 "$PREFIX/logs/slurmctld.log" >&2
+  exit 1
+fi
 if [ "$NODES" -gt 1 ]; then
   timeout 60 srun -p multinode -N "$NODES" -n "$NODES" -t 1 --quiet true \
     || { echo "a job step over $NODES nodes failed" >&2; exit 1; }

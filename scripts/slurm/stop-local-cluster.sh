@@ -22,7 +22,7 @@ if alive "$PREFIX/run/slurmctld.pid"; then
     for _ in $(seq 1 50); do [ -z "$(squeue -h -t R,CG -o %A 2>/dev/null)" ] && break; sleep 0.2; done
   fi
 fi
-for pidfile in "$PREFIX"/run/slurmd*.pid; do stop "$(basename "$pidfile" .pid)" "$pidfile"; done
+for pidfile in "$PREFIX"/run/slurmd-*.pid; do stop "$(basename "$pidfile" .pid)" "$pidfile"; done
 stop slurmctld "$PREFIX/run/slurmctld.pid"
 stop slurmdbd "$PREFIX/run/slurmdbd.pid"
 stop mariadbd "$PREFIX/run/mysqld/mysqld.pid"
