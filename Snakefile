@@ -29,6 +29,8 @@ if not workflow.overwrite_configfiles:
 include: "workflow/rules/common.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/data.smk"
+# first: the generation and merge rules of the other stages derive from its rules
+include: "workflow/rules/eval.smk"
 
 
 if wf.solutions_generated(config):
@@ -38,7 +40,6 @@ if wf.solutions_generated(config):
 
 include: "workflow/rules/sft.smk"
 include: "workflow/rules/train.smk"
-include: "workflow/rules/eval.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/serve.smk"
 include: "workflow/rules/processing.smk"

@@ -165,7 +165,7 @@ def _row(option, bench, nemo, deviation, changed, seeds) -> str:
 
 def steps_part(results: Path) -> None:
     from distillery.processing import parsers
-    from distillery.settings.processing import CLASS_LABELS
+    from distillery.processing.steps.classify import CLASS_LABELS
 
     def read(path: Path) -> list[dict]:
         if not path.is_file():

@@ -15,6 +15,8 @@ import yaml
 
 from distillery.errors import DistilleryError
 from distillery.nemo_skills_prompts import is_nemo_skills, prompt_name
+from distillery.settings.base import setting
+from distillery.settings.data import SftData
 from distillery.settings.model_entries import TRAINED
 
 
@@ -59,6 +61,8 @@ def check_references(
 ) -> None:
     """Checks what the schema cannot: named models exist, prompt files exist (in the working
     directory or, for files shipped with the workflow, in ``workflow_dir``)."""
+    from distillery import workflow as wf
+
     workdir = Path(workdir)
     search = [workdir] + ([Path(workflow_dir)] if workflow_dir else [])
     problems = []
@@ -71,7 +75,7 @@ def check_references(
         extra = f" or '{TRAINED}' (the trained model)" if allow_trained else ""
         problems.append(f"config key '{key}' names model '{name}'; known models: {known}{extra}")
 
-    generated = config["solutions"].get("source", "generate") == "generate"
+    generated = wf.solutions_generated(config)
     if generated and "problem_extraction" not in config:
         problems.append("config key 'problem_extraction' is missing (solutions are generated)")
     if not generated and config["raw_data"]["source"] != "nemotron":
@@ -84,9 +88,7 @@ def check_references(
         if stage not in config:
             continue
         server = config[stage]["server"]
-        if server["type"] == "openai":
-            if not server.get("base_url"):
-                problems.append(f"config key '{stage}.server.base_url' is needed for type openai")
+        if server["type"] == "openai":  # its base_url is checked with the settings
             continue
         if stage == "evaluation":
             for run, entry in config["evaluation"]["runs"].items():
@@ -157,29 +159,22 @@ def processing_problems(config: dict, search: list[Path], model_ref) -> list[str
     """The LLM processing steps: their models and prompt files exist; a judge has expected
     answers to compare with; use_judgement has a judge."""
     from distillery import workflow as wf
+    from distillery.processing.steps import STEPS
 
     problems = []
-    blocks = {
-        f"problem_processing.{s}": config["problem_processing"][s] for s in wf.problem_steps(config)
-    }
-    named = {"solution_summaries": "rewrite_summaries", "solution_judge": "judge_solutions"}
-    for key in named:
-        if config.get(key):
-            blocks[key] = config[key]
-    if config["evaluation"].get("judge"):
-        blocks["evaluation.judge"] = config["evaluation"]["judge"]
-    for key, block in blocks.items():
+    for step in STEPS.values():
+        block = step.block_of(config)
+        if not block:
+            continue
+        key = step.config_key
         server = block["server"]
-        if server["type"] == "openai":
-            if not server.get("base_url"):
-                problems.append(f"config key '{key}.server.base_url' is needed for type openai")
+        if server["type"] == "openai":  # its base_url is checked with the settings
+            pass
         elif "model" not in server:
             problems.append(f"config key '{key}.server.model' is missing: the model of this step")
         else:
             model_ref(f"{key}.server.model", server["model"])
-        step = key.split(".")[-1] if "." in key else named[key]
-        step = "judge_eval" if key == "evaluation.judge" else step
-        for prompt in wf.step_prompts(block, step):
+        for prompt in wf.step_prompts(block, step.name):
             problems += prompt_problems(key, prompt, search)
         encoder = block.get("embedding_model")
         if encoder is not None and encoder not in config["models"] and not Path(encoder).is_dir():
@@ -195,7 +190,7 @@ def processing_problems(config: dict, search: list[Path], model_ref) -> list[str
         )
     if config.get("solution_judge"):
         answers = (
-            sft.get("fill_majority", True)
+            setting(sft, SftData, "fill_majority")
             or "extract_answer" in wf.problem_steps(config)
             or config["raw_data"]["source"] == "demo"
         )

@@ -28,7 +28,7 @@ from distillery.jsonl import iter_jsonl, write_json, write_text
 from distillery.prompts import load_prompt
 from distillery.settings.data import SftSelection
 from distillery.sft_data.chat_template import ChatTemplate, TokenCounter
-from distillery.sft_data.contamination import NGramIndex, embedding_matches
+from distillery.sft_data.contamination import NGramIndex, embedding_matches, load_benchmarks
 from distillery.sft_data.formatting import ChatFormatter
 from distillery.sft_data.pipeline import prepare
 
@@ -80,18 +80,6 @@ class Config:
 
     def extraction(self) -> ExtractionConfig:
         return regex_extraction(self.extract_regex, self.regex_fallback)
-
-
-def load_benchmarks(entries: tuple[str, ...]) -> list[tuple[str, str, str]]:
-    """``(problem, benchmark, id)`` of every benchmark problem."""
-    problems = []
-    for entry in entries:
-        name, path = entry.split("=", 1)
-        for number, row in iter_jsonl(path):
-            if not row.get("problem"):
-                raise DistilleryError(f"{path}:{number}: benchmark row has no 'problem'")
-            problems.append((row["problem"], name, str(row.get("id", number))))
-    return problems
 
 
 def unique_problems(path: str) -> list[str]:

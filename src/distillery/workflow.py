@@ -13,9 +13,12 @@ import shlex
 from pathlib import Path
 
 from distillery.generation import backends
+from distillery.processing.steps import PROBLEM_STEPS, STEPS
+from distillery.settings.base import setting
+from distillery.settings.generation import Server, Solutions
 from distillery.settings.model_entries import TRAINED
-from distillery.settings.processing import PROBLEM_STEPS
-from distillery.settings.workflow import WANDB_ENV
+from distillery.settings.training import Training
+from distillery.settings.workflow import WANDB_ENV, Wandb
 
 RESULTS = "results"
 TRAINED_MODEL_DIR = f"{RESULTS}/train/model"
@@ -136,7 +139,7 @@ def name_pattern(names: list[str]) -> str:
 
 
 def solutions_generated(config: dict) -> bool:
-    return config["solutions"].get("source", "generate") == "generate"
+    return setting(config["solutions"], Solutions, "source") == "generate"
 
 
 def raw_data_block(config: dict) -> dict:
@@ -193,7 +196,7 @@ def export_wandb(block: dict, environ=os.environ) -> None:
         >>> export_wandb({"mode": "offline"}, env); env[WANDB_ENV]
         '{"mode": "offline", "dir": "results"}'
     """
-    if block.get("mode", "disabled") == "disabled":
+    if setting(block, Wandb, "mode") == "disabled":
         environ.pop(WANDB_ENV, None)
     else:
         environ[WANDB_ENV] = json.dumps({**block, "dir": RESULTS})
@@ -212,7 +215,7 @@ def stage_model_inputs(config: dict, stage: str, name: str | None = None) -> lis
 
 
 def stage_gpus(config: dict, stage: str) -> int:
-    return int(config[stage].get("server", {}).get("gpus", 0))
+    return int(setting(config[stage].get("server"), Server, "gpus"))
 
 
 def options(block: dict, keys: list[str]) -> list[str]:
@@ -446,21 +449,25 @@ def solution_chunk_outputs(config: dict) -> list[str]:
     """The files one solution job (``{chunk}``) writes: its share of every seed."""
     return [
         SOLUTION_CHUNK.format(seed=seed, chunk="{chunk}")
-        for seed in seeds(config["solutions"].get("seeds", 1))
+        for seed in seeds(setting(config["solutions"], Solutions, "seeds"))
     ]
 
 
 def solution_work(config: dict, chunk: int | str, data: str, prompt: str) -> list[dict]:
     """The one work set of a solution job: the extracted problems, once per seed."""
-    solution_seeds = seeds(config["solutions"].get("seeds", 1))
+    solution_seeds = seeds(setting(config["solutions"], Solutions, "seeds"))
     outputs = [SOLUTION_CHUNK.format(seed=seed, chunk=chunk) for seed in solution_seeds]
     return [{"input": data, "prompt": prompt, "seeds": solution_seeds, "outputs": outputs}]
+
+
+def training_backend(config: dict) -> str:
+    return setting(config["training"], Training, "backend")
 
 
 def train_scale(config: dict) -> tuple[int, int]:
     """GPUs per node and nodes of the training stage."""
     training = config["training"]
-    return int(training.get("gpus", 0)), int(training.get("nodes", 1))
+    return int(setting(training, Training, "gpus")), int(setting(training, Training, "nodes"))
 
 
 def train_launcher(config: dict) -> list[str]:
@@ -475,7 +482,7 @@ def train_launcher(config: dict) -> list[str]:
         ['python', '-m']
     """
     gpus, nodes = train_scale(config)
-    if (gpus <= 1 and nodes <= 1) or config["training"].get("backend", "trl") == "nemo_rl":
+    if (gpus <= 1 and nodes <= 1) or training_backend(config) == "nemo_rl":
         # NeMo-RL starts its own workers (Ray) on the node's GPUs
         return ["python", "-m"]
     return ["python", "-m", "distillery.launch", "--gpus", str(gpus), "--nodes", str(nodes), "--"]
@@ -558,18 +565,18 @@ def merge_mem_mb(config: dict, name: str, floor_mb: int = 4000) -> int:
 
 def train_module(config: dict) -> str:
     """The training stage's module for ``training.backend``."""
-    if config["training"].get("backend", "trl") == "nemo_rl":
+    if training_backend(config) == "nemo_rl":
         return "distillery.train_nemo_rl"
     return "distillery.train_sft"
 
 
 def train_family(config: dict) -> str:
-    return "nemo_rl" if config["training"].get("backend", "trl") == "nemo_rl" else "train"
+    return "nemo_rl" if training_backend(config) == "nemo_rl" else "train"
 
 
 def training_paths(config: dict) -> list[str]:
     """The training stage's checkpoint (and, for LoRA on TRL, adapter) directories."""
-    if config["training"].get("backend", "trl") == "nemo_rl":
+    if training_backend(config) == "nemo_rl":
         return ["--checkpoint-dir", f"{RESULTS}/train/nemo-rl"]
     return [
         "--adapter-output", TRAINED_ADAPTER_DIR,
@@ -583,12 +590,16 @@ EXTRACTED_PROBLEMS = f"{RESULTS}/sdg/extracted-problems.jsonl"
 PROCESSING = f"{RESULTS}/sdg/processing"
 SOLUTION_JUDGE = f"{RESULTS}/sdg/judge"
 SUMMARIES = f"{RESULTS}/sdg/summaries"
-# where an LLM step's requests and generations live: a problem step, the solution judge, or an
-# evaluation run's judge
-AREA_PATTERN = (
-    rf"{RESULTS}/(?:sdg/processing/(?:{'|'.join(PROBLEM_STEPS)})|sdg/judge|sdg/summaries"
-    r"|evals/[A-Za-z0-9][A-Za-z0-9._-]*/judge)"
-)
+RUN_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]*"
+
+
+def _area_regex(step) -> str:
+    return re.escape(step.area).replace(re.escape("{run}"), RUN_NAME)
+
+
+# where an LLM step's requests and generations live: a problem step, the solution judge, the
+# summaries, or an evaluation run's judge (each step's ``area`` in the registry)
+AREA_PATTERN = rf"{RESULTS}/(?:{'|'.join(_area_regex(step) for step in STEPS.values())})"
 
 
 def problem_steps(config: dict) -> list[str]:
@@ -620,45 +631,35 @@ def solution_problems(config: dict) -> str:
     return step_problems(enabled[-1]) if enabled else EXTRACTED_PROBLEMS
 
 
+def area_processing_step(area: str):
+    """The registry entry of the LLM step whose files live in ``area``."""
+    relative = Path(area).relative_to(RESULTS).as_posix()
+    for step in STEPS.values():
+        if re.fullmatch(_area_regex(step), relative):
+            return step
+    raise ValueError(f"{area}: no processing step keeps its files here")
+
+
 def area_block(config: dict, area: str) -> dict:
     """The config block of the LLM step whose files live in ``area``."""
-    parts = Path(area).relative_to(RESULTS).parts
-    if parts[:2] == ("sdg", "processing"):
-        return config["problem_processing"][parts[2]]
-    if parts == ("sdg", "judge"):
-        return config["solution_judge"]
-    if parts == ("sdg", "summaries"):
-        return config["solution_summaries"]
-    return config["evaluation"]["judge"]
+    return area_processing_step(area).block_of(config)
 
 
 def area_step(area: str) -> str:
     """The ``distillery.process`` step name of an area."""
-    parts = Path(area).relative_to(RESULTS).parts
-    if parts[:2] == ("sdg", "processing"):
-        return parts[2]
-    steps = {("sdg", "judge"): "judge_solutions", ("sdg", "summaries"): "rewrite_summaries"}
-    return steps.get(parts, "judge_eval")
-
-
-def _named_prompts(block: dict, step: str) -> dict[str, str]:
-    """A step's prompt files by name (the classifier's by class), defaults filled in."""
-    from distillery.settings.processing import BLOCK_PROMPTS, Classification
-
-    if step == "classify":
-        return dict(block.get("prompts") or Classification.model_fields["prompts"].default)
-    return {"prompt": block.get("prompt", BLOCK_PROMPTS[step])}
+    return area_processing_step(area).name
 
 
 def step_prompts(block: dict, step: str) -> list[str]:
     """The prompt files a step reads (the classifier's one per class)."""
-    return list(_named_prompts(block, step).values())
+    return list(STEPS[step].settings.prompt_files(block).values())
 
 
 def with_prompts(block: dict, step: str, resolve) -> dict:
     """The step's block with each prompt file resolved (``resolve``: config path -> file)."""
-    named = {name: resolve(path) for name, path in _named_prompts(block, step).items()}
-    return {**block, "prompts": named} if step == "classify" else {**block, **named}
+    settings = STEPS[step].settings
+    named = {name: resolve(path) for name, path in settings.prompt_files(block).items()}
+    return settings.with_prompt_files(block, named)
 
 
 # the keys of a step's block each half of distillery.process reads (beside the server):
@@ -679,10 +680,9 @@ def step_generation(config: dict, area: str) -> dict:
     """What ``distillery.generate`` takes from a step's block, with the step's own defaults
     (a classifier's 16 tokens, greedy sampling) where the config leaves them out."""
     from distillery.settings.base import parse
-    from distillery.settings.processing import STEP_MODELS
 
-    step = area_step(area)
-    settings = parse(STEP_MODELS[step], area_block(config, area), step)
+    step = area_processing_step(area)
+    settings = parse(step.settings, step.block_of(config), step.name)
     return generation_block(settings.model_dump(exclude_none=True))
 
 

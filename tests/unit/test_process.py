@@ -9,8 +9,8 @@ import pytest
 from distillery import process
 from distillery.errors import DistilleryError
 from distillery.jsonl import read_jsonl
+from distillery.processing.steps.classify import CLASS_LABELS
 from distillery.prompts import MESSAGES_FIELD
-from distillery.settings.processing import CLASS_LABELS
 
 from ..conftest import REPO, write_jsonl
 

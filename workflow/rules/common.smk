@@ -13,6 +13,14 @@ from distillery import workflow as wf
 
 shell.prefix(wf.shell_prefix(JOB_PYTHONPATH))
 from distillery.config_check import validate_config
+from distillery.settings.base import setting
+from distillery.settings.data import SftData
+from distillery.settings.evaluation import Evaluation
+from distillery.settings.generation import Generation, Server, Solutions
+from distillery.settings.model_entries import ModelEntry
+from distillery.settings.steps import Step
+from distillery.settings.training import Training
+from distillery.settings.workflow import Wandb
 from distillery.reports.provenance import config_hash
 from distillery.nemo_skills_prompts import COMMIT as _NEMO_SKILLS_COMMIT
 
@@ -28,13 +36,13 @@ def get_prompt(stage):
 
 
 EVAL = config["evaluation"]
-SOLUTION_SEEDS = wf.seeds(config["solutions"].get("seeds", 1))
-SOLUTION_CHUNKS = list(range(config["solutions"].get("chunks", 1)))
-EVAL_CHUNKS = list(range(EVAL.get("chunks", 1)))
+SOLUTION_SEEDS = wf.seeds(setting(config["solutions"], Solutions, "seeds"))
+SOLUTION_CHUNKS = list(range(setting(config["solutions"], Solutions, "chunks")))
+EVAL_CHUNKS = list(range(setting(EVAL, Evaluation, "chunks")))
 GRADING = config.get("grading", {})
 # nemo-skills:<name> prompts are fetched at this commit (distillery.nemo_skills_prompts)
 NEMO_SKILLS_COMMIT = _NEMO_SKILLS_COMMIT[:7]
-WANDB = config.get("wandb", {"mode": "disabled"})
+WANDB = config.get("wandb") or {}
 wf.export_wandb(WANDB)
 CONFIG_HASH = config_hash(config)
 
@@ -92,7 +100,7 @@ def get_grading_mode(wildcards):
 
 
 def get_run_max_samples(wildcards):
-    return wf.run_block(config, wildcards.run).get("max_samples", -1)
+    return setting(wf.run_block(config, wildcards.run), Generation, "max_samples")
 
 
 def get_eval_generation_args(wildcards):
@@ -136,7 +144,7 @@ def get_benchmark_block(wildcards):
 
 
 def get_model_dtype(wildcards):
-    return config["models"][wildcards.model].get("dtype", "auto")
+    return setting(config["models"][wildcards.model], ModelEntry, "dtype")
 
 
 def get_comparison_entries(wildcards):
@@ -160,7 +168,7 @@ def get_run_graded_files(wildcards):
 
 def get_final_outputs():
     outputs = ["results/comparison.md"]
-    if WANDB.get("mode", "disabled") != "disabled":
+    if setting(WANDB, Wandb, "mode") != "disabled":
         outputs += expand("results/evals/{run}/wandb-run.json", run=EVAL["runs"])
         if wf.solutions_generated(config):
             outputs.append("results/sdg/wandb-run.json")
@@ -213,7 +221,7 @@ def get_model_path(wildcards):
 
 
 def get_model_gpus(wildcards):
-    return int(config["models"][wildcards.model].get("gpus", 1))
+    return int(setting(config["models"][wildcards.model], ModelEntry, "gpus"))
 
 
 def get_engine_block(wildcards):
@@ -231,7 +239,7 @@ def get_conda_env(family):
 
 def get_threads_flag(wildcards, threads):
     """TRL's stage pins torch's CPU threads; NeMo-RL sizes its own workers."""
-    if config["training"].get("backend", "trl") == "nemo_rl":
+    if wf.training_backend(config) == "nemo_rl":
         return []
     return ["--threads", threads]
 
@@ -282,7 +290,7 @@ def get_step_prompts(area):
 
 
 def get_area_chunks(wildcards):
-    return list(range(wf.area_block(config, wildcards.area).get("chunks", 1)))
+    return list(range(setting(wf.area_block(config, wildcards.area), Step, "chunks")))
 
 
 def get_area_model_inputs(wildcards):
@@ -307,7 +315,7 @@ def get_area_family(wildcards):
 
 
 def get_area_gpus(wildcards):
-    return int(wf.area_block(config, wildcards.area)["server"].get("gpus", 0))
+    return int(setting(wf.area_block(config, wildcards.area)["server"], Server, "gpus"))
 
 
 def get_contamination_check_benchmarks(wildcards):

@@ -1,5 +1,6 @@
 # One job per run and chunk: one server generates every benchmark and seed of the run (its
-# share of them with several chunks), each into its own file.
+# share of them with several chunks), each into its own file. The solutions' generation job is
+# this rule with its own files and settings; every stage's merge is this merge rule.
 rule generate_eval:
     input:
         data=get_eval_benchmark_files,

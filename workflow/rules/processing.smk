@@ -4,6 +4,7 @@
 # data; an evaluation run's judge after grading.
 
 
+# generate_eval's command, but an LLM step may have nothing to ask: empty requests are no error
 rule process_generate:
     input:
         requests="{area}/requests.jsonl",
@@ -39,7 +40,7 @@ rule process_generate:
         " > {log:q} 2>&1"
 
 
-rule process_merge:
+use rule merge_eval_chunks as process_merge with:
     input:
         chunks=lambda wildcards: expand(
             "{area}/generations_chunk_{chunk}.jsonl",
@@ -52,16 +53,6 @@ rule process_merge:
         "logs/{area}/merge.log",
     wildcard_constraints:
         area=wf.AREA_PATTERN,
-    localrule: True
-    conda:
-        "../../envs/core.yaml"
-    container:
-        get_container("core")
-    shell:
-        "python -m distillery.merge_chunks"
-        " --inputs {input.chunks:q}"
-        " --output {output.generations:q}"
-        " > {log:q} 2>&1"
 
 
 STEP = f"{wf.PROCESSING}/{{step}}"
@@ -204,7 +195,7 @@ rule select_solution_judge:
     params:
         block=get_step_block_json(wf.SOLUTION_JUDGE, wf.SELECT_KEYS),
         fill=lambda wildcards: (
-            [] if config["sft_data"].get("fill_majority", True) else ["--no-fill-majority"]
+            [] if setting(config["sft_data"], SftData, "fill_majority") else ["--no-fill-majority"]
         ),
         grading=wf.extraction_options(GRADING),
     shell:

@@ -59,7 +59,7 @@ rule postprocess_problems:
 
 # One job per chunk: one server writes every seed's solutions (its share of them with several
 # chunks), each seed into its own file.
-rule generate_solutions:
+use rule generate_eval as generate_solutions with:
     input:
         data=wf.solution_problems(config),
         prompt=get_prompt("solutions"),
@@ -74,7 +74,6 @@ rule generate_solutions:
         get_conda_env(wf.server_family(config, "solutions"))
     container:
         get_container(wf.server_family(config, "solutions"))
-    threads: 2
     resources:
         mem_mb=wf.job_mem_mb(3000, wf.stage_gpus(config, "solutions"), 16000),
         gpu=wf.stage_gpus(config, "solutions"),
@@ -83,18 +82,9 @@ rule generate_solutions:
         generation=wf.block_json(wf.generation_block(SOLUTIONS)),
         work=get_solution_work,
         chunks=len(SOLUTION_CHUNKS),
-    shell:
-        "python -m distillery.generate"
-        " --work {params.work:q}"
-        " --model {params.model:q}"
-        " --num-chunks {params.chunks:q}"
-        " --chunk-id {wildcards.chunk:q}"
-        " --threads {threads}"
-        " --config-json {params.generation:q}"
-        " > {log:q} 2>&1"
 
 
-rule merge_solutions:
+use rule merge_eval_chunks as merge_solutions with:
     input:
         chunks=expand(
             "results/sdg/solutions/output-rs{{seed}}_chunk_{chunk}.jsonl",
@@ -104,13 +94,3 @@ rule merge_solutions:
         generations="results/sdg/solutions/output-rs{seed}.jsonl",
     log:
         "logs/merge_solutions/rs{seed}.log",
-    localrule: True
-    conda:
-        "../../envs/core.yaml"
-    container:
-        get_container("core")
-    shell:
-        "python -m distillery.merge_chunks"
-        " --inputs {input.chunks:q}"
-        " --output {output.generations:q}"
-        " > {log:q} 2>&1"

@@ -15,7 +15,7 @@ for run in wf.served_runs(config):
         container:
             get_container(wf.serving(config)["type"])
         resources:
-            gpu=wf.serving(config).get("gpus", 0),
+            gpu=setting(wf.serving(config), Server, "gpus"),
         params:
             serving=wf.block_json(wf.serving(config)),
             name=run,

@@ -17,7 +17,7 @@ rule train_sft:
     threads: 2
     resources:
         **wf.train_resources(config),
-        mem_mb=wf.job_mem_mb(6000, config["training"].get("gpus", 0), 48000),
+        mem_mb=wf.job_mem_mb(6000, wf.train_scale(config)[0], 48000),
     params:
         module=wf.train_module(config),
         launcher=wf.train_launcher(config),
@@ -25,7 +25,9 @@ rule train_sft:
         training=wf.block_json(wf.training_block(config)),
         threads=get_threads_flag,
         validation=lambda wildcards, input: (
-            ["--validation", input.validation] if config["training"].get("evaluate", True) else []
+            ["--validation", input.validation]
+            if setting(config["training"], Training, "evaluate")
+            else []
         ),
     shell:
         "{params.launcher:q} {params.module:q}"

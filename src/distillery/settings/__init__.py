@@ -5,6 +5,15 @@ distillery.settings.schema``).
 """
 
 from distillery.settings.base import Block, parse, set_dotted
-from distillery.settings.workflow import WorkflowConfig
 
 __all__ = ["Block", "WorkflowConfig", "parse", "set_dotted"]
+
+
+def __getattr__(name: str):
+    # the whole config's model on first use: a block's module (a processing step's settings)
+    # imports without building every other block
+    if name == "WorkflowConfig":
+        from distillery.settings.workflow import WorkflowConfig
+
+        return WorkflowConfig
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

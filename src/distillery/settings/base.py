@@ -157,6 +157,21 @@ def parse(cls: type[B], data: dict, key: str = "") -> B:
 _EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
+def setting(block: dict | None, model: type[BaseModel], key: str) -> Any:
+    """``block[key]`` of a raw config block, or ``model``'s default for it: the planner reads
+    a setting the user may leave out without restating its default.
+
+    Example:
+        >>> class Demo(Block):
+        ...     seeds: int = 1
+        >>> setting({}, Demo, "seeds"), setting({"seeds": 4}, Demo, "seeds")
+        (1, 4)
+    """
+    if block and key in block:
+        return block[key]
+    return model.model_fields[key].get_default(call_default_factory=True)
+
+
 def _value(text: str):
     """A value written on the command line, read as YAML; ``1e-5`` is a number (YAML 1.1,
     which PyYAML reads, wants ``1.0e-5``).

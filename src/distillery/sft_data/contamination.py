@@ -4,7 +4,7 @@ The n-gram pass (13 words by default, as in the GPT-3 and Llama reports) flags a
 shares any word n-gram with a benchmark problem; problems shorter than n words are compared whole.
 The optional embedding pass flags pairs whose embeddings have cosine similarity above a
 threshold (NeMo-Skills' `retrieve_similar`, without the LLM judge; the LLM step in
-:mod:`distillery.processing.steps` retrieves with :func:`nearest_by_embedding`).
+:mod:`distillery.processing.steps.check_contamination` retrieves with :func:`nearest_by_embedding`).
 """
 
 from __future__ import annotations
@@ -12,6 +12,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+from distillery.errors import DistilleryError
+from distillery.jsonl import iter_jsonl
 
 _WORD = re.compile(r"\w+")
 
@@ -185,3 +188,15 @@ def _grams(tokens: list[str], n: int) -> list[tuple[str, ...]]:
     if len(tokens) < n:
         return [tuple(tokens)] if tokens else []
     return [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+
+
+def load_benchmarks(entries: tuple[str, ...]) -> list[tuple[str, str, str]]:
+    """``(problem, benchmark, id)`` of every benchmark problem."""
+    problems = []
+    for entry in entries:
+        name, path = entry.split("=", 1)
+        for number, row in iter_jsonl(path):
+            if not row.get("problem"):
+                raise DistilleryError(f"{path}:{number}: benchmark row has no 'problem'")
+            problems.append((row["problem"], name, str(row.get("id", number))))
+    return problems
