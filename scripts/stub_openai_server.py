@@ -4,7 +4,8 @@
         [--fail-every N --fail-status 503] [--die-after N] [--start-delay S] [--never-healthy]
         [--context N]
 
-Answers /health, /v1/models, /v1/chat/completions and /v1/completions. The answer text repeats
+Answers /health, /v1/models, /v1/chat/completions and /v1/completions; /stats counts the
+completion requests it has served (``{"requests": N}``). The answer text repeats
 a fingerprint of the request (last user message or prompt, seed) so a test can tell which request
 an answer belongs to; ``usage.completion_tokens`` is ``--tokens`` (at most the request's
 ``max_tokens``). With ``--context N`` a request whose prompt (counted in words) plus ``max_tokens``
@@ -63,6 +64,9 @@ def make_app(args) -> web.Application:
     async def health(request):
         return web.Response(status=503 if args.never_healthy else 200)
 
+    async def stats(request):
+        return web.json_response({"requests": state["requests"]})
+
     async def models(request):
         return web.json_response(
             {"object": "list", "data": [{"id": args.model, "object": "model"}]}
@@ -117,6 +121,7 @@ def make_app(args) -> web.Application:
     app = web.Application()
     app.router.add_get("/health", health)
     app.router.add_get("/v1/models", models)
+    app.router.add_get("/stats", stats)
     app.router.add_post("/v1/chat/completions", lambda r: complete(r, True))
     app.router.add_post("/v1/completions", lambda r: complete(r, False))
     return app

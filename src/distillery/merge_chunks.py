@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from distillery import cli
 from distillery.errors import DistilleryError
+from distillery.generation import reuse
 from distillery.jsonl import atomic_output
 
 logger = logging.getLogger(__name__)
@@ -35,6 +36,8 @@ def main(config: Config) -> None:
                         rows += 1
     if rows == 0:
         logger.warning("all %d chunks are empty", len(config.inputs))
+    # a later job that needs these samples again copies them from here
+    reuse.record_merged(list(config.inputs), config.output)
     logger.info("merged %d chunks, %d rows, into %s", len(config.inputs), rows, config.output)
 
 

@@ -20,12 +20,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from distillery import cli
 from distillery.errors import DistilleryError
 from distillery.grade import TIMED_OUT
 from distillery.jsonl import iter_jsonl, write_json, write_text
-from distillery.reports.metrics import compute_metrics
+from distillery.reports.metrics import METRICS, compute_metrics
 from distillery.reports.plots import plot_metrics
 from distillery.reports.provenance import provenance
 from distillery.reports.tables import csv_table, markdown_table
@@ -67,6 +68,9 @@ class Config:
     )
     max_samples: int = field(
         default=-1, metadata={"help": "with --test-file: only its first N rows were generated"}
+    )
+    metrics: Literal[tuple(METRICS)] = field(  # type: ignore[valid-type]
+        default="math", metadata={"help": "the benchmarks' metric type (their definition's)"}
     )
 
     def __post_init__(self):
@@ -186,7 +190,7 @@ def find_benchmarks(results_dir: Path) -> dict[str, list[str]]:
 
 
 def summarize(
-    inputs: dict[str, list[str]], max_seq_len: int | None
+    inputs: dict[str, list[str]], max_seq_len: int | None, metric_type: str = "math"
 ) -> tuple[dict[str, dict], dict[str, int]]:
     """``{benchmark (or benchmark-subset): metrics}`` for ``{benchmark: seed files}``, and per
     benchmark how many samples' grading timed out (counted wrong)."""
@@ -195,7 +199,7 @@ def summarize(
     for benchmark, files in inputs.items():
         problems = read_seed_files(files)
         try:
-            per_subset = compute_metrics(problems, max_seq_len)
+            per_subset = compute_metrics(problems, max_seq_len, metric_type)
         except ValueError as err:
             raise DistilleryError(f"{benchmark}: {err}") from None
         for subset, metrics in per_subset.items():
@@ -311,7 +315,7 @@ def main(config: Config) -> None:
         default = (results_dir / "eval-results").is_dir()
         base = results_dir / "eval-results" if default else results_dir
         metrics_path = Path(config.save_metrics_path or base / "metrics.json")
-    results, timed_out = summarize(inputs, config.max_seq_len)
+    results, timed_out = summarize(inputs, config.max_seq_len, config.metrics)
     expected = None
     if config.test_file is not None:
         expected = expected_row_count(config.test_file, config.max_samples)

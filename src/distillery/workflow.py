@@ -202,6 +202,43 @@ def export_wandb(block: dict, environ=os.environ) -> None:
         environ[WANDB_ENV] = json.dumps({**block, "dir": RESULTS})
 
 
+GENERATION_RULES = ("extract_problems", "generate_solutions", "generate_eval", "process_generate")
+
+
+def snakemake_command(argv: list[str]):
+    """The Snakemake command line the user ran (its targets and forcing flags), read with
+    Snakemake's own parser: the Snakefile is read before Snakemake hands its DAG settings to
+    the workflow. None when ``argv`` is not a Snakemake command line."""
+    import contextlib
+    import io
+
+    from snakemake.cli import get_argument_parser
+
+    with contextlib.redirect_stderr(io.StringIO()):
+        try:
+            args, _ = get_argument_parser().parse_known_args(argv)
+        except SystemExit:
+            return None
+    return args
+
+
+def forces_generation(args) -> bool:
+    """Whether Snakemake was asked to force jobs that may generate (``--forceall``,
+    ``--force`` on targets, ``--forcerun`` naming a generation rule): then generation jobs
+    reuse no earlier samples.
+
+    Example:
+        >>> forces_generation(snakemake_command(["-R", "grade"]))
+        False
+        >>> forces_generation(snakemake_command(["-R", "generate_eval", "--", "all"]))
+        True
+    """
+    if args is None:
+        return False
+    forced = set(args.forcerun or ())
+    return bool(args.forceall or args.force or forced & set(GENERATION_RULES))
+
+
 def stage_model(config: dict, stage: str, name: str | None = None) -> str:
     """What the stage's ``--model`` is: a model directory, or an external endpoint's model name."""
     block = config[stage]
@@ -406,18 +443,53 @@ EVAL_CHUNK = RESULTS + "/evals/{run}/generations/{bench}/output-rs{seed}_chunk_{
 SOLUTION_CHUNK = RESULTS + "/sdg/solutions/output-rs{seed}_chunk_{chunk}.jsonl"
 
 
-def eval_sample_sets(config: dict) -> list[tuple[str, int]]:
-    """(benchmark, seed) of every sample set a run generates, in the order of its work list."""
+# set by the invocation the user started when every target is one benchmark's output of a run
+# (a cluster job's own Snakemake reads it): the evaluation jobs generate those benchmarks only
+TARGET_BENCHMARKS_ENV = "DISTILLERY_TARGET_BENCHMARKS"
+_BENCH_TARGET = re.compile(
+    rf"^(?:\./)?{RESULTS}/evals/[^/]+/(?:generations|eval-results|judged)/(?P<bench>[^/]+)/[^/]+$"
+)
+
+
+def targeted_benchmarks(targets) -> list[str] | None:
+    """The benchmarks a set of Snakemake targets asks for, when every target is a file of one
+    benchmark of an evaluation run; else None (a rule, a table, anything else).
+
+    Example:
+        >>> targeted_benchmarks(["results/evals/base/eval-results/aime24/metrics.json"])
+        ['aime24']
+        >>> targeted_benchmarks(["results/comparison.md"]) is None
+        True
+    """
+    found = [_BENCH_TARGET.match(str(t)) for t in targets or ()]
+    if not found or not all(found):
+        return None
+    return sorted({m["bench"] for m in found})
+
+
+def generated_benchmarks(config: dict, targeted: str | None = None) -> list[str]:
+    """The benchmarks an evaluation job generates: all, or those of ``targeted`` (comma
+    separated, :data:`TARGET_BENCHMARKS_ENV`) that the evaluation has."""
+    benches = list(config["evaluation"]["benchmarks"])
+    if not targeted:
+        return benches
+    wanted = set(targeted.split(","))
+    return [b for b in benches if b in wanted] or benches
+
+
+def eval_sample_sets(config: dict, benches: list[str] | None = None) -> list[tuple[str, int]]:
+    """(benchmark, seed) of every sample set a run generates (of ``benches``: all by default),
+    in the order of its work list."""
     return [
         (bench, seed)
-        for bench in config["evaluation"]["benchmarks"]
+        for bench in (config["evaluation"]["benchmarks"] if benches is None else benches)
         for seed in eval_seeds(config, bench)
     ]
 
 
-def eval_chunk_outputs(config: dict) -> list[str]:
+def eval_chunk_outputs(config: dict, benches: list[str] | None = None) -> list[str]:
     """The files one evaluation job (``{run}``, ``{chunk}``) writes: its share of every
-    benchmark and seed.
+    benchmark (of ``benches``) and seed.
 
     Example:
         >>> eval_chunk_outputs({"evaluation": {"benchmarks": {"demo": 2}}})[1]
@@ -425,17 +497,25 @@ def eval_chunk_outputs(config: dict) -> list[str]:
     """
     return [
         EVAL_CHUNK.format(run="{run}", bench=bench, seed=seed, chunk="{chunk}")
-        for bench, seed in eval_sample_sets(config)
+        for bench, seed in eval_sample_sets(config, benches)
     ]
 
 
-def eval_work(config: dict, run: str, chunk: int | str, data: list[str], prompts: list[str]):
+def eval_work(
+    config: dict,
+    run: str,
+    chunk: int | str,
+    data: list[str],
+    prompts: list[str],
+    benches: list[str] | None = None,
+):
     """The work sets of one evaluation job (see ``distillery.generate --work``): per benchmark
-    its test file (``data``) and prompt (``prompts``), in the order of the evaluation's
-    benchmarks, its seeds and their chunk files, and what the benchmark changes in the run's
-    settings."""
+    (of ``benches``: all by default) its test file (``data``) and prompt (``prompts``), in the
+    order of the evaluation's benchmarks, its seeds and their chunk files, and what the
+    benchmark changes in the run's settings."""
     work = []
-    for bench, path, prompt in zip(config["evaluation"]["benchmarks"], data, prompts, strict=True):
+    benches = list(config["evaluation"]["benchmarks"]) if benches is None else benches
+    for bench, path, prompt in zip(benches, data, prompts, strict=True):
         bench_seeds = eval_seeds(config, bench)
         outputs = [
             EVAL_CHUNK.format(run=run, bench=bench, seed=seed, chunk=chunk) for seed in bench_seeds

@@ -162,3 +162,27 @@ def test_html_report_collects_tables_and_plots(finished_run):
     text = report.read_text(errors="replace")
     assert "comparison.csv" in text
     assert "metrics.png" in text
+
+
+def test_raising_seeds_generates_only_the_new_seed(finished_run, tmp_path):
+    """Last in this module: it adds a seed to the finished run's evaluations."""
+    config = yaml.safe_load(TINY.read_text())
+    config["evaluation"]["benchmarks"] = {"demo": 3}
+    edited = tmp_path / "three-seeds.yaml"
+    edited.write_text(yaml.safe_dump(config))
+    evals = finished_run / "results" / "evals"
+    earlier = {p: p.read_bytes() for p in evals.glob("*/generations/demo/output-rs[01].jsonl")}
+    assert len(earlier) == 6  # 3 runs x 2 seeds
+    snakemake(finished_run, "--profile", str(PROFILE), configfile=edited)
+    logs = sorted((finished_run / "logs" / "generate_eval").rglob("*.log"))
+    assert len(logs) == 6  # 3 runs x 2 chunks, each run again
+    for log in logs:
+        # each job's share of seeds 0 and 1 came from the merged files: only seed 2 generated
+        generated = re.findall(r"seed (\d+) -> \S+: (\d+) to generate", log.read_text())
+        assert {seed for seed, _ in generated} <= {"2"}, log.read_text()[-2000:]
+    for run in ("baseline", "trained", "trained-nothink"):
+        text = "".join(p.read_text() for p in logs if p.parent.name == run)
+        assert sum(int(n) for n in re.findall(r"(\d+) to generate", text)) == 6  # seed 2's rows
+    assert {p: p.read_bytes() for p in earlier} == earlier
+    for run in ("baseline", "trained", "trained-nothink"):
+        assert len(read_jsonl(evals / run / "generations" / "demo" / "output-rs2.jsonl")) == 6

@@ -40,7 +40,23 @@ def test_every_definition_loads():
     for name in names:
         definition = load_definition(name)
         assert definition.grading in ("math", "multichoice")
+        assert definition.metrics == "math"
         assert definition.version >= 1
+
+
+def test_a_definition_naming_no_metric_type_is_refused(tmp_path, monkeypatch):
+    import distillery.benchmarks as benchmarks
+
+    (tmp_path / "definitions").mkdir()
+    text = "version: 1\ndescription: d\ngrading: math\nmetrics: arena\n"
+    (tmp_path / "definitions" / "odd.yaml").write_text(text)
+    monkeypatch.setattr(benchmarks.resources, "files", lambda package: tmp_path)
+    benchmarks.load_definition.cache_clear()
+    try:
+        with pytest.raises(DistilleryError, match=r"odd.yaml: metrics 'arena' is not a metric"):
+            benchmarks.load_definition("odd")
+    finally:
+        benchmarks.load_definition.cache_clear()
 
 
 def test_unknown_benchmark_lists_the_known_ones(tmp_path):

@@ -140,3 +140,19 @@ def test_no_answer_is_counted_once_with_a_judge():
     assert m["pass@1[avg-of-2]"]["no_answer"] == 50.0
     assert m["pass@1[avg-of-2]"]["judge_correct"] == 50.0
     assert m["pass@2"]["no_answer"] == 0.0 and m["pass@2"]["any_correct"] == 100.0
+
+
+def test_metric_types_are_registered_and_dispatched(monkeypatch):
+    from distillery.reports import metrics
+
+    class Counting(metrics.MathMetrics):
+        def get(self):
+            return {"count": {"num_entries": self.total}}
+
+    monkeypatch.setitem(metrics.METRICS, "counting", Counting)
+    problems = [[{"symbolic_correct": True, "predicted_answer": "1"}]] * 3
+    assert metrics.compute_metrics(problems, metric_type="counting") == {
+        "_all_": {"count": {"num_entries": 3}}
+    }
+    with pytest.raises(ValueError, match="no metric type 'nope'; known: math, counting"):
+        metrics.compute_metrics(problems, metric_type="nope")

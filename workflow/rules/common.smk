@@ -13,6 +13,7 @@ from distillery import workflow as wf
 
 shell.prefix(wf.shell_prefix(JOB_PYTHONPATH))
 from distillery.config_check import validate_config
+from distillery.generation.reuse import REGENERATE_ENV
 from distillery.settings.base import setting
 from distillery.settings.data import SftData
 from distillery.settings.evaluation import Evaluation
@@ -44,6 +45,20 @@ GRADING = config.get("grading", {})
 NEMO_SKILLS_COMMIT = _NEMO_SKILLS_COMMIT[:7]
 WANDB = config.get("wandb") or {}
 wf.export_wandb(WANDB)
+# A generation job reuses the samples of files an earlier run generated with the same inputs
+# and settings (distillery.generation.reuse); a forced run generates them again. Only the
+# invocation the user started decides: a cluster job's own Snakemake is always forced.
+# Asking for one benchmark's files of a run (its metrics, say) generates that benchmark only.
+if not (workflow.remote_exec or workflow.subprocess_exec):
+    _command = wf.snakemake_command(sys.argv[1:])
+    if wf.forces_generation(_command):
+        os.environ[REGENERATE_ENV] = "1"
+    _targeted = wf.targeted_benchmarks(getattr(_command, "targets", None))
+    if _targeted:
+        os.environ[wf.TARGET_BENCHMARKS_ENV] = ",".join(_targeted)
+    else:
+        os.environ.pop(wf.TARGET_BENCHMARKS_ENV, None)
+EVAL_GENERATED = wf.generated_benchmarks(config, os.environ.get(wf.TARGET_BENCHMARKS_ENV))
 CONFIG_HASH = config_hash(config)
 
 
@@ -113,19 +128,24 @@ def get_solution_work(wildcards, input):
 
 
 def get_eval_benchmark_files(wildcards):
-    return [f"results/benchmarks/{bench}/test.jsonl" for bench in EVAL["benchmarks"]]
+    return [f"results/benchmarks/{bench}/test.jsonl" for bench in EVAL_GENERATED]
 
 
 def get_eval_prompts(wildcards):
     return [
         wf.resource_path(wf.run_prompt(config, wildcards.run, bench), workflow.basedir)
-        for bench in EVAL["benchmarks"]
+        for bench in EVAL_GENERATED
     ]
 
 
 def get_eval_work(wildcards, input):
     work = wf.eval_work(
-        config, wildcards.run, wildcards.chunk, list(input.data), list(input.prompts)
+        config,
+        wildcards.run,
+        wildcards.chunk,
+        list(input.data),
+        list(input.prompts),
+        EVAL_GENERATED,
     )
     return json.dumps(work)
 

@@ -7,7 +7,7 @@ rule generate_eval:
         prompts=get_eval_prompts,
         model=get_eval_model_inputs,
     output:
-        generations=temp(wf.eval_chunk_outputs(config)),
+        generations=temp(wf.eval_chunk_outputs(config, EVAL_GENERATED)),
     log:
         "logs/generate_eval/{run}/chunk_{chunk}.log",
     benchmark:

@@ -28,12 +28,14 @@ rule summarize:
         options=wf.options(EVAL, ["max_seq_len"]),
         config_hash=CONFIG_HASH,
         max_samples=get_run_max_samples,
+        metrics=lambda wildcards: wf.benchmark_definition(config, wildcards.bench).metrics,
     shell:
         "python -m distillery.summarize"
         " --benchmark {wildcards.bench:q}"
         " --files {input.seeds:q}"
         " --test-file {input.test:q}"
         " --max-samples {params.max_samples:q}"
+        " --metrics {params.metrics:q}"
         " --save-metrics-path {output.metrics:q}"
         " --config-hash {params.config_hash:q}"
         " {params.options:q}"

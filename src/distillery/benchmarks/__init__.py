@@ -53,6 +53,7 @@ class Definition:
         seeds, max_tokens: defaults NeMo-Skills uses for it.
         allow_empty_answers: its source has rows with an empty answer that NeMo-Skills keeps
             (they count as wrong); elsewhere such a row is an error.
+        metrics: its metric type (:data:`distillery.reports.metrics.METRICS`).
     """
 
     name: str
@@ -67,6 +68,7 @@ class Definition:
     seeds: int = 1
     max_tokens: int | None = None
     allow_empty_answers: bool = False
+    metrics: str = "math"
 
     def row_fields(self) -> frozenset[str]:
         """The fields of this benchmark's rows (what a prompt may use)."""
@@ -101,6 +103,12 @@ def load_definition(name: str) -> Definition:
     if data.get("grading") not in MODES:
         raise DistilleryError(
             f"{path}: grading {data.get('grading')!r} is not a grading mode ({', '.join(MODES)})"
+        )
+    from distillery.reports.metrics import METRICS
+
+    if data.get("metrics", "math") not in METRICS:
+        raise DistilleryError(
+            f"{path}: metrics {data['metrics']!r} is not a metric type ({', '.join(METRICS)})"
         )
     return Definition(name=name, source=source, **data)
 

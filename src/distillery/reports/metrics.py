@@ -191,20 +191,29 @@ PRINTED_METRICS = (
 )
 
 
+# a benchmark's metric type (its definition's ``metrics``) -> the class that computes them, as
+# NeMo-Skills maps its metric types; a new kind of metric is its class and its entry here
+METRICS: dict[str, type[MathMetrics]] = {"math": MathMetrics}
+
+
 def compute_metrics(
-    problems: list[list[dict]], max_seq_len: int | None = None
+    problems: list[list[dict]], max_seq_len: int | None = None, metric_type: str = "math"
 ) -> dict[str, dict[str, dict]]:
     """Metrics for one benchmark, keyed like NeMo-Skills' ``compute_metrics``.
 
     Args:
         problems: per problem, its predictions across seeds.
         max_seq_len: predictions with more generated tokens count as wrong and unanswered.
+        metric_type: a key of :data:`METRICS`.
 
     Returns:
         ``{"_all_": metrics, "<subset>": metrics, ...}``; subsets come from the first
         prediction's ``subset_for_metrics`` field.
     """
-    calculators: dict[str, MathMetrics] = {"_all_": MathMetrics()}
+    if metric_type not in METRICS:
+        raise ValueError(f"no metric type {metric_type!r}; known: {', '.join(METRICS)}")
+    metrics_class = METRICS[metric_type]
+    calculators: dict[str, MathMetrics] = {"_all_": metrics_class()}
     for predictions in problems:
         if max_seq_len is not None:
             predictions = [
@@ -214,7 +223,7 @@ def compute_metrics(
         subset = predictions[0].get("subset_for_metrics") or "_all_"
         calculators["_all_"].update(predictions)
         if subset != "_all_":
-            calculators.setdefault(subset, MathMetrics()).update(predictions)
+            calculators.setdefault(subset, metrics_class()).update(predictions)
     return {name: calc.get() for name, calc in calculators.items()}
 
 

@@ -1,0 +1,147 @@
+"""Finished samples reused across runs: a generation job skips every output file whose samples
+an earlier run already generated with the same inputs and settings.
+
+When a job finishes its share of a file it records, beside it (``.<name>.done``), the
+fingerprint of the whole file's samples (:func:`distillery.generate.file_key` over all its input
+rows: rows, prompt, model, sampling), where its share starts, how many rows it has, and the
+SHA-256 of its bytes; merging the chunk files of a file whose records agree records the merged
+file the same way (:func:`record_merged`). A later job whose share of a file has that
+fingerprint does not generate it again:
+
+- its chunk file is still there, as recorded: it is left as it is;
+- it is gone (the workflow merged and deleted it), but the merged file (``X_chunk_N.jsonl`` ->
+  ``X.jsonl``) is there, as recorded: this share's rows are copied from it, with no request
+  sent, wherever the chunks now cut the work list.
+
+Anything else (another fingerprint, other bytes, no record) generates the file as before. So
+adding a benchmark, raising the seeds or changing one benchmark's prompt sends only the
+requests of the new or changed files. ``DISTILLERY_REGENERATE=1`` (set by the workflow when
+Snakemake is asked to force jobs) generates everything again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+from pathlib import Path
+
+from distillery.jsonl import atomic_output
+
+logger = logging.getLogger(__name__)
+
+REGENERATE_ENV = "DISTILLERY_REGENERATE"
+_CHUNK = re.compile(r"^(?P<stem>.+)_chunk_\d+\.jsonl$")
+
+
+def record_path(output: str | Path) -> Path:
+    output = Path(output)
+    return output.with_name(f".{output.name}.done")
+
+
+def merged_path(output: str | Path) -> Path | None:
+    """The file the workflow merges a chunk file into, or None for a file that is no chunk.
+
+    Example:
+        >>> str(merged_path("gen/aime24/output-rs3_chunk_0.jsonl"))
+        'gen/aime24/output-rs3.jsonl'
+    """
+    output = Path(output)
+    match = _CHUNK.match(output.name)
+    return output.with_name(match["stem"] + ".jsonl") if match else None
+
+
+def _digest(lines: list[bytes]) -> str:
+    digest = hashlib.sha256()
+    for line in lines:
+        digest.update(line)
+    return digest.hexdigest()
+
+
+def record(output: str | Path, key: str, offset: int, rows: int) -> None:
+    """Notes that ``output`` holds rows ``[offset, offset + rows)`` of the samples of
+    fingerprint ``key``."""
+    lines = Path(output).read_bytes().splitlines(keepends=True)
+    entry = {"key": key, "offset": offset, "rows": rows, "sha256": _digest(lines)}
+    with atomic_output(record_path(output)) as out:
+        out.write(json.dumps(entry).encode() + b"\n")
+
+
+def record_merged(inputs: list[str | Path], output: str | Path) -> bool:
+    """Records the merged ``output`` as the whole file of its chunks' fingerprint when every
+    chunk was recorded with it and their rows follow each other from the first; otherwise
+    drops any earlier record of ``output``. True when recorded."""
+    entries = [_recorded(Path(path)) for path in inputs]
+    start = 0
+    for entry in entries:
+        if not entry or entry.get("key") != entries[0].get("key") or entry["offset"] != start:
+            record_path(output).unlink(missing_ok=True)
+            return False
+        start += entry["rows"]
+    record(output, entries[0]["key"], 0, start)
+    return True
+
+
+def _recorded(output: Path) -> dict | None:
+    try:
+        entry = json.loads(record_path(output).read_text())
+    except (OSError, ValueError):
+        return None
+    return entry if isinstance(entry, dict) and {"key", "offset", "rows"} <= entry.keys() else None
+
+
+def _share(path: Path, offset: int, rows: int) -> list[bytes] | None:
+    """Lines ``[offset, offset + rows)`` of ``path`` (blank lines skipped, as merging skips
+    them), or None when it has fewer."""
+    try:
+        handle = path.open("rb")
+    except OSError:
+        return None
+    found: list[bytes] = []
+    with handle:
+        index = 0
+        for line in handle:
+            if not line.strip():
+                continue
+            if index >= offset:
+                found.append(line if line.endswith(b"\n") else line + b"\n")
+                if len(found) == rows:
+                    return found
+            index += 1
+    return None
+
+
+def _intact(path: Path, entry: dict) -> bool:
+    try:
+        return _digest(path.read_bytes().splitlines(keepends=True)) == entry.get("sha256")
+    except OSError:
+        return False
+
+
+def reuse(output: str | Path, key: str, offset: int, rows: int) -> bool:
+    """True when ``output`` (rows ``[offset, offset + rows)`` of the samples of fingerprint
+    ``key``) needs no generating: it is there as recorded, or its rows are in the recorded
+    merged file and have been copied from it."""
+    if os.environ.get(REGENERATE_ENV):
+        return False
+    output = Path(output)
+    mine = _recorded(output)
+    wanted = {"key": key, "offset": offset, "rows": rows}
+    if mine and all(mine[k] == v for k, v in wanted.items()) and _intact(output, mine):
+        return True
+    merged = merged_path(output)
+    whole = None if merged is None else _recorded(merged)
+    if not whole or whole["key"] != key or whole["offset"] != 0 or offset + rows > whole["rows"]:
+        return False
+    if not _intact(merged, whole):
+        return False
+    lines = _share(merged, offset, rows)
+    if lines is None:
+        return False
+    with atomic_output(output) as out:
+        out.writelines(lines)
+    record(output, key, offset, rows)
+    logger.info("%s: %d samples reused from %s", output, rows, merged)
+    return True
