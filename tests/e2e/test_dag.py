@@ -46,6 +46,24 @@ def test_baseline_metrics_target_needs_no_training(tmp_path):
     }
 
 
+def test_one_benchmark_target_generates_that_benchmark_alone(tmp_path):
+    config = yaml.safe_load(TINY.read_text())
+    config["evaluation"]["benchmarks"] = {"demo": 2, "gsm8k": 1}
+    two = tmp_path / "two.yaml"
+    two.write_text(yaml.safe_dump(config))
+    target = "results/evals/baseline/eval-results/demo/metrics.json"
+    jobs = planned_jobs(tmp_path, target, configfile=two)
+    assert jobs["generate_eval"] == 2 and jobs["prepare_benchmark"] == 1  # demo's file only
+    plan = snakemake(tmp_path, "--dry-run", target, configfile=two).stdout
+    assert "generations/demo/output-rs1_chunk_0.jsonl" in plan
+    assert "gsm8k" not in plan
+    # without a target, the run's jobs generate both
+    assert (
+        "generations/gsm8k/output-rs0_chunk_0.jsonl"
+        in snakemake(tmp_path, "--dry-run", configfile=two).stdout
+    )
+
+
 def test_sft_data_target_needs_no_evaluation(tmp_path):
     jobs = planned_jobs(tmp_path, "results/sft/sft-data.jsonl", configfile=TINY)
     assert set(jobs) == {
