@@ -154,11 +154,14 @@ def test_benchmark_groups_expand_into_their_members(tmp_path):
     path.write_text(yaml.safe_dump(config))
     target = "results/evals/baseline/eval-results/mmlu-pro/metrics.json"
     jobs = planned_jobs(tmp_path, target, configfile=path)
-    # one evaluation job per chunk generates all five benchmarks; gpqa-diamond's 4 seeds
-    assert jobs["prepare_benchmark"] == 5 and jobs["generate_eval"] == 2
+    # the target names one benchmark: the run's job per chunk generates it alone
+    assert jobs["prepare_benchmark"] == 1 and jobs["generate_eval"] == 2
     commands = snakemake(tmp_path, "-n", "-p", target, configfile=path).stdout
-    assert "gpqa-diamond/output-rs3_chunk_0.jsonl" in commands
-    assert "prompts/mcq-10choices.yaml" in commands
+    assert "prompts/mcq-10choices.yaml" in commands and "gpqa-diamond" not in commands
+    # without a target, each run's job per chunk generates all five; gpqa-diamond's 4 seeds
+    assert planned_jobs(tmp_path, configfile=path)["prepare_benchmark"] == 5
+    commands = snakemake(tmp_path, "-n", "-p", configfile=path).stdout
+    assert "baseline/generations/gpqa-diamond/output-rs3_chunk_0.jsonl" in commands
 
 
 def bad_config(tmp_path, edit) -> str:
