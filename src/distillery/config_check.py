@@ -168,11 +168,10 @@ def processing_problems(config: dict, search: list[Path], model_ref) -> list[str
             continue
         key = step.config_key
         server = block["server"]
-        if server["type"] == "openai":  # its base_url is checked with the settings
-            pass
-        elif "model" not in server:
+        # an endpoint (openai) names no local model; its base_url is checked with the settings
+        if server["type"] != "openai" and "model" not in server:
             problems.append(f"config key '{key}.server.model' is missing: the model of this step")
-        else:
+        elif server["type"] != "openai":
             model_ref(f"{key}.server.model", server["model"])
         for prompt in wf.step_prompts(block, step.name):
             problems += prompt_problems(key, prompt, search)

@@ -43,8 +43,9 @@ from distillery import cli
 from distillery.errors import DistilleryError
 from distillery.grading.answers import regex_extraction
 from distillery.jsonl import read_jsonl, write_json, write_jsonl, write_text
-from distillery.processing.base import MESSAGES_FIELD, Answers, StepFiles
+from distillery.processing.base import Answers, StepFiles
 from distillery.processing.steps import STEPS
+from distillery.prompts import MESSAGES_FIELD
 from distillery.settings.base import parse
 
 logger = logging.getLogger(__name__)

@@ -208,7 +208,16 @@ GENERATION_RULES = ("extract_problems", "generate_solutions", "generate_eval", "
 def snakemake_command(argv: list[str]):
     """The Snakemake command line the user ran (its targets and forcing flags), read with
     Snakemake's own parser: the Snakefile is read before Snakemake hands its DAG settings to
-    the workflow. None when ``argv`` is not a Snakemake command line."""
+    the workflow. None when ``argv`` is not a Snakemake command line, or names neither a
+    forcing flag nor a benchmark's file (then building Snakemake's parser is not worth its
+    fraction of a second at every start).
+
+    Example:
+        >>> snakemake_command(["-n", "--cores", "2"]) is None
+        True
+    """
+    if not any(_may_matter(arg) for arg in argv):
+        return None
     import contextlib
     import io
 
@@ -220,6 +229,18 @@ def snakemake_command(argv: list[str]):
         except SystemExit:
             return None
     return args
+
+
+_FORCING = ("--forceall", "--force", "--forcerun")
+
+
+def _may_matter(arg: str) -> bool:
+    """Whether a command-line word may force generation or name a benchmark's file."""
+    if arg.startswith("--"):
+        return arg.split("=")[0] in _FORCING
+    if arg.startswith("-"):
+        return any(flag in arg[1:] for flag in "FfR")  # -F, -f, -R, combined like -nF
+    return _BENCH_TARGET.match(arg) is not None
 
 
 def forces_generation(args) -> bool:
@@ -673,13 +694,13 @@ SUMMARIES = f"{RESULTS}/sdg/summaries"
 RUN_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]*"
 
 
-def _area_regex(step) -> str:
-    return re.escape(step.area).replace(re.escape("{run}"), RUN_NAME)
-
-
 # where an LLM step's requests and generations live: a problem step, the solution judge, the
 # summaries, or an evaluation run's judge (each step's ``area`` in the registry)
-AREA_PATTERN = rf"{RESULTS}/(?:{'|'.join(_area_regex(step) for step in STEPS.values())})"
+_AREAS = {
+    name: re.compile(re.escape(step.area).replace(re.escape("{run}"), RUN_NAME))
+    for name, step in STEPS.items()
+}
+AREA_PATTERN = rf"{RESULTS}/(?:{'|'.join(area.pattern for area in _AREAS.values())})"
 
 
 def problem_steps(config: dict) -> list[str]:
@@ -714,9 +735,9 @@ def solution_problems(config: dict) -> str:
 def area_processing_step(area: str):
     """The registry entry of the LLM step whose files live in ``area``."""
     relative = Path(area).relative_to(RESULTS).as_posix()
-    for step in STEPS.values():
-        if re.fullmatch(_area_regex(step), relative):
-            return step
+    for name, pattern in _AREAS.items():
+        if pattern.fullmatch(relative):
+            return STEPS[name]
     raise ValueError(f"{area}: no processing step keeps its files here")
 
 

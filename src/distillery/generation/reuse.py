@@ -53,26 +53,26 @@ def merged_path(output: str | Path) -> Path | None:
     return output.with_name(match["stem"] + ".jsonl") if match else None
 
 
-def _digest(lines: list[bytes]) -> str:
-    digest = hashlib.sha256()
-    for line in lines:
-        digest.update(line)
-    return digest.hexdigest()
+def _sha256(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
-def record(output: str | Path, key: str, offset: int, rows: int) -> None:
+def record(output: str | Path, key: str, offset: int, rows: int, sha256: str | None = None) -> None:
     """Notes that ``output`` holds rows ``[offset, offset + rows)`` of the samples of
-    fingerprint ``key``."""
-    lines = Path(output).read_bytes().splitlines(keepends=True)
-    entry = {"key": key, "offset": offset, "rows": rows, "sha256": _digest(lines)}
+    fingerprint ``key`` (``sha256``: of its bytes, when the writer has it; else read)."""
+    sha256 = sha256 or _sha256(Path(output))
+    entry = {"key": key, "offset": offset, "rows": rows, "sha256": sha256}
     with atomic_output(record_path(output)) as out:
         out.write(json.dumps(entry).encode() + b"\n")
 
 
-def record_merged(inputs: list[str | Path], output: str | Path) -> bool:
-    """Records the merged ``output`` as the whole file of its chunks' fingerprint when every
-    chunk was recorded with it and their rows follow each other from the first; otherwise
-    drops any earlier record of ``output``. True when recorded."""
+def record_merged(inputs: list[str | Path], output: str | Path, sha256: str) -> bool:
+    """Records the merged ``output`` (``sha256`` of its bytes) as the whole file of its
+    chunks' fingerprint when every chunk was recorded with it and their rows follow each other
+    from the first; otherwise drops any earlier record of ``output``. True when recorded."""
     entries = [_recorded(Path(path)) for path in inputs]
     start = 0
     for entry in entries:
@@ -80,7 +80,7 @@ def record_merged(inputs: list[str | Path], output: str | Path) -> bool:
             record_path(output).unlink(missing_ok=True)
             return False
         start += entry["rows"]
-    record(output, entries[0]["key"], 0, start)
+    record(output, entries[0]["key"], 0, start, sha256)
     return True
 
 
@@ -92,32 +92,12 @@ def _recorded(output: Path) -> dict | None:
     return entry if isinstance(entry, dict) and {"key", "offset", "rows"} <= entry.keys() else None
 
 
-def _share(path: Path, offset: int, rows: int) -> list[bytes] | None:
-    """Lines ``[offset, offset + rows)`` of ``path`` (blank lines skipped, as merging skips
+def _share(data: bytes, offset: int, rows: int) -> list[bytes] | None:
+    """Lines ``[offset, offset + rows)`` of ``data`` (blank lines skipped, as merging skips
     them), or None when it has fewer."""
-    try:
-        handle = path.open("rb")
-    except OSError:
-        return None
-    found: list[bytes] = []
-    with handle:
-        index = 0
-        for line in handle:
-            if not line.strip():
-                continue
-            if index >= offset:
-                found.append(line if line.endswith(b"\n") else line + b"\n")
-                if len(found) == rows:
-                    return found
-            index += 1
-    return None
-
-
-def _intact(path: Path, entry: dict) -> bool:
-    try:
-        return _digest(path.read_bytes().splitlines(keepends=True)) == entry.get("sha256")
-    except OSError:
-        return False
+    lines = [line for line in data.splitlines(keepends=True) if line.strip()]
+    found = [line if line.endswith(b"\n") else line + b"\n" for line in lines[offset:]][:rows]
+    return found if len(found) == rows else None
 
 
 def reuse(output: str | Path, key: str, offset: int, rows: int) -> bool:
@@ -128,20 +108,24 @@ def reuse(output: str | Path, key: str, offset: int, rows: int) -> bool:
         return False
     output = Path(output)
     mine = _recorded(output)
-    wanted = {"key": key, "offset": offset, "rows": rows}
-    if mine and all(mine[k] == v for k, v in wanted.items()) and _intact(output, mine):
-        return True
+    if mine and (mine["key"], mine["offset"], mine["rows"]) == (key, offset, rows):
+        if _sha256(output) == mine.get("sha256"):
+            return True
     merged = merged_path(output)
     whole = None if merged is None else _recorded(merged)
     if not whole or whole["key"] != key or whole["offset"] != 0 or offset + rows > whole["rows"]:
         return False
-    if not _intact(merged, whole):
+    try:
+        data = merged.read_bytes()  # read once: checked, then this share cut from it
+    except OSError:
         return False
-    lines = _share(merged, offset, rows)
+    if hashlib.sha256(data).hexdigest() != whole.get("sha256"):
+        return False
+    lines = _share(data, offset, rows)
     if lines is None:
         return False
     with atomic_output(output) as out:
         out.writelines(lines)
-    record(output, key, offset, rows)
+    record(output, key, offset, rows, hashlib.sha256(b"".join(lines)).hexdigest())
     logger.info("%s: %d samples reused from %s", output, rows, merged)
     return True

@@ -15,6 +15,7 @@ live, and its two halves. The workflow plans its rules, the config check reads i
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import Counter
 from collections.abc import Callable
@@ -29,7 +30,6 @@ logger = logging.getLogger(__name__)
 REF = "_ref"
 # set on a solution none of whose rewritten summaries is valid: not SFT data
 NO_VALID_SUMMARY = "no_valid_summary"
-__all__ = ["MESSAGES_FIELD", "NO_VALID_SUMMARY", "REF", "Outcome", "ProcessingStep", "StepFiles"]
 
 
 @dataclass
@@ -73,9 +73,9 @@ class Answers:
     generated: list[dict]
     prefilled: list[dict]
 
-    @property
+    @functools.cached_property
     def by_ref(self) -> dict[str, dict]:
-        return by_ref(self.generated)
+        return {g[REF]: g for g in self.generated}
 
 
 @dataclass(frozen=True)
@@ -126,10 +126,6 @@ def request(ref: str, prompt: PromptConfig, row: dict, where: str, **extra) -> d
             "input"
         )
     return {REF: ref, MESSAGES_FIELD: prompt.messages(row), **extra}
-
-
-def by_ref(generations: list[dict]) -> dict[str, dict]:
-    return {g[REF]: g for g in generations}
 
 
 def lenient(block: Step) -> bool:
