@@ -13,8 +13,11 @@ Three ways to generate the same chat prompts, one after another on the same GPU:
 - ``vllm_engine``: ``distillery.generate`` with the in-process engine;
 - ``vllm``: ``distillery.generate`` starting vLLM's OpenAI server and sending it requests.
 
-Each rate counts generation only (from the first request to the last result; the stage's own
-``throughput:`` line); start-up is reported apart (engine ready; server start to first sample).
+The offline engine's core runs where ``VLLM_ENABLE_V1_MULTIPROCESSING`` says (vLLM's default: a
+process of its own); ``vllm_engine`` keeps it in the job's process unless ``--env`` says otherwise.
+Set the variable to 0 for the run to compare like with like. Each rate counts generation only
+(from the first request to the last result; the stage's own ``throughput:`` line); start-up is
+reported apart (engine ready; server start to first sample).
 Prints one table.
 """
 
@@ -98,6 +101,12 @@ print("RESULT", json.dumps({{"ready": ready, "seconds": seconds, "tokens": count
     return json.loads(line[len("RESULT ") :])
 
 
+def python_path() -> str:
+    """The repository's sources first, then whatever the caller's PYTHONPATH already holds (a
+    carried vLLM site, say)."""
+    return os.pathsep.join(p for p in (str(REPO / "src"), os.environ.get("PYTHONPATH")) if p)
+
+
 def stage(kind: str, model: str, data: Path, out: Path, tokens: int, args: list[str], env: dict,
           gpus: int = 1):  # fmt: skip
     """``distillery.generate`` with server type ``kind``; its throughput and start-up."""
@@ -116,7 +125,7 @@ def stage(kind: str, model: str, data: Path, out: Path, tokens: int, args: list[
         stale.unlink(missing_ok=True)
     began = time.time()
     result = subprocess.run(command, capture_output=True, text=True, check=False,
-                            env={**os.environ, "PYTHONPATH": str(REPO / "src")})  # fmt: skip
+                            env={**os.environ, "PYTHONPATH": python_path()})  # fmt: skip
     log = result.stderr
     if result.returncode != 0:
         raise SystemExit(f"{kind} run failed:\n{log[-4000:]}")

@@ -223,6 +223,17 @@ def test_invariants_name_what_broke(modes, message):
         summarize.check_invariants({"demo": modes}, {"demo": ["rs0.jsonl"]}, None)
 
 
+def test_first_seeds_may_beat_the_estimator_below_all_seeds(tmp_path):
+    # two correct first seeds of four: majority@2 = pass@1[avg-of-2] = 100, pass@2 = 5/6
+    answers = [(True, "1"), (True, "1"), (False, "2"), (False, "3")]
+    seeds = [[with_id(graded(ok, answer), "a")] for ok, answer in answers]
+    summarize_seeds(tmp_path, seeds, test_rows=1)
+    modes = json.loads((tmp_path / "out" / "metrics.json").read_text())["demo"]
+    assert modes["majority@2"]["symbolic_correct"] == 100.0
+    assert modes["pass@2"]["symbolic_correct"] == pytest.approx(100 * 5 / 6)
+    assert modes["majority@4"]["symbolic_correct"] <= modes["pass@4"]["symbolic_correct"]
+
+
 def test_invariants_hold_for_real_metrics(tmp_path):
     rows = [
         [graded(i % 3 == 0, str(i)), graded(i % 2 == 0, "1"), graded(False, None)] for i in range(9)

@@ -106,14 +106,20 @@ def make_engine(argv: Sequence[str], env: dict[str, str]):
     except ImportError:  # vLLM before 0.11
         from vllm.utils import FlexibleArgumentParser
 
+    from vllm.usage.usage_lib import UsageContext
+
     parser = EngineArgs.add_cli_args(FlexibleArgumentParser())
     namespace = parser.parse_args(list(argv))
-    return LLMEngine.from_engine_args(EngineArgs.from_cli_args(namespace))
+    # the offline engine's batch defaults (LLM_CLASS: 1,024 sequences on an H100/H200), not the
+    # bare engine's 128, which leaves a GPU mostly idle on a small model
+    engine_args = EngineArgs.from_cli_args(namespace)
+    return LLMEngine.from_engine_args(engine_args, usage_context=UsageContext.LLM_CLASS)
 
 
 def vllm_sampling(params: SamplingParams, max_tokens: int, extra: dict | None):
     """vLLM's ``SamplingParams`` for one request (a ``top_k`` of -1 is vLLM's 0: off)."""
     from vllm import SamplingParams as VllmSampling
+    from vllm.sampling_params import RequestOutputKind
 
     options = {k: v for k, v in (extra or {}).items() if k in _EXTRA_SAMPLING}
     return VllmSampling(
@@ -126,6 +132,9 @@ def vllm_sampling(params: SamplingParams, max_tokens: int, extra: dict | None):
         max_tokens=max_tokens,
         seed=params.seed,
         stop=list(params.stop) or None,
+        # the finished sample only, as vLLM's offline engine asks: the default (every step's
+        # tokens so far) rebuilds each running request's output at every step
+        output_kind=RequestOutputKind.FINAL_ONLY,
         **options,
     )
 
