@@ -31,10 +31,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from distillery.data.demo import make_problems  # noqa: E402
-from distillery.dtypes import describe_cpu, resolve  # noqa: E402
 from distillery.generation.client import ClientConfig, OpenAIClient  # noqa: E402
 from distillery.generation.servers import ManagedServer, ServerSpec, free_port, server_command  # noqa: E402
 from distillery.generation.types import Request, SamplingParams  # noqa: E402
+from distillery.models.dtypes import describe_cpu, resolve  # noqa: E402
 from distillery.prompts import load_prompt  # noqa: E402
 
 CPU_ENV = {

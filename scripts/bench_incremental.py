@@ -34,11 +34,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from distillery import generate, merge_chunks  # noqa: E402
-from distillery import workflow as wf  # noqa: E402
-from distillery.config_check import resolve_benchmarks  # noqa: E402
 from distillery.generation.reuse import REGENERATE_ENV, merged_path  # noqa: E402
 from distillery.generation.servers import free_port  # noqa: E402
 from distillery.jsonl import write_jsonl  # noqa: E402
+from distillery.planning import workflow as wf  # noqa: E402
+from distillery.planning.config_check import resolve_benchmarks  # noqa: E402
 from distillery.settings.base import parse  # noqa: E402
 from distillery.settings.generation import Generation  # noqa: E402
 

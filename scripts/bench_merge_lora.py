@@ -22,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from distillery.dtypes import describe_cpu, resolve  # noqa: E402
+from distillery.models.dtypes import describe_cpu, resolve  # noqa: E402
 
 # the merge stage's default (auto): bf16 where this CPU computes it natively, else fp32
 DTYPE = resolve("auto", "cpu")

@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 import torch  # noqa: E402
 
-from distillery.dtypes import describe_cpu  # noqa: E402
+from distillery.models.dtypes import describe_cpu  # noqa: E402
 
 FORMATS = {"fp32": torch.float32, "bf16": torch.bfloat16}
 

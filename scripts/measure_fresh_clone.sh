@@ -27,7 +27,7 @@ for target in $targets; do
 done
 model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 capability=$("$scratch/$target/.venv/bin/python" -c \
-    'from distillery.dtypes import describe_cpu; print(describe_cpu())')
+    'from distillery.models.dtypes import describe_cpu; print(describe_cpu())')
 echo "$model, $(nproc) cores: $capability"
 echo
 python3 "$repo/scripts/summarize_run.py" --run-dir "$scratch/run" "${times[@]}"

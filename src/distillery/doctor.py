@@ -22,9 +22,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from distillery import workflow as wf
 from distillery.errors import DistilleryError
 from distillery.generation import backends
+from distillery.planning import workflow as wf
 
 GIB = 1024**3
 GENERATION_STAGES = ("problem_extraction", "solutions", "evaluation")
@@ -315,7 +315,7 @@ def load_config(configfiles: list[str], workflow_dir: Path) -> dict:
     """The config a ``snakemake --configfile ...`` run would see, validated."""
     import yaml
 
-    from distillery.config_check import validate_config
+    from distillery.planning.config_check import validate_config
 
     config: dict = {}
     for path in configfiles or [str(workflow_dir / "config/config.yaml")]:

@@ -17,8 +17,9 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from distillery import cli, dtypes
+from distillery import cli
 from distillery.errors import DistilleryError
+from distillery.models import dtypes
 from distillery.models.files import save_model
 
 logger = logging.getLogger(__name__)

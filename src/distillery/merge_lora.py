@@ -18,8 +18,9 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from distillery import cli, dtypes
+from distillery import cli
 from distillery.errors import DistilleryError
+from distillery.models import dtypes
 from distillery.models.files import save_model
 
 logger = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ def check_compatible(model, adapter: Path) -> None:
 
 def merge(base: str, adapter: str, dtype: str = "auto"):
     """The base model with the adapter merged in (checked first, see :func:`check_compatible`),
-    on the CPU in ``dtype`` (:func:`distillery.dtypes.resolve`)."""
+    on the CPU in ``dtype`` (:func:`distillery.models.dtypes.resolve`)."""
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM

@@ -31,11 +31,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from distillery import cli, dtypes
+from distillery import cli
 from distillery.errors import DistilleryError
 from distillery.generation.resume import fingerprint
 from distillery.jsonl import read_jsonl, write_json
 from distillery.merge_lora import merge
+from distillery.models import dtypes
 from distillery.models.files import save_model
 from distillery.settings.training import TrainingSettings
 from distillery.training.tokenization import tokenize_records
@@ -161,7 +162,7 @@ def use_liger(config: Config) -> bool:
 
 def use_bf16(config: Config) -> bool:
     """bf16 mixed precision: as configured, or under ``auto`` where the training device (a GPU,
-    else the CPU) computes bf16 natively (:func:`distillery.dtypes.resolve`)."""
+    else the CPU) computes bf16 natively (:func:`distillery.models.dtypes.resolve`)."""
     device = dtypes.default_device()
     return dtypes.resolve(config.training.precision, device, "training.precision") == "bfloat16"
 

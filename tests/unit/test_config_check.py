@@ -3,8 +3,8 @@ import copy
 import pytest
 import yaml
 
-from distillery.config_check import validate_config
 from distillery.errors import DistilleryError
+from distillery.planning.config_check import validate_config
 
 from ..conftest import REPO
 

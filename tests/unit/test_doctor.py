@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from distillery import doctor
-from distillery import workflow as wf
 from distillery.doctor import Machine, diagnose
+from distillery.planning import workflow as wf
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT = yaml.safe_load((REPO / "config/config.yaml").read_text())

@@ -9,10 +9,11 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from distillery import dtypes, train_sft
+from distillery import train_sft
 from distillery.errors import DistilleryError
 from distillery.generation.hf import load_model_and_tokenizer
 from distillery.generation.servers import ServerSpec, server_command, server_dtype
+from distillery.models import dtypes
 from distillery.settings.generation import Server
 
 
@@ -44,7 +45,7 @@ def test_auto_follows_the_cpu_probe(cpu, native, amx, expected):
 
 def test_explicit_bf16_on_an_emulating_cpu_is_kept_with_one_warning(cpu, caplog):
     cpu(False)
-    with caplog.at_level(logging.WARNING, logger="distillery.dtypes"):
+    with caplog.at_level(logging.WARNING, logger="distillery.models.dtypes"):
         for _ in range(3):
             assert dtypes.resolve("bf16", "cpu", "training.precision") == "bfloat16"
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -56,7 +57,7 @@ def test_explicit_bf16_on_an_emulating_cpu_is_kept_with_one_warning(cpu, caplog)
 
 def test_explicit_bf16_on_a_native_cpu_and_fp32_anywhere_are_silent(cpu, caplog):
     cpu(True)
-    with caplog.at_level(logging.WARNING, logger="distillery.dtypes"):
+    with caplog.at_level(logging.WARNING, logger="distillery.models.dtypes"):
         assert dtypes.resolve("bfloat16", "cpu") == "bfloat16"
         cpu(False)
         assert dtypes.resolve("fp32", "cpu") == "float32"

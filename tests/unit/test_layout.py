@@ -1,12 +1,15 @@
 """The package's import graph, read from the source (imports inside functions included): no
-cycles, and no job module reaches the planning layer (``distillery.workflow``,
-``distillery.config_check``), which only the rules and the config checks use."""
+cycles, no job module reaches the planning package (``distillery.planning``), which only the
+rules and the whole-config tools use, and the package root holds job entry points and a few shared
+helpers, nothing else."""
 
 import ast
 from pathlib import Path
 
 SOURCE = Path(__file__).resolve().parents[2] / "src"
-PLANNER = {"distillery.workflow", "distillery.config_check"}
+PLANNING = "distillery.planning"
+# shared by jobs of every stage: the error type, JSONL files, chunking, progress lines, prompts
+ROOT_HELPERS = {"errors", "jsonl", "chunks", "progress", "prompts"}
 # preflight checks of a whole config: they read it as the workflow does
 CONFIG_TOOLS = {"distillery.doctor"}
 
@@ -89,13 +92,29 @@ def test_the_cycle_check_finds_one():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
+def is_planning(name: str) -> bool:
+    return name == PLANNING or name.startswith(PLANNING + ".")
+
+
+def is_job(path: Path) -> bool:
+    return 'if __name__ == "__main__":' in path.read_text()
+
+
 def test_job_modules_never_reach_the_planner():
     graph = import_graph()
+    planner = {name for name in graph if is_planning(name)}
+    assert {"distillery.planning.workflow", "distillery.planning.config_check"} <= planner
     jobs = [
         name
         for name, path in modules().items()
-        if 'if __name__ == "__main__":' in path.read_text() and name not in PLANNER | CONFIG_TOOLS
+        if is_job(path) and not is_planning(name) and name not in CONFIG_TOOLS
     ]
     assert len(jobs) > 20  # every python -m distillery.<stage>
-    offenders = {job: sorted(reachable(graph, job) & PLANNER) for job in jobs}
+    offenders = {job: sorted(reachable(graph, job) & planner) for job in jobs}
     assert {job: found for job, found in offenders.items() if found} == {}
+
+
+def test_the_package_root_holds_jobs_and_shared_helpers_only():
+    root = SOURCE / "distillery"
+    helpers = {p.stem for p in root.glob("*.py") if p.stem != "__init__" and not is_job(p)}
+    assert helpers == ROOT_HELPERS

@@ -8,8 +8,8 @@ import textwrap
 import pytest
 
 from distillery import process
-from distillery import workflow as wf
 from distillery.jsonl import read_jsonl
+from distillery.planning import workflow as wf
 from distillery.processing import steps as registry
 from distillery.settings.processing import PROBLEM_STEPS, STEP_MODELS, ProblemProcessing
 

@@ -87,7 +87,7 @@ def test_defaults_fill_what_the_config_leaves_out(default_config):
 
 def test_each_server_backend_brings_its_container_family():
     from distillery.generation import backends
-    from distillery.workflow import container
+    from distillery.planning.workflow import container
 
     for backend in backends.BACKENDS.values():
         if backend.container:
@@ -257,7 +257,7 @@ def test_accepted_as_before(default_config, validator, edit):
 
 
 def test_a_benchmark_without_seeds_takes_its_definitions(default_config):
-    from distillery import workflow as wf
+    from distillery.planning import workflow as wf
 
     config = copy.deepcopy(default_config)
     config["benchmarks"]["aime24"] = {"path": "aime24.jsonl"}

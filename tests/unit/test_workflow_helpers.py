@@ -1,8 +1,8 @@
 import pytest
 
-from distillery import workflow as wf
 from distillery.errors import DistilleryError
 from distillery.models.files import find_packaged_file
+from distillery.planning import workflow as wf
 
 CONFIG = {
     "models": {

@@ -9,10 +9,10 @@ sys.path.insert(0, SRC)
 # environment (conda, container, cluster node), installed there or not.
 JOB_PYTHONPATH = os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
 
-from distillery import workflow as wf
+from distillery.planning import workflow as wf
 
 shell.prefix(wf.shell_prefix(JOB_PYTHONPATH))
-from distillery.config_check import validate_config
+from distillery.planning.config_check import validate_config
 from distillery.generation.reuse import REGENERATE_ENV
 from distillery.settings.base import setting
 from distillery.settings.data import SftData

@@ -12,9 +12,9 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from distillery import dtypes
 from distillery.errors import DistilleryError
 from distillery.generation.types import Request, Result, SamplingParams, fit_to_context
+from distillery.models import dtypes
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ def render_chat(tokenizer, messages: list[dict]) -> str:
 
 def load_model_and_tokenizer(model_path: str | Path, dtype: str = "auto", gpus: int = 0):
     """Loads an HF model directory for inference (left padding, eval mode) in ``dtype``
-    (``auto``: the device's native format, :func:`distillery.dtypes.resolve`), on the CPU or,
+    (``auto``: the device's native format, :func:`distillery.models.dtypes.resolve`), on the CPU or,
     with ``gpus`` > 0, on the visible GPUs (one: all of it there; several: its layers spread
     over them)."""
     import torch

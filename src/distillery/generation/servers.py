@@ -25,9 +25,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from distillery import dtypes
 from distillery.errors import DistilleryError
 from distillery.generation import backends
+from distillery.models import dtypes
 
 if TYPE_CHECKING:
     from distillery.settings.generation import Server, Serving
@@ -86,9 +86,9 @@ class ServerSpec:
 
 def server_dtype(type: str, gpus: int, dtype: str) -> str | None:
     """The ``--dtype`` a vLLM or SGLang server is started with. On GPUs ``auto`` is the server's
-    own choice; on a CPU (``gpus`` 0) it is the CPU's native format (:mod:`distillery.dtypes`),
-    since the server's own choice follows the model's stored dtype, not what the CPU computes
-    natively.
+    own choice; on a CPU (``gpus`` 0) it is the CPU's native format
+    (:mod:`distillery.models.dtypes`), since the server's own choice follows the model's stored
+    dtype, not what the CPU computes natively.
 
     Example:
         >>> server_dtype("vllm", 1, "auto") is None

@@ -61,7 +61,7 @@ def check_references(
 ) -> None:
     """Checks what the schema cannot: named models exist, prompt files exist (in the working
     directory or, for files shipped with the workflow, in ``workflow_dir``)."""
-    from distillery import workflow as wf
+    from distillery.planning import workflow as wf
 
     workdir = Path(workdir)
     search = [workdir] + ([Path(workflow_dir)] if workflow_dir else [])
@@ -158,7 +158,7 @@ def check_references(
 def processing_problems(config: dict, search: list[Path], model_ref) -> list[str]:
     """The LLM processing steps: their models and prompt files exist; a judge has expected
     answers to compare with; use_judgement has a judge."""
-    from distillery import workflow as wf
+    from distillery.planning import workflow as wf
     from distillery.processing.steps import STEPS
 
     problems = []
@@ -310,7 +310,7 @@ def prompt_problems(key: str, prompt: str, search: list[Path]) -> list[str]:
 def prompt_field_problems(config: dict, search: list[Path], workdir: Path) -> list[str]:
     """Each evaluation prompt (per run and benchmark) that uses a ``{field}`` the benchmark's
     rows do not provide: found here, before any job runs, not by the generation job."""
-    from distillery import workflow as wf
+    from distillery.planning import workflow as wf
     from distillery.prompts import load_prompt
 
     problems = []
