@@ -15,17 +15,14 @@ shell.prefix(wf.shell_prefix(JOB_PYTHONPATH))
 from distillery.planning.config_check import validate_config
 from distillery.generation.reuse import REGENERATE_ENV
 from distillery.settings.base import setting
-from distillery.settings.data import SftData
-from distillery.settings.evaluation import Evaluation
-from distillery.settings.generation import Generation, Server, Solutions
-from distillery.settings.model_entries import ModelEntry
+from distillery.settings.generation import Server
 from distillery.settings.steps import Step
-from distillery.settings.training import Training
-from distillery.settings.workflow import Wandb
 from distillery.reports.provenance import config_hash
 from distillery.nemo_skills_prompts import COMMIT as _NEMO_SKILLS_COMMIT
 
-validate_config(
+# the one parse: rules read settings from CFG (defaults stated in the settings models); command
+# lines and params keep the config's own blocks, so their text, and what reruns, is unchanged
+CFG = validate_config(
     config,
     workflow.source_path("../schemas/config.schema.yaml"),
     workflow_dir=workflow.basedir,
@@ -37,9 +34,9 @@ def get_prompt(stage):
 
 
 EVAL = config["evaluation"]
-SOLUTION_SEEDS = wf.seeds(setting(config["solutions"], Solutions, "seeds"))
-SOLUTION_CHUNKS = list(range(setting(config["solutions"], Solutions, "chunks")))
-EVAL_CHUNKS = list(range(setting(EVAL, Evaluation, "chunks")))
+SOLUTION_SEEDS = wf.seeds(CFG.solutions.seeds)
+SOLUTION_CHUNKS = list(range(CFG.solutions.chunks))
+EVAL_CHUNKS = list(range(CFG.evaluation.chunks))
 GRADING = config.get("grading", {})
 # nemo-skills:<name> prompts are fetched at this commit (distillery.nemo_skills_prompts)
 NEMO_SKILLS_COMMIT = _NEMO_SKILLS_COMMIT[:7]
@@ -115,7 +112,8 @@ def get_grading_mode(wildcards):
 
 
 def get_run_max_samples(wildcards):
-    return setting(wf.run_block(config, wildcards.run), Generation, "max_samples")
+    # a run overrides its reasoning parsing, system prompt and sampling, never max_samples
+    return CFG.evaluation.max_samples
 
 
 def get_eval_generation_args(wildcards):
@@ -164,7 +162,7 @@ def get_benchmark_block(wildcards):
 
 
 def get_model_dtype(wildcards):
-    return setting(config["models"][wildcards.model], ModelEntry, "dtype")
+    return CFG.models[wildcards.model].dtype
 
 
 def get_comparison_entries(wildcards):
@@ -188,7 +186,7 @@ def get_run_graded_files(wildcards):
 
 def get_final_outputs():
     outputs = ["results/comparison.md"]
-    if setting(WANDB, Wandb, "mode") != "disabled":
+    if CFG.wandb.mode != "disabled":
         outputs += expand("results/evals/{run}/wandb-run.json", run=EVAL["runs"])
         if wf.solutions_generated(config):
             outputs.append("results/sdg/wandb-run.json")
@@ -241,7 +239,7 @@ def get_model_path(wildcards):
 
 
 def get_model_gpus(wildcards):
-    return int(setting(config["models"][wildcards.model], ModelEntry, "gpus"))
+    return CFG.models[wildcards.model].gpus
 
 
 def get_engine_block(wildcards):

@@ -195,7 +195,7 @@ rule select_solution_judge:
     params:
         block=get_step_block_json(wf.SOLUTION_JUDGE, wf.SELECT_KEYS),
         fill=lambda wildcards: (
-            [] if setting(config["sft_data"], SftData, "fill_majority") else ["--no-fill-majority"]
+            [] if CFG.sft_data.fill_majority else ["--no-fill-majority"]
         ),
         grading=wf.extraction_options(GRADING),
     shell:

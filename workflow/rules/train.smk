@@ -26,7 +26,7 @@ rule train_sft:
         threads=get_threads_flag,
         validation=lambda wildcards, input: (
             ["--validation", input.validation]
-            if setting(config["training"], Training, "evaluate")
+            if CFG.training.evaluate
             else []
         ),
     shell:

@@ -10,6 +10,7 @@ Every problem is reported as one line naming the config key and what is allowed,
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
@@ -18,6 +19,9 @@ from distillery.nemo_skills_prompts import is_nemo_skills, prompt_name
 from distillery.settings.base import setting
 from distillery.settings.data import SftData
 from distillery.settings.model_entries import TRAINED
+
+if TYPE_CHECKING:
+    from distillery.settings.workflow import WorkflowConfig
 
 
 def _key(path) -> str:
@@ -354,17 +358,20 @@ def validate_config(
     schema_path: str | Path,
     workdir: str | Path = ".",
     workflow_dir: str | Path | None = None,
-) -> None:
-    """Checks the config and resolves its benchmark names in place (:func:`resolve_benchmarks`)."""
+) -> WorkflowConfig:
+    """Checks the config and resolves its benchmark names in place (:func:`resolve_benchmarks`);
+    returns the typed config the rules read their settings from (defaults filled in by the
+    settings models)."""
     validate_schema(config, schema_path)
     resolve_benchmarks(config)
-    check_settings(config)
+    typed = check_settings(config)
     check_references(config, workdir, workflow_dir)
+    return typed
 
 
-def check_settings(config: dict) -> None:
+def check_settings(config: dict) -> WorkflowConfig:
     """What the schema cannot say about one block: settings that exclude each other (the
     models' own checks, the ones each stage makes again when run by hand)."""
     from distillery.settings import WorkflowConfig, parse
 
-    parse(WorkflowConfig, config)
+    return parse(WorkflowConfig, config)
