@@ -24,6 +24,15 @@ def test_default_config_is_valid(default_config):
     check(default_config)
 
 
+def test_the_check_returns_the_typed_config_with_left_out_settings_filled(default_config):
+    default_config["solutions"].pop("chunks", None)
+    default_config["evaluation"]["benchmarks"] = {"demo": 3}
+    typed = validate_config(default_config, SCHEMA, workdir=REPO)
+    assert typed.solutions.chunks == 1  # Solutions' own default
+    assert typed.evaluation.benchmarks == {"demo": 3}
+    assert set(typed.models) == set(default_config["models"])
+
+
 def test_scenario_configs_are_valid():
     for path in sorted((REPO / "tests" / "scenarios").glob("*.yaml")):
         check(yaml.safe_load(path.read_text()))
