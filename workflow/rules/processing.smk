@@ -194,9 +194,7 @@ rule select_solution_judge:
         get_container("core")
     params:
         block=get_step_block_json(wf.SOLUTION_JUDGE, wf.SELECT_KEYS),
-        fill=lambda wildcards: (
-            [] if CFG.sft_data.fill_majority else ["--no-fill-majority"]
-        ),
+        fill=lambda wildcards: ([] if CFG.sft_data.fill_majority else ["--no-fill-majority"]),
         grading=wf.extraction_options(GRADING),
     shell:
         "python -m distillery.process --action select"

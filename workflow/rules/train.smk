@@ -25,9 +25,7 @@ rule train_sft:
         training=wf.block_json(wf.training_block(config)),
         threads=get_threads_flag,
         validation=lambda wildcards, input: (
-            ["--validation", input.validation]
-            if CFG.training.evaluate
-            else []
+            ["--validation", input.validation] if CFG.training.evaluate else []
         ),
     shell:
         "{params.launcher:q} {params.module:q}"
