@@ -103,7 +103,7 @@ print("RESULT", json.dumps({{"ready": ready, "seconds": seconds, "tokens": count
 
 def python_path() -> str:
     """The repository's sources first, then whatever the caller's PYTHONPATH already holds (a
-    carried vLLM site, say)."""
+    vLLM installed outside the interpreter's site, say)."""
     return os.pathsep.join(p for p in (str(REPO / "src"), os.environ.get("PYTHONPATH")) if p)
 
 
