@@ -95,6 +95,7 @@ def make_engine(argv: Sequence[str], env: dict[str, str]):
     try:
         from vllm import LLMEngine
         from vllm.engine.arg_utils import EngineArgs
+        from vllm.usage.usage_lib import UsageContext
     except ImportError as err:
         raise DistilleryError(
             f"server type vllm_engine needs vLLM in the job's environment ({err}); install it "
@@ -105,8 +106,6 @@ def make_engine(argv: Sequence[str], env: dict[str, str]):
         from vllm.utils.argparse_utils import FlexibleArgumentParser
     except ImportError:  # vLLM before 0.11
         from vllm.utils import FlexibleArgumentParser
-
-    from vllm.usage.usage_lib import UsageContext
 
     parser = EngineArgs.add_cli_args(FlexibleArgumentParser())
     namespace = parser.parse_args(list(argv))

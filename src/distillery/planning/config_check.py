@@ -173,10 +173,13 @@ def processing_problems(config: dict, search: list[Path], model_ref) -> list[str
         key = step.config_key
         server = block["server"]
         # an endpoint (openai) names no local model; its base_url is checked with the settings
-        if server["type"] != "openai" and "model" not in server:
-            problems.append(f"config key '{key}.server.model' is missing: the model of this step")
-        elif server["type"] != "openai":
-            model_ref(f"{key}.server.model", server["model"])
+        if server["type"] != "openai":
+            if "model" in server:
+                model_ref(f"{key}.server.model", server["model"])
+            else:
+                problems.append(
+                    f"config key '{key}.server.model' is missing: the model of this step"
+                )
         for prompt in wf.step_prompts(block, step.name):
             problems += prompt_problems(key, prompt, search)
         encoder = block.get("embedding_model")
