@@ -79,6 +79,15 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
+def lines_in(path: Path) -> int:
+    """Newlines in a file a running job writes; 0 once it is gone, since a finished `.partial`
+    is renamed between a glob that lists it and the read."""
+    try:
+        return path.read_text().count("\n")
+    except FileNotFoundError:
+        return 0
+
+
 STUB_SERVER = REPO / "scripts" / "stub_openai_server.py"
 
 

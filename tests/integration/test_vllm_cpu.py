@@ -17,7 +17,7 @@ import pytest
 
 from distillery.jsonl import read_jsonl
 
-from ..conftest import REPO, write_jsonl
+from ..conftest import REPO, lines_in, write_jsonl
 from .conftest import VLLM_ARGS, VLLM_ENV, VLLM_PYTHON, vllm_processes
 
 pytestmark = [
@@ -52,7 +52,7 @@ def test_generation_through_vllm_survives_a_kill(tmp_path, smollm2):
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
 
     def finished() -> int:
-        return sum(p.read_text().count("\n") - 1 for p in tmp_path.glob("*.partial"))
+        return sum(max(lines_in(p) - 1, 0) for p in tmp_path.glob("*.partial"))
 
     log = (tmp_path / "first.log").open("w")
     job = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -115,7 +115,7 @@ def test_in_process_vllm_engine_survives_a_kill(tmp_path, smollm2):
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
 
     def finished() -> int:
-        return sum(p.read_text().count("\n") - 1 for p in tmp_path.glob("*.partial"))
+        return sum(max(lines_in(p) - 1, 0) for p in tmp_path.glob("*.partial"))
 
     log = (tmp_path / "first.log").open("w")
     job = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -13,7 +13,7 @@ from distillery.jsonl import read_jsonl
 from distillery.settings.base import parse
 from distillery.settings.generation import Generation, Inference, Server
 
-from ..conftest import REPO, write_jsonl
+from ..conftest import REPO, lines_in, write_jsonl
 
 JOB_KEYS = {"input", "output", "prompt", "model", "seed", "num_chunks", "chunk_id", "threads"}
 
@@ -159,7 +159,7 @@ def test_kill_and_rerun_loses_and_duplicates_nothing(tmp_path, tiny_model_dir):
         process = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
         deadline = time.time() + 120
         while time.time() < deadline and process.poll() is None:
-            lines = partial.read_text().count("\n") if partial.exists() else 0
+            lines = lines_in(partial)
             if lines >= 2 + len(rows) // 6 * (_ + 1):
                 break
             time.sleep(0.05)

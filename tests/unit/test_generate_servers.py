@@ -17,7 +17,7 @@ from distillery.jsonl import read_jsonl
 from distillery.settings.base import parse
 from distillery.settings.generation import Generation
 
-from ..conftest import REPO, write_jsonl
+from ..conftest import REPO, lines_in, write_jsonl
 
 
 def problems(n):
@@ -143,12 +143,12 @@ def test_kill_9_at_20_random_points_loses_and_duplicates_nothing(
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        before = partial.read_text().count("\n") if partial.exists() else 0
+        before = lines_in(partial)
         # kill at a random moment once this run has made some progress
         target = before + rng.randint(1, 8)
         deadline = time.time() + 60
         while time.time() < deadline and job.poll() is None:
-            if partial.exists() and partial.read_text().count("\n") >= target:
+            if lines_in(partial) >= target:
                 break
             time.sleep(0.01)
         time.sleep(rng.random() * 0.05)
@@ -236,7 +236,7 @@ def test_kill_9_of_a_multi_file_job_loses_and_duplicates_nothing(
 
     def finished() -> int:
         files = [*tmp_path.glob("*.partial"), *tmp_path.glob("?-rs?.jsonl")]
-        return sum(p.read_text().count("\n") for p in files)
+        return sum(lines_in(p) for p in files)
 
     for _ in range(12):
         if len(list(tmp_path.glob("?-rs?.jsonl"))) == 6:
