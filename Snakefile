@@ -33,7 +33,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/eval.smk"
 
 
-if wf.solutions_generated(config):
+if PLAN.solutions_generated:
 
     include: "workflow/rules/sdg.smk"
 
@@ -48,4 +48,4 @@ include: "workflow/rules/processing.smk"
 rule all:
     default_target: True
     input:
-        get_final_outputs(),
+        PLAN.final_outputs(),

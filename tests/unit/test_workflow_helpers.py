@@ -20,7 +20,7 @@ def test_model_dirs():
     assert wf.model_dir(CONFIG, "small") == "results/models/small"
     assert wf.model_dir(CONFIG, "local") == "/models/llama"
     assert wf.model_dir(CONFIG, "trained") == wf.TRAINED_MODEL_DIR
-    assert wf.converted_models(CONFIG) == ["small"]
+    assert wf.models_from(CONFIG, "gguf") == ["small"]
 
 
 def test_generation_block_is_the_stages_generation_settings_as_set():
@@ -200,7 +200,6 @@ def test_external_stage_models():
     }
     assert wf.stage_model(config, "solutions") == "gpt-x"
     assert wf.stage_model_inputs(config, "solutions") == []
-    assert wf.stage_gpus(config, "solutions") == 0
 
 
 def test_shell_prefix_keeps_strict_mode(tmp_path):

@@ -1,6 +1,6 @@
 rule prepare_raw_data:
     input:
-        tokenizer=get_raw_data_tokenizer,
+        tokenizer=PLAN.raw_data_tokenizer,
     output:
         posts="results/data/raw-posts.jsonl",
     log:
@@ -8,12 +8,12 @@ rule prepare_raw_data:
     conda:
         "../../envs/core.yaml"
     container:
-        get_container("core")
+        PLAN.container("core")
     resources:
         mem_mb=1000,
     params:
-        raw=wf.block_json(wf.raw_data_block(config)),
-        tokenizer=get_raw_data_tokenizer_flag,
+        raw=PLAN.raw_data_json(),
+        tokenizer=PLAN.raw_data_tokenizer_flag,
     shell:
         "python -m distillery.prepare_raw_data"
         " --output {output.posts:q}"
@@ -24,7 +24,7 @@ rule prepare_raw_data:
 
 rule prepare_benchmark:
     input:
-        local=get_benchmark_file,
+        local=PLAN.benchmark_file,
     output:
         test="results/benchmarks/{bench}/test.jsonl",
     log:
@@ -32,11 +32,11 @@ rule prepare_benchmark:
     conda:
         "../../envs/core.yaml"
     container:
-        get_container("core")
+        PLAN.container("core")
     resources:
         mem_mb=1000,
     params:
-        benchmark=get_benchmark_block,
+        benchmark=PLAN.benchmark_block,
     shell:
         "python -m distillery.prepare_benchmark"
         " --output {output.test:q}"
@@ -55,7 +55,7 @@ rule fetch_nemo_skills_prompt:
     conda:
         "../../envs/core.yaml"
     container:
-        get_container("core")
+        PLAN.container("core")
     shell:
         "python -m distillery.nemo_skills_prompts"
         " --name {wildcards.name:q}"

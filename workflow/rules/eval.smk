@@ -3,27 +3,27 @@
 # this rule with its own files and settings; every stage's merge is this merge rule.
 rule generate_eval:
     input:
-        data=get_eval_benchmark_files,
-        prompts=get_eval_prompts,
-        model=get_eval_model_inputs,
+        data=PLAN.eval_benchmark_files,
+        prompts=PLAN.eval_prompts,
+        model=PLAN.eval_model_inputs,
     output:
-        generations=temp(wf.eval_chunk_outputs(config, EVAL_GENERATED)),
+        generations=temp(PLAN.eval_chunk_outputs),
     log:
         "logs/generate_eval/{run}/chunk_{chunk}.log",
     benchmark:
         "benchmarks/generate_eval/{run}/chunk_{chunk}.tsv"
     conda:
-        get_conda_env(wf.server_family(config, "evaluation"))
+        PLAN.conda_env(PLAN.stage_family("evaluation"))
     container:
-        get_container(wf.server_family(config, "evaluation"))
+        PLAN.container(PLAN.stage_family("evaluation"))
     threads: 2
     resources:
-        mem_mb=wf.job_mem_mb(3000, wf.stage_gpus(config, "evaluation"), 16000),
-        gpu=wf.stage_gpus(config, "evaluation"),
+        mem_mb=PLAN.stage_mem_mb("evaluation"),
+        gpu=PLAN.stage_gpus("evaluation"),
     params:
-        model=get_eval_model_param,
-        generation=get_eval_generation_args,
-        work=get_eval_work,
+        model=PLAN.eval_model_param,
+        generation=PLAN.eval_generation_args,
+        work=PLAN.eval_work,
         chunks=len(EVAL_CHUNKS),
     shell:
         "python -m distillery.generate"
@@ -38,7 +38,7 @@ rule generate_eval:
 
 rule merge_eval_chunks:
     input:
-        chunks=get_eval_chunks,
+        chunks=PLAN.eval_chunks,
     output:
         generations="results/evals/{run}/generations/{bench}/output-rs{seed}.jsonl",
     log:
@@ -47,7 +47,7 @@ rule merge_eval_chunks:
     conda:
         "../../envs/core.yaml"
     container:
-        get_container("core")
+        PLAN.container("core")
     shell:
         "python -m distillery.merge_chunks"
         " --inputs {input.chunks:q}"
@@ -65,12 +65,12 @@ rule grade:
     conda:
         "../../envs/core.yaml"
     container:
-        get_container("core")
+        PLAN.container("core")
     resources:
         mem_mb=2000,
     params:
-        mode=get_grading_mode,
-        grading=wf.block_json(GRADING),
+        mode=PLAN.grading_mode,
+        grading=PLAN.grading_json(),
     shell:
         "python -m distillery.grade"
         " --input {input.generations:q}"

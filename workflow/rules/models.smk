@@ -1,6 +1,6 @@
 rule gguf_to_hf:
     input:
-        gguf=get_gguf,
+        gguf=PLAN.gguf,
     output:
         model=directory("results/models/{model}"),
     log:
@@ -8,16 +8,16 @@ rule gguf_to_hf:
     benchmark:
         "benchmarks/gguf_to_hf/{model}.tsv"
     wildcard_constraints:
-        model=wf.name_pattern(wf.converted_models(config)),
+        model=PLAN.models_pattern("gguf"),
     conda:
         "../../envs/train.yaml"
     container:
-        get_container("train")
+        PLAN.container("train")
     threads: 2
     resources:
         mem_mb=3000,
     params:
-        dtype=get_model_dtype,
+        dtype=PLAN.model_dtype,
     shell:
         "python -m distillery.gguf_to_hf"
         " --gguf {input.gguf:q}"
@@ -35,15 +35,15 @@ rule download_model:
     benchmark:
         "benchmarks/download_model/{model}.tsv"
     wildcard_constraints:
-        model=wf.name_pattern(wf.downloaded_models(config)),
+        model=PLAN.models_pattern("hf"),
     conda:
         "../../envs/core.yaml"
     container:
-        get_container("core")
+        PLAN.container("core")
     resources:
         mem_mb=2000,
     params:
-        options=get_download_options,
+        options=PLAN.download_options,
     shell:
         "python -m distillery.download_model"
         " --output {output.model:q}"
@@ -55,8 +55,8 @@ rule download_model:
 # `source: lora`.
 rule merge_lora:
     input:
-        base=get_base_model_dir,
-        adapter=get_adapter_inputs,
+        base=PLAN.base_model_dir,
+        adapter=PLAN.adapter_inputs,
     output:
         model=directory("results/models/{model}"),
     log:
@@ -64,17 +64,17 @@ rule merge_lora:
     benchmark:
         "benchmarks/merge_lora/{model}.tsv"
     wildcard_constraints:
-        model=wf.name_pattern(wf.models_from(config, "lora")),
+        model=PLAN.models_pattern("lora"),
     conda:
         "../../envs/train.yaml"
     container:
-        get_container("train")
+        PLAN.container("train")
     threads: 2
     resources:
-        mem_mb=lambda wildcards: wf.merge_mem_mb(config, wildcards.model),
+        mem_mb=PLAN.merge_mem_mb,
     params:
-        adapter=lambda wildcards: config["models"][wildcards.model]["adapter"],
-        dtype=get_model_dtype,
+        adapter=PLAN.adapter,
+        dtype=PLAN.model_dtype,
     shell:
         "python -m distillery.merge_lora"
         " --base {input.base:q}"
@@ -87,7 +87,7 @@ rule merge_lora:
 
 rule build_trtllm_engine:
     input:
-        model=get_base_model_dir,
+        model=PLAN.base_model_dir,
     output:
         model=directory("results/models/{model}"),
     log:
@@ -95,18 +95,18 @@ rule build_trtllm_engine:
     benchmark:
         "benchmarks/build_trtllm_engine/{model}.tsv"
     wildcard_constraints:
-        model=wf.name_pattern(wf.models_from(config, "trtllm")),
+        model=PLAN.models_pattern("trtllm"),
     conda:
         "../../envs/trtllm.yaml"
     container:
-        get_container("trtllm")
+        PLAN.container("trtllm")
     threads: 8
     resources:
         mem_mb=64000,
-        gpu=get_model_gpus,
+        gpu=PLAN.model_gpus,
         runtime=120,
     params:
-        engine=get_engine_block,
+        engine=PLAN.engine_block,
     shell:
         "python -m distillery.convert_trtllm"
         " --model {input.model:q}"
@@ -118,8 +118,8 @@ rule build_trtllm_engine:
 
 rule nemo_to_hf:
     input:
-        checkpoint=get_model_path,
-        reference=get_base_model_dir,
+        checkpoint=PLAN.model_path,
+        reference=PLAN.base_model_dir,
     output:
         model=directory("results/models/{model}"),
     log:
@@ -127,16 +127,16 @@ rule nemo_to_hf:
     benchmark:
         "benchmarks/nemo_to_hf/{model}.tsv"
     wildcard_constraints:
-        model=wf.name_pattern(wf.models_from(config, "nemo")),
+        model=PLAN.models_pattern("nemo"),
     container:
-        get_container("nemo")
+        PLAN.container("nemo")
     threads: 8
     resources:
         mem_mb=64000,
-        gpu=get_model_gpus,
+        gpu=PLAN.model_gpus,
         runtime=120,
     params:
-        format=lambda wildcards: config["models"][wildcards.model]["format"],
+        format=PLAN.model_format,
     shell:
         "python -m distillery.convert_nemo --direction to-hf"
         " --format {params.format:q}"
@@ -149,7 +149,7 @@ rule nemo_to_hf:
 # Any model of the config as a .nemo file, by target: `snakemake results/nemo/<model>.nemo`.
 rule hf_to_nemo:
     input:
-        model=lambda wildcards: get_model_dir(wildcards.model),
+        model=lambda wildcards: PLAN.model_dir(wildcards.model),
     output:
         nemo="results/nemo/{model}.nemo",
     log:
@@ -157,9 +157,9 @@ rule hf_to_nemo:
     benchmark:
         "benchmarks/hf_to_nemo/{model}.tsv"
     wildcard_constraints:
-        model=wf.name_pattern(list(config["models"])),
+        model=PLAN.models_pattern(),
     container:
-        get_container("nemo")
+        PLAN.container("nemo")
     threads: 8
     resources:
         mem_mb=64000,

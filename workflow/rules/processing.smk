@@ -8,7 +8,7 @@
 rule process_generate:
     input:
         requests="{area}/requests.jsonl",
-        model=get_area_model_inputs,
+        model=PLAN.area_model_inputs,
     output:
         generations=temp("{area}/generations_chunk_{chunk}.jsonl"),
     log:
@@ -16,18 +16,18 @@ rule process_generate:
     wildcard_constraints:
         area=wf.AREA_PATTERN,
     conda:
-        lambda wildcards: get_conda_env(get_area_family(wildcards))
+        lambda wildcards: PLAN.conda_env(PLAN.area_family(wildcards))
     container:
-        lambda wildcards: get_container(get_area_family(wildcards))
+        lambda wildcards: PLAN.container(PLAN.area_family(wildcards))
     threads: 2
     resources:
-        mem_mb=lambda wildcards: wf.job_mem_mb(3000, get_area_gpus(wildcards), 16000),
-        gpu=get_area_gpus,
+        mem_mb=PLAN.area_mem_mb,
+        gpu=PLAN.area_gpus,
     params:
-        model=get_area_model,
-        generation=lambda wildcards: wf.block_json(wf.step_generation(config, wildcards.area)),
-        work=get_area_work,
-        chunks=lambda wildcards: len(get_area_chunks(wildcards)),
+        model=PLAN.area_model,
+        generation=PLAN.step_generation_json,
+        work=PLAN.area_work,
+        chunks=lambda wildcards: len(PLAN.area_chunks(wildcards)),
     shell:
         "python -m distillery.generate"
         " --work {params.work:q}"
@@ -45,7 +45,7 @@ use rule merge_eval_chunks as process_merge with:
         chunks=lambda wildcards: expand(
             "{area}/generations_chunk_{chunk}.jsonl",
             area=wildcards.area,
-            chunk=get_area_chunks(wildcards),
+            chunk=PLAN.area_chunks(wildcards),
         ),
     output:
         generations="{area}/generations.jsonl",
@@ -60,10 +60,10 @@ STEP = f"{wf.PROCESSING}/{{step}}"
 
 rule select_problem_step:
     input:
-        problems=lambda wildcards: wf.step_input(config, wildcards.step),
-        prompts=get_step_prompts(STEP),
-        benchmarks=get_contamination_check_benchmarks,
-        encoder=get_step_encoder,
+        problems=PLAN.step_input,
+        prompts=PLAN.step_prompts(STEP),
+        benchmarks=PLAN.contamination_check_benchmarks,
+        encoder=PLAN.step_encoder,
     output:
         requests=f"{STEP}/requests.jsonl",
         prefilled=f"{STEP}/prefilled.jsonl",
@@ -74,10 +74,10 @@ rule select_problem_step:
     conda:
         "../../envs/core.yaml"
     container:
-        get_container("core")
+        PLAN.container("core")
     params:
-        block=get_step_block_json(STEP, wf.SELECT_KEYS),
-        benchmarks=get_contamination_check_entries,
+        block=PLAN.step_block_json(STEP, wf.SELECT_KEYS),
+        benchmarks=PLAN.contamination_check_entries,
     shell:
         "python -m distillery.process --action select"
         " --step {wildcards.step:q}"
@@ -91,7 +91,7 @@ rule select_problem_step:
 
 rule apply_problem_step:
     input:
-        problems=lambda wildcards: wf.step_input(config, wildcards.step),
+        problems=PLAN.step_input,
         generations=f"{STEP}/generations.jsonl",
         prefilled=f"{STEP}/prefilled.jsonl",
     output:
@@ -106,9 +106,9 @@ rule apply_problem_step:
     conda:
         "../../envs/core.yaml"
     container:
-        get_container("core")
+        PLAN.container("core")
     params:
-        block=get_step_block_json(STEP, wf.APPLY_KEYS),
+        block=PLAN.step_block_json(STEP, wf.APPLY_KEYS),
     shell:
         "python -m distillery.process --action apply"
         " --step {wildcards.step:q}"
@@ -126,7 +126,7 @@ rule apply_problem_step:
 rule select_summaries:
     input:
         solutions=expand("results/sdg/solutions/output-rs{seed}.jsonl", seed=SOLUTION_SEEDS),
-        prompts=get_step_prompts(wf.SUMMARIES),
+        prompts=PLAN.step_prompts(wf.SUMMARIES),
     output:
         requests=f"{wf.SUMMARIES}/requests.jsonl",
         prefilled=f"{wf.SUMMARIES}/prefilled.jsonl",
@@ -135,9 +135,9 @@ rule select_summaries:
     conda:
         "../../envs/core.yaml"
     container:
-        get_container("core")
+        PLAN.container("core")
     params:
-        block=get_step_block_json(wf.SUMMARIES, wf.SELECT_KEYS),
+        block=PLAN.step_block_json(wf.SUMMARIES, wf.SELECT_KEYS),
     shell:
         "python -m distillery.process --action select"
         " --step rewrite_summaries"
@@ -161,10 +161,10 @@ rule apply_summaries:
     conda:
         "../../envs/core.yaml"
     container:
-        get_container("core")
+        PLAN.container("core")
     params:
-        block=get_step_block_json(wf.SUMMARIES, wf.APPLY_KEYS),
-        grading=wf.extraction_options(GRADING),
+        block=PLAN.step_block_json(wf.SUMMARIES, wf.APPLY_KEYS),
+        grading=PLAN.extraction_options(),
     shell:
         "python -m distillery.process --action apply"
         " --step rewrite_summaries"
@@ -180,8 +180,8 @@ rule apply_summaries:
 
 rule select_solution_judge:
     input:
-        solutions=wf.judge_inputs(config, SOLUTION_SEEDS),
-        prompts=get_step_prompts(wf.SOLUTION_JUDGE),
+        solutions=PLAN.solution_judge_inputs(),
+        prompts=PLAN.step_prompts(wf.SOLUTION_JUDGE),
     output:
         requests=f"{wf.SOLUTION_JUDGE}/requests.jsonl",
         prefilled=f"{wf.SOLUTION_JUDGE}/prefilled.jsonl",
@@ -191,11 +191,11 @@ rule select_solution_judge:
     conda:
         "../../envs/core.yaml"
     container:
-        get_container("core")
+        PLAN.container("core")
     params:
-        block=get_step_block_json(wf.SOLUTION_JUDGE, wf.SELECT_KEYS),
+        block=PLAN.step_block_json(wf.SOLUTION_JUDGE, wf.SELECT_KEYS),
         fill=lambda wildcards: ([] if CFG.sft_data.fill_majority else ["--no-fill-majority"]),
-        grading=wf.extraction_options(GRADING),
+        grading=PLAN.extraction_options(),
     shell:
         "python -m distillery.process --action select"
         " --step judge_solutions"
@@ -222,9 +222,9 @@ rule apply_solution_judge:
     conda:
         "../../envs/core.yaml"
     container:
-        get_container("core")
+        PLAN.container("core")
     params:
-        block=get_step_block_json(wf.SOLUTION_JUDGE, wf.APPLY_KEYS),
+        block=PLAN.step_block_json(wf.SOLUTION_JUDGE, wf.APPLY_KEYS),
     shell:
         "python -m distillery.process --action apply"
         " --step judge_solutions"
@@ -242,8 +242,8 @@ EVAL_JUDGE = "results/evals/{run}/judge"
 
 rule select_eval_judge:
     input:
-        graded=lambda wildcards: wf.eval_judge_files(config, wildcards.run, judged=False),
-        prompts=get_step_prompts(EVAL_JUDGE),
+        graded=PLAN.eval_judge_graded,
+        prompts=PLAN.step_prompts(EVAL_JUDGE),
     output:
         requests=f"{EVAL_JUDGE}/requests.jsonl",
         prefilled=f"{EVAL_JUDGE}/prefilled.jsonl",
@@ -252,9 +252,9 @@ rule select_eval_judge:
     conda:
         "../../envs/core.yaml"
     container:
-        get_container("core")
+        PLAN.container("core")
     params:
-        block=get_step_block_json(EVAL_JUDGE, wf.SELECT_KEYS),
+        block=PLAN.step_block_json(EVAL_JUDGE, wf.SELECT_KEYS),
     shell:
         "python -m distillery.process --action select"
         " --step judge_eval"
@@ -267,20 +267,20 @@ rule select_eval_judge:
 
 rule apply_eval_judge:
     input:
-        graded=lambda wildcards: wf.eval_judge_files(config, wildcards.run, judged=False),
+        graded=PLAN.eval_judge_graded,
         generations=f"{EVAL_JUDGE}/generations.jsonl",
         prefilled=f"{EVAL_JUDGE}/prefilled.jsonl",
     output:
-        judged=wf.eval_judge_files(config, "{run}", judged=True),
+        judged=PLAN.eval_judge_outputs(),
         report=f"{EVAL_JUDGE}/report.json",
     log:
         "logs/process/{run}/judge_eval-apply.log",
     conda:
         "../../envs/core.yaml"
     container:
-        get_container("core")
+        PLAN.container("core")
     params:
-        block=get_step_block_json(EVAL_JUDGE, wf.APPLY_KEYS),
+        block=PLAN.step_block_json(EVAL_JUDGE, wf.APPLY_KEYS),
     shell:
         "python -m distillery.process --action apply"
         " --step judge_eval"

@@ -1,6 +1,6 @@
 rule summarize:
     input:
-        seeds=get_eval_seed_files,
+        seeds=PLAN.eval_seed_files,
         test="results/benchmarks/{bench}/test.jsonl",
     output:
         metrics="results/evals/{run}/eval-results/{bench}/metrics.json",
@@ -23,12 +23,12 @@ rule summarize:
     conda:
         "../../envs/core.yaml"
     container:
-        get_container("core")
+        PLAN.container("core")
     params:
-        options=wf.options(EVAL, ["max_seq_len"]),
+        options=PLAN.summarize_options(),
         config_hash=CONFIG_HASH,
-        max_samples=get_run_max_samples,
-        metrics=lambda wildcards: wf.benchmark_definition(config, wildcards.bench).metrics,
+        max_samples=PLAN.run_max_samples,
+        metrics=PLAN.metric_type,
     shell:
         "python -m distillery.summarize"
         " --benchmark {wildcards.bench:q}"
@@ -44,7 +44,7 @@ rule summarize:
 
 rule compare_runs:
     input:
-        metrics=get_comparison_inputs(),
+        metrics=PLAN.comparison_inputs(),
     output:
         table="results/comparison.md",
         csv=report(
@@ -58,9 +58,9 @@ rule compare_runs:
     conda:
         "../../envs/core.yaml"
     container:
-        get_container("core")
+        PLAN.container("core")
     params:
-        entries=get_comparison_entries,
+        entries=PLAN.comparison_entries,
     shell:
         "python -m distillery.compare_runs"
         " --inputs {params.entries:q}"
@@ -70,8 +70,8 @@ rule compare_runs:
 
 rule log_wandb:
     input:
-        metrics=get_run_metrics,
-        samples=get_run_graded_files,
+        metrics=PLAN.run_metrics,
+        samples=PLAN.run_graded_files,
     output:
         note="results/evals/{run}/wandb-run.json",
     log:
@@ -80,9 +80,9 @@ rule log_wandb:
     conda:
         "../../envs/core.yaml"
     container:
-        get_container("core")
+        PLAN.container("core")
     params:
-        wandb=wf.block_json(WANDB),
+        wandb=PLAN.wandb_json(),
     shell:
         "python -m distillery.log_wandb"
         " --run {wildcards.run:q}"
@@ -106,10 +106,10 @@ rule log_wandb_sdg:
     conda:
         "../../envs/core.yaml"
     container:
-        get_container("core")
+        PLAN.container("core")
     params:
-        wandb=wf.block_json(WANDB),
-        generations=get_sdg_generations,
+        wandb=PLAN.wandb_json(),
+        generations=PLAN.sdg_generations,
     shell:
         "python -m distillery.log_wandb"
         " --run sdg"

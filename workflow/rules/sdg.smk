@@ -1,12 +1,8 @@
-EXTRACTION = config["problem_extraction"]
-SOLUTIONS = config["solutions"]
-
-
 rule extract_problems:
     input:
         data=rules.prepare_raw_data.output.posts,
-        prompt=get_prompt("problem_extraction"),
-        model=wf.stage_model_inputs(config, "problem_extraction"),
+        prompt=PLAN.prompt("problem_extraction"),
+        model=PLAN.stage_model_inputs("problem_extraction"),
     output:
         generations="results/sdg/problems/output.jsonl",
     log:
@@ -14,16 +10,16 @@ rule extract_problems:
     benchmark:
         "benchmarks/extract_problems.tsv"
     conda:
-        get_conda_env(wf.server_family(config, "problem_extraction"))
+        PLAN.conda_env(PLAN.stage_family("problem_extraction"))
     container:
-        get_container(wf.server_family(config, "problem_extraction"))
+        PLAN.container(PLAN.stage_family("problem_extraction"))
     threads: 2
     resources:
-        mem_mb=wf.job_mem_mb(3000, wf.stage_gpus(config, "problem_extraction"), 16000),
-        gpu=wf.stage_gpus(config, "problem_extraction"),
+        mem_mb=PLAN.stage_mem_mb("problem_extraction"),
+        gpu=PLAN.stage_gpus("problem_extraction"),
     params:
-        model=get_model_param("problem_extraction"),
-        generation=wf.block_json(wf.generation_block(EXTRACTION)),
+        model=PLAN.stage_model_param("problem_extraction"),
+        generation=PLAN.generation_json("problem_extraction"),
     shell:
         "python -m distillery.generate"
         " --input {input.data:q}"
@@ -46,7 +42,7 @@ rule postprocess_problems:
     conda:
         "../../envs/core.yaml"
     container:
-        get_container("core")
+        PLAN.container("core")
     resources:
         mem_mb=1000,
     shell:
@@ -61,26 +57,26 @@ rule postprocess_problems:
 # chunks), each seed into its own file.
 use rule generate_eval as generate_solutions with:
     input:
-        data=wf.solution_problems(config),
-        prompt=get_prompt("solutions"),
-        model=wf.stage_model_inputs(config, "solutions"),
+        data=PLAN.solution_problems(),
+        prompt=PLAN.prompt("solutions"),
+        model=PLAN.stage_model_inputs("solutions"),
     output:
-        generations=temp(wf.solution_chunk_outputs(config)),
+        generations=temp(PLAN.solution_chunk_outputs()),
     log:
         "logs/generate_solutions/chunk_{chunk}.log",
     benchmark:
         "benchmarks/generate_solutions/chunk_{chunk}.tsv"
     conda:
-        get_conda_env(wf.server_family(config, "solutions"))
+        PLAN.conda_env(PLAN.stage_family("solutions"))
     container:
-        get_container(wf.server_family(config, "solutions"))
+        PLAN.container(PLAN.stage_family("solutions"))
     resources:
-        mem_mb=wf.job_mem_mb(3000, wf.stage_gpus(config, "solutions"), 16000),
-        gpu=wf.stage_gpus(config, "solutions"),
+        mem_mb=PLAN.stage_mem_mb("solutions"),
+        gpu=PLAN.stage_gpus("solutions"),
     params:
-        model=get_model_param("solutions"),
-        generation=wf.block_json(wf.generation_block(SOLUTIONS)),
-        work=get_solution_work,
+        model=PLAN.stage_model_param("solutions"),
+        generation=PLAN.generation_json("solutions"),
+        work=PLAN.solution_work,
         chunks=len(SOLUTION_CHUNKS),
 
 

@@ -1,23 +1,23 @@
 # `snakemake --profile profiles/local serve_<run>`: an OpenAI-compatible server on the run's
 # model, in the foreground until Ctrl-C. The model is built first if it is not there yet.
-for run in wf.served_runs(config):
+for run in PLAN.served_runs():
 
     rule:
         name:
             f"serve_{run}"
         input:
-            model=wf.stage_model_inputs(config, "evaluation", wf.run_model(config, run)),
+            model=PLAN.run_model_inputs(run),
         log:
             f"logs/serve/{run}.log",
         localrule: True
         conda:
-            get_conda_env(wf.serving(config)["type"])
+            PLAN.conda_env(PLAN.serving()["type"])
         container:
-            get_container(wf.serving(config)["type"])
+            PLAN.container(PLAN.serving()["type"])
         resources:
-            gpu=setting(wf.serving(config), Server, "gpus"),
+            gpu=PLAN.serving_gpus(),
         params:
-            serving=wf.block_json(wf.serving(config)),
+            serving=wf.block_json(PLAN.serving()),
             name=run,
         shell:
             "python -m distillery.serve"
@@ -35,7 +35,7 @@ rule doctor:
     conda:
         "../../envs/core.yaml"
     container:
-        get_container("core")
+        PLAN.container("core")
     run:
         from distillery.doctor import report
 

@@ -1,11 +1,11 @@
 rule prepare_sft_data:
     input:
-        solutions=get_sft_inputs,
-        prompt=get_prompt("sft_data"),
-        tokenizer=get_model_dir(config["training"]["model"]),
+        solutions=PLAN.sft_inputs,
+        prompt=PLAN.prompt("sft_data"),
+        tokenizer=PLAN.model_dir(CFG.training.model),
         benchmarks=expand(
             rules.prepare_benchmark.output.test,
-            bench=wf.contamination_benchmarks(config),
+            bench=PLAN.contamination_benchmarks(),
         ),
     output:
         data="results/sft/sft-data.jsonl",
@@ -24,14 +24,14 @@ rule prepare_sft_data:
     conda:
         "../../envs/train.yaml"
     container:
-        get_container("train")
+        PLAN.container("train")
     threads: 2
     resources:
         mem_mb=2000,
     params:
-        sft=wf.block_json(wf.sft_block(config)),
-        grading=wf.extraction_options(GRADING),
-        benchmarks=get_contamination_entries,
+        sft=PLAN.sft_json(),
+        grading=PLAN.extraction_options(),
+        benchmarks=PLAN.contamination_entries,
     shell:
         "python -m distillery.prepare_sft_data"
         " --inputs {input.solutions:q}"

@@ -2,7 +2,7 @@ rule train_sft:
     input:
         data=rules.prepare_sft_data.output.data,
         validation=rules.prepare_sft_data.output.validation,
-        model=get_model_dir(config["training"]["model"]),
+        model=PLAN.model_dir(CFG.training.model),
     output:
         model=directory(wf.TRAINED_MODEL_DIR),
         metrics="results/train/train-metrics.json",
@@ -13,17 +13,16 @@ rule train_sft:
     conda:
         "../../envs/train.yaml"
     container:
-        get_container(wf.train_family(config))
+        PLAN.container(PLAN.train_family())
     threads: 2
     resources:
-        **wf.train_resources(config),
-        mem_mb=wf.job_mem_mb(6000, wf.train_scale(config)[0], 48000),
+        **PLAN.train_resources(),
     params:
-        module=wf.train_module(config),
-        launcher=wf.train_launcher(config),
-        paths=wf.training_paths(config),
-        training=wf.block_json(wf.training_block(config)),
-        threads=get_threads_flag,
+        module=PLAN.train_module(),
+        launcher=PLAN.train_launcher(),
+        paths=PLAN.training_paths(),
+        training=PLAN.training_json(),
+        threads=PLAN.threads_flag,
         validation=lambda wildcards, input: (
             ["--validation", input.validation] if CFG.training.evaluate else []
         ),

@@ -5,7 +5,6 @@ Kept here, not in ``common.smk``, so they are unit-tested.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import re
@@ -15,7 +14,7 @@ from pathlib import Path
 from distillery.generation import backends
 from distillery.processing.steps import PROBLEM_STEPS, STEPS
 from distillery.settings.base import setting
-from distillery.settings.generation import Server, Solutions
+from distillery.settings.generation import Solutions
 from distillery.settings.model_entries import TRAINED
 from distillery.settings.training import Training
 from distillery.settings.workflow import WANDB_ENV, Wandb
@@ -73,16 +72,6 @@ def models_from(config: dict, source: str) -> list[str]:
     return [n for n, m in config["models"].items() if m["source"] == source]
 
 
-def converted_models(config: dict) -> list[str]:
-    """Names of the models built by ``gguf_to_hf``."""
-    return models_from(config, "gguf")
-
-
-def downloaded_models(config: dict) -> list[str]:
-    """Names of the models fetched by ``download_model``."""
-    return models_from(config, "hf")
-
-
 def base_model_dir(config: dict, name: str) -> str:
     """The directory of the model a converted model (lora, trtllm, nemo) is built from."""
     return model_dir(config, config["models"][name]["base"])
@@ -104,33 +93,6 @@ def adapter_inputs(adapter: str) -> list[str]:
 def engine_block(model: dict) -> dict:
     """The ``engine`` block of a ``source: trtllm`` model (the build's limits)."""
     return dict(model.get("engine", {}))
-
-
-# The public image of each rule family, used with --software-deployment-method apptainer unless
-# `containers.<family>` names another. They carry the frameworks (CUDA, torch, the servers), not
-# distillery's own light dependencies: docs/cluster.md says how to extend them.
-@functools.cache
-def default_containers() -> dict[str, str]:
-    """The image of each rule family unless ``containers.<family>`` names another (declared
-    with the ``containers`` block in :mod:`distillery.settings.workflow`)."""
-    from distillery.settings.workflow import Containers
-
-    return Containers().model_dump()
-
-
-def container(config: dict, family: str) -> str | None:
-    """The image of a rule family (``containers.<family>``), or None: the job's own environment.
-
-    Example:
-        >>> container({"containers": {"vllm": "docker://vllm/vllm-openai:v0.11.0"}}, "vllm")
-        'docker://vllm/vllm-openai:v0.11.0'
-    """
-    return config.get("containers", {}).get(family, default_containers().get(family))
-
-
-def server_family(config: dict, stage: str) -> str:
-    """The container family of a generation stage: its server type (hf runs in-process)."""
-    return backends.get(config[stage].get("server", {}).get("type", "hf")).family
 
 
 def name_pattern(names: list[str]) -> str:
@@ -270,10 +232,6 @@ def stage_model(config: dict, stage: str, name: str | None = None) -> str:
 def stage_model_inputs(config: dict, stage: str, name: str | None = None) -> list[str]:
     """The model directory as a rule input (so a rebuilt model reruns the stage), if any."""
     return [] if is_external(config[stage]) else [stage_model(config, stage, name)]
-
-
-def stage_gpus(config: dict, stage: str) -> int:
-    return int(setting(config[stage].get("server"), Server, "gpus"))
 
 
 def options(block: dict, keys: list[str]) -> list[str]:

@@ -1,0 +1,420 @@
+"""The plan: what the Snakemake rules ask of a validated config, answered in one object.
+
+The rules build one :class:`Plan` from the config they were given (``common.smk``) and name its
+methods as their input, params and resource functions. Settings are read from the typed
+:class:`~distillery.settings.workflow.WorkflowConfig` (defaults live in the settings models);
+the blocks a job receives as ``--config-json`` are the config's own, so a job's command line, and
+what reruns, stays the text the user wrote.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from distillery.generation import backends
+from distillery.planning import workflow as wf
+from distillery.settings.base import setting
+from distillery.settings.generation import Server, Serving
+from distillery.settings.steps import Step
+from distillery.settings.workflow import WorkflowConfig
+
+RUN_METRICS = "results/evals/{run}/eval-results/{bench}/metrics.json"
+RUN_GRADED = "results/evals/{run}/eval-results/{bench}/output-rs{seed}.jsonl"
+BENCHMARK_TEST = "results/benchmarks/{bench}/test.jsonl"
+
+
+class Plan:
+    """Paths, params, resources and containers of every rule, for one config.
+
+    Args:
+        config: the config as Snakemake holds it, checked and with its benchmark names resolved
+            (:func:`distillery.planning.config_check.validate_config`).
+        cfg: the typed config ``validate_config`` returned for it.
+        workflow_dir: the workflow's directory, where shipped prompts are found.
+        targeted: benchmarks named by the invocation's targets (comma separated), which the
+            evaluation jobs then generate alone; None: all.
+    """
+
+    def __init__(
+        self,
+        config: dict,
+        cfg: WorkflowConfig,
+        workflow_dir: str | Path,
+        targeted: str | None = None,
+    ):
+        self.config = config
+        self.cfg = cfg
+        self.workflow_dir = str(workflow_dir)
+        self.solution_seeds = wf.seeds(cfg.solutions.seeds)
+        self.solution_chunk_ids = list(range(cfg.solutions.chunks))
+        self.eval_chunk_ids = list(range(cfg.evaluation.chunks))
+        self.eval_generated = wf.generated_benchmarks(config, targeted)
+        self.eval_chunk_outputs = wf.eval_chunk_outputs(config, self.eval_generated)
+
+    # -- files and directories ----------------------------------------------------------
+
+    def resource(self, path: str) -> str:
+        """A file named in config, found in the working directory or the workflow's."""
+        return wf.resource_path(path, self.workflow_dir)
+
+    def prompt(self, stage: str) -> str:
+        """The prompt file of a generation stage's block (``<stage>.prompt``)."""
+        return self.resource(self.config[stage]["prompt"])
+
+    def model_dir(self, name: str) -> str:
+        return wf.model_dir(self.config, name)
+
+    def gguf(self, wildcards) -> str:
+        return wf.gguf_file(self.config["models"][wildcards.model])
+
+    def base_model_dir(self, wildcards) -> str:
+        return wf.base_model_dir(self.config, wildcards.model)
+
+    def adapter_inputs(self, wildcards) -> list[str]:
+        return wf.adapter_inputs(self.cfg.models[wildcards.model].adapter)
+
+    def model_path(self, wildcards) -> str:
+        return self.cfg.models[wildcards.model].path
+
+    def benchmark_file(self, wildcards) -> list[str]:
+        """A benchmark's own local file, when its block names one."""
+        path = self.cfg.benchmarks[wildcards.bench].path
+        return [path] if path else []
+
+    def raw_data_tokenizer(self, wildcards) -> list[str]:
+        name = self.cfg.raw_data.tokenizer
+        return [self.model_dir(name)] if name else []
+
+    def final_outputs(self) -> list[str]:
+        """What ``rule all`` asks for: the comparison and, logging to wandb, every run's log."""
+        outputs = ["results/comparison.md"]
+        if self.cfg.wandb.mode != "disabled":
+            outputs += [f"results/evals/{run}/wandb-run.json" for run in self.cfg.evaluation.runs]
+            if self.solutions_generated:
+                outputs.append("results/sdg/wandb-run.json")
+        return outputs
+
+    # -- environments ---------------------------------------------------------------------
+
+    def container(self, family: str) -> str | None:
+        """The image of a rule family (``containers.<family>``, else its public default)."""
+        return self.cfg.containers.model_dump().get(family)
+
+    @staticmethod
+    def conda_env(family: str) -> str:
+        """The conda environment of a rule family (``envs/<family>.yaml``), as a rule file
+        names it."""
+        return f"../../envs/{family}.yaml"
+
+    # -- models -----------------------------------------------------------------------------
+
+    def models_pattern(self, source: str | None = None) -> str:
+        """A wildcard constraint matching the models built from ``source`` (all: None)."""
+        names = list(self.cfg.models) if source is None else wf.models_from(self.config, source)
+        return wf.name_pattern(names)
+
+    def merge_mem_mb(self, wildcards) -> int:
+        return wf.merge_mem_mb(self.config, wildcards.model)
+
+    def adapter(self, wildcards) -> str:
+        return self.cfg.models[wildcards.model].adapter
+
+    def model_format(self, wildcards) -> str:
+        return self.cfg.models[wildcards.model].format
+
+    def model_dtype(self, wildcards) -> str:
+        return self.cfg.models[wildcards.model].dtype
+
+    def model_gpus(self, wildcards) -> int:
+        return self.cfg.models[wildcards.model].gpus
+
+    def download_options(self, wildcards) -> list[str]:
+        return wf.options(self.config["models"][wildcards.model], ["repo", "revision"])
+
+    def engine_block(self, wildcards) -> str:
+        return wf.block_json(wf.engine_block(self.config["models"][wildcards.model]))
+
+    def stage_model_param(self, stage: str) -> Callable:
+        """A stage's ``--model``: its model directory input, or the external endpoint's model
+        name."""
+
+        def model(wildcards, input):
+            return input.model if input.model else self.config[stage]["server"]["model"]
+
+        return model
+
+    # -- generation stages (problem_extraction, solutions, evaluation) ----------------------
+
+    def generation_json(self, stage: str) -> str:
+        """What ``distillery.generate`` takes from a stage's block."""
+        return wf.block_json(wf.generation_block(self.config[stage]))
+
+    def stage_family(self, stage: str) -> str:
+        """The rule family (conda environment, container) of a stage's server type."""
+        return backends.get(getattr(self.cfg, stage).server.type).family
+
+    def stage_gpus(self, stage: str) -> int:
+        return getattr(self.cfg, stage).server.gpus
+
+    def stage_mem_mb(self, stage: str) -> int:
+        return wf.job_mem_mb(3000, self.stage_gpus(stage), 16000)
+
+    def stage_model_inputs(self, stage: str) -> list[str]:
+        return wf.stage_model_inputs(self.config, stage)
+
+    # -- data -------------------------------------------------------------------------------
+
+    def raw_data_tokenizer_flag(self, wildcards, input) -> list[str]:
+        return ["--tokenizer", input.tokenizer] if input.tokenizer else []
+
+    def raw_data_json(self) -> str:
+        return wf.block_json(wf.raw_data_block(self.config))
+
+    def benchmark_block(self, wildcards) -> str:
+        return wf.block_json(wf.benchmark_block(self.config, wildcards.bench))
+
+    def sdg_generations(self, wildcards, input) -> list[str]:
+        return [f"problem_extraction={input.problems}"] + [
+            f"solutions={path}" for path in input.solutions
+        ]
+
+    def contamination_entries(self, wildcards, input) -> list[str]:
+        if not input.benchmarks:
+            return []
+        names = wf.contamination_benchmarks(self.config)
+        pairs = [f"{n}={p}" for n, p in zip(names, input.benchmarks, strict=False)]
+        return ["--contamination-benchmarks", *pairs]
+
+    def contamination_benchmarks(self) -> list[str]:
+        return wf.contamination_benchmarks(self.config)
+
+    def sft_json(self) -> str:
+        return wf.block_json(wf.sft_block(self.config))
+
+    def sft_inputs(self, wildcards) -> list[str]:
+        if self.solutions_generated:
+            return wf.solution_files(self.config, self.solution_seeds)
+        return ["results/data/raw-posts.jsonl"]
+
+    # -- solutions --------------------------------------------------------------------------
+
+    @property
+    def solutions_generated(self) -> bool:
+        return self.cfg.solutions.source == "generate"
+
+    def solution_problems(self) -> str:
+        return wf.solution_problems(self.config)
+
+    def solution_chunk_outputs(self) -> list[str]:
+        return wf.solution_chunk_outputs(self.config)
+
+    def solution_work(self, wildcards, input) -> str:
+        return json.dumps(wf.solution_work(self.config, wildcards.chunk, input.data, input.prompt))
+
+    # -- evaluation -------------------------------------------------------------------------
+
+    def eval_model_param(self, wildcards, input) -> str:
+        return input.model if input.model else wf.run_model(self.config, wildcards.run)
+
+    def eval_model_inputs(self, wildcards) -> list[str]:
+        return self.run_model_inputs(wildcards.run)
+
+    def eval_benchmark_files(self, wildcards) -> list[str]:
+        return [BENCHMARK_TEST.format(bench=bench) for bench in self.eval_generated]
+
+    def eval_prompts(self, wildcards) -> list[str]:
+        return [
+            self.resource(wf.run_prompt(self.config, wildcards.run, bench))
+            for bench in self.eval_generated
+        ]
+
+    def eval_work(self, wildcards, input) -> str:
+        work = wf.eval_work(self.config, wildcards.run, wildcards.chunk, list(input.data),
+                            list(input.prompts), self.eval_generated)  # fmt: skip
+        return json.dumps(work)
+
+    def eval_generation_args(self, wildcards) -> str:
+        return wf.block_json(wf.run_block(self.config, wildcards.run))
+
+    def eval_chunks(self, wildcards) -> list[str]:
+        """The chunk files one merged evaluation file is joined from."""
+        return [
+            wf.EVAL_CHUNK.format(run=wildcards.run, bench=wildcards.bench, seed=wildcards.seed,
+                                 chunk=chunk)
+            for chunk in self.eval_chunk_ids
+        ]  # fmt: skip
+
+    def eval_seed_files(self, wildcards) -> list[str]:
+        return wf.eval_summary_files(self.config, wildcards.run, wildcards.bench)
+
+    def grading_json(self) -> str:
+        return wf.block_json(self.config.get("grading", {}))
+
+    def extraction_options(self) -> list[str]:
+        """The answer-extraction flags of the steps that grade solutions."""
+        return wf.extraction_options(self.config.get("grading", {}))
+
+    def summarize_options(self) -> list[str]:
+        return wf.options(self.config["evaluation"], ["max_seq_len"])
+
+    def wandb_json(self) -> str:
+        return wf.block_json(self.config.get("wandb") or {})
+
+    def grading_mode(self, wildcards) -> str:
+        return wf.benchmark_grading(self.config, wildcards.bench)
+
+    def metric_type(self, wildcards) -> str:
+        return wf.benchmark_definition(self.config, wildcards.bench).metrics
+
+    def run_max_samples(self, wildcards) -> int | None:
+        # a run overrides its reasoning parsing, system prompt and sampling, never max_samples
+        return self.cfg.evaluation.max_samples
+
+    def run_metrics(self, wildcards) -> list[str]:
+        benches = self.cfg.evaluation.benchmarks
+        return [RUN_METRICS.format(run=wildcards.run, bench=bench) for bench in benches]
+
+    def run_graded_files(self, wildcards) -> list[str]:
+        return [
+            RUN_GRADED.format(run=wildcards.run, bench=bench, seed=seed)
+            for bench in self.cfg.evaluation.benchmarks
+            for seed in wf.eval_seeds(self.config, bench)
+        ]
+
+    def comparison_inputs(self) -> list[str]:
+        return [path for _, path in wf.comparison_entries(self.config)]
+
+    def comparison_entries(self, wildcards) -> list[str]:
+        return [f"{run}={path}" for run, path in wf.comparison_entries(self.config)]
+
+    # -- serving -------------------------------------------------------------------------------
+
+    def served_runs(self) -> list[str]:
+        return wf.served_runs(self.config)
+
+    def serving(self) -> dict:
+        """The block ``serve_<run>`` passes to ``distillery.serve``."""
+        return wf.serving(self.config)
+
+    def serving_gpus(self) -> int:
+        return Serving.model_validate(self.serving()).gpus
+
+    def run_model_inputs(self, run: str) -> list[str]:
+        return wf.stage_model_inputs(self.config, "evaluation", wf.run_model(self.config, run))
+
+    # -- training ---------------------------------------------------------------------------
+
+    def train_family(self) -> str:
+        return wf.train_family(self.config)
+
+    def train_resources(self) -> dict:
+        """Slurm resources of the training job, host memory included."""
+        gpus = self.cfg.training.gpus
+        return {**wf.train_resources(self.config), "mem_mb": wf.job_mem_mb(6000, gpus, 48000)}
+
+    def train_module(self) -> str:
+        return wf.train_module(self.config)
+
+    def train_launcher(self) -> list[str]:
+        return wf.train_launcher(self.config)
+
+    def training_paths(self) -> list[str]:
+        return wf.training_paths(self.config)
+
+    def training_json(self) -> str:
+        return wf.block_json(wf.training_block(self.config))
+
+    def threads_flag(self, wildcards, threads) -> list:
+        """TRL's stage pins torch's CPU threads; NeMo-RL sizes its own workers."""
+        return [] if self.cfg.training.backend == "nemo_rl" else ["--threads", threads]
+
+    # -- the LLM processing steps -----------------------------------------------------------
+
+    @staticmethod
+    def fill(pattern: str, wildcards) -> str:
+        """``pattern`` (a path with wildcards) for this job."""
+        return pattern.format(**dict(wildcards.items()))
+
+    def step_block_json(self, area: str, keys: tuple[str, ...]) -> Callable:
+        """The part of a step's block one half of ``distillery.process`` reads (``keys``), its
+        prompt files resolved."""
+
+        def block_json(wildcards):
+            path = self.fill(area, wildcards)
+            block = wf.with_prompts(wf.area_block(self.config, path), wf.area_step(path),
+                                    self.resource)  # fmt: skip
+            encoder = self.step_encoder(wildcards)
+            if encoder:
+                block = {**block, "embedding_model": encoder[0]}
+            return wf.block_json(wf.process_block(block, keys))
+
+        return block_json
+
+    def step_generation_json(self, wildcards) -> str:
+        return wf.block_json(wf.step_generation(self.config, wildcards.area))
+
+    def step_input(self, wildcards) -> str:
+        return wf.step_input(self.config, wildcards.step)
+
+    def solution_judge_inputs(self) -> list[str]:
+        return wf.judge_inputs(self.config, self.solution_seeds)
+
+    def eval_judge_graded(self, wildcards) -> list[str]:
+        return wf.eval_judge_files(self.config, wildcards.run, judged=False)
+
+    def eval_judge_outputs(self) -> list[str]:
+        """The judged files of a run (``{run}``), as the apply rule's outputs."""
+        return wf.eval_judge_files(self.config, "{run}", judged=True)
+
+    def step_encoder(self, wildcards) -> list[str]:
+        """The contamination check's encoder directory, when it names one of ``models``."""
+        if getattr(wildcards, "step", None) != "check_contamination":
+            return []
+        name = self.cfg.problem_processing.check_contamination.embedding_model
+        return [self.model_dir(name)] if name in self.cfg.models else []
+
+    def step_prompts(self, area: str) -> Callable:
+        def prompts(wildcards):
+            path = self.fill(area, wildcards)
+            block = wf.area_block(self.config, path)
+            return [self.resource(p) for p in wf.step_prompts(block, wf.area_step(path))]
+
+        return prompts
+
+    def area_chunks(self, wildcards) -> list[int]:
+        return list(range(setting(wf.area_block(self.config, wildcards.area), Step, "chunks")))
+
+    def area_model_inputs(self, wildcards) -> list[str]:
+        server = wf.area_block(self.config, wildcards.area)["server"]
+        return [] if server["type"] == "openai" else [self.model_dir(server["model"])]
+
+    def area_model(self, wildcards, input) -> str:
+        if input.model:
+            return input.model
+        return wf.area_block(self.config, wildcards.area)["server"]["model"]
+
+    @staticmethod
+    def area_work(wildcards, input, output) -> str:
+        work = [{"input": input.requests, "seeds": [0], "outputs": [output.generations]}]
+        return json.dumps(work)
+
+    def area_family(self, wildcards) -> str:
+        return wf.area_family(self.config, wildcards.area)
+
+    def area_gpus(self, wildcards) -> int:
+        server = wf.area_block(self.config, wildcards.area)["server"]
+        return int(setting(server, Server, "gpus"))
+
+    def area_mem_mb(self, wildcards) -> int:
+        return wf.job_mem_mb(3000, self.area_gpus(wildcards), 16000)
+
+    def contamination_check_benchmarks(self, wildcards) -> list[str]:
+        if wildcards.step != "check_contamination":
+            return []
+        return [BENCHMARK_TEST.format(bench=b) for b in wf.check_benchmarks(self.config)]
+
+    def contamination_check_entries(self, wildcards, input) -> list[str]:
+        pairs = zip(wf.check_benchmarks(self.config), input.benchmarks, strict=False)
+        return [arg for name, path in pairs for arg in ("--benchmarks", f"{name}={path}")]
