@@ -13,7 +13,10 @@ metadata.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +48,35 @@ class Config:
             raise DistilleryError(f"--dtype must be one of {', '.join(dtypes.NAMES)}")
 
 
+@contextlib.contextmanager
+def parsed_once():
+    """Within this block each GGUF file is parsed once and gguf's tensor-name map built once.
+
+    transformers parses the file for the config, again for the tokenizer and again for the
+    weights, and builds the name map again for every module (397 for SmolLM2-135M): 15 of the
+    conversion's 40 s on a 2-core CPU. It looks both up on the ``gguf`` module at call time,
+    which is where they are cached; a transformers that imported them elsewhere would convert
+    as slowly as before, not differently. The reader is read-only (a memory map), the map is
+    only read after it is built.
+    """
+    import gguf
+
+    reader_class, name_map = gguf.GGUFReader, gguf.get_tensor_name_map
+    readers: dict[tuple[str, str], object] = {}
+
+    def reader(path, mode="r"):
+        key = (os.path.realpath(path), mode)
+        if key not in readers:
+            readers[key] = reader_class(path, mode)
+        return readers[key]
+
+    gguf.GGUFReader, gguf.get_tensor_name_map = reader, functools.cache(name_map)
+    try:
+        yield
+    finally:
+        gguf.GGUFReader, gguf.get_tensor_name_map = reader_class, name_map
+
+
 def main(config: Config) -> None:
     gguf = Path(config.gguf)
     if not gguf.is_file():
@@ -54,13 +86,14 @@ def main(config: Config) -> None:
 
     dtype = dtypes.resolve(config.dtype, "cpu", "models.<name>.dtype")
     try:
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(
-            gguf.parent,
-            gguf_file=gguf.name,
-            quantization_config=GgufConfig(dequantize=True),
-            dtype=getattr(torch, dtype),
-        )
+        with parsed_once():
+            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            model = AutoModelForCausalLM.from_pretrained(
+                gguf.parent,
+                gguf_file=gguf.name,
+                quantization_config=GgufConfig(dequantize=True),
+                dtype=getattr(torch, dtype),
+            )
     except (ValueError, KeyError) as err:
         raise DistilleryError(f"{gguf}: transformers cannot load this GGUF file: {err}") from None
     save_model(model, tokenizer, config.output)
