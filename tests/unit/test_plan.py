@@ -112,3 +112,22 @@ def test_an_external_endpoint_needs_no_gpu_and_no_model_files(config):
     assert plan.stage_gpus("solutions") == 0
     assert plan.stage_model_inputs("solutions") == []
     assert plan.stage_model_param("solutions")(None, SimpleNamespace(model=[])) == "gpt-x"
+
+
+def test_sft_data_is_checked_against_the_evaluations_benchmarks_unless_told(config):
+    config["sft_data"].setdefault("filters", {})["remove_contaminated"] = False
+    assert plan_of(config).contamination_benchmarks() == []
+    config["sft_data"]["filters"]["remove_contaminated"] = True
+    assert plan_of(config).contamination_benchmarks() == list(config["evaluation"]["benchmarks"])
+    config["sft_data"]["contamination"] = {"benchmarks": ["gsm8k"]}
+    assert plan_of(config).contamination_benchmarks() == ["gsm8k"]
+
+
+def test_the_llm_contamination_check_defaults_to_nemo_skills_ten_benchmarks(config):
+    step = {"server": config["solutions"]["server"], "retrieval": "ngram"}
+    config["problem_processing"] = {"check_contamination": step}
+    plan = plan_of(config)
+    assert len(plan.check_benchmarks()) == 10
+    wildcards = SimpleNamespace(step="check_contamination")
+    assert plan.contamination_check_benchmarks(wildcards)[0].startswith("results/benchmarks/")
+    assert plan.contamination_check_benchmarks(SimpleNamespace(step="classify")) == []

@@ -87,13 +87,14 @@ def test_defaults_fill_what_the_config_leaves_out(default_config):
 
 def test_each_server_backend_brings_its_container_family():
     from distillery.generation import backends
-    from distillery.planning.workflow import container
+    from distillery.settings.workflow import Containers
 
+    images = Containers().model_dump()
     for backend in backends.BACKENDS.values():
         if backend.container:
-            assert container({}, backend.family) == backend.container
-    assert container({"containers": {"vllm": "docker://mine"}}, "vllm") == "docker://mine"
-    assert container({}, "core").startswith("docker://pytorch/pytorch")
+            assert images[backend.family] == backend.container
+    assert Containers(vllm="docker://mine").vllm == "docker://mine"
+    assert images["core"].startswith("docker://pytorch/pytorch")
 
 
 @pytest.mark.parametrize(

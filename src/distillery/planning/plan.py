@@ -183,12 +183,18 @@ class Plan:
     def contamination_entries(self, wildcards, input) -> list[str]:
         if not input.benchmarks:
             return []
-        names = wf.contamination_benchmarks(self.config)
+        names = self.contamination_benchmarks()
         pairs = [f"{n}={p}" for n, p in zip(names, input.benchmarks, strict=False)]
         return ["--contamination-benchmarks", *pairs]
 
     def contamination_benchmarks(self) -> list[str]:
-        return wf.contamination_benchmarks(self.config)
+        """Benchmarks the SFT data is checked against (none when the filter is off; by default
+        the evaluation's)."""
+        sft = self.cfg.sft_data
+        if not sft.filters.remove_contaminated:
+            return []
+        names = sft.contamination.benchmarks
+        return list(self.cfg.evaluation.benchmarks if names is None else names)
 
     def sft_json(self) -> str:
         return wf.block_json(wf.sft_block(self.config))
@@ -410,11 +416,15 @@ class Plan:
     def area_mem_mb(self, wildcards) -> int:
         return wf.job_mem_mb(3000, self.area_gpus(wildcards), 16000)
 
+    def check_benchmarks(self) -> list[str]:
+        """Benchmarks the LLM contamination check compares the problems with."""
+        return list(self.cfg.problem_processing.check_contamination.benchmarks)
+
     def contamination_check_benchmarks(self, wildcards) -> list[str]:
         if wildcards.step != "check_contamination":
             return []
-        return [BENCHMARK_TEST.format(bench=b) for b in wf.check_benchmarks(self.config)]
+        return [BENCHMARK_TEST.format(bench=b) for b in self.check_benchmarks()]
 
     def contamination_check_entries(self, wildcards, input) -> list[str]:
-        pairs = zip(wf.check_benchmarks(self.config), input.benchmarks, strict=False)
+        pairs = zip(self.check_benchmarks(), input.benchmarks, strict=False)
         return [arg for name, path in pairs for arg in ("--benchmarks", f"{name}={path}")]

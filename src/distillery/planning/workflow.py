@@ -299,15 +299,6 @@ def eval_metrics_targets(config: dict) -> list[str]:
     return [path for _, path in comparison_entries(config)]
 
 
-def contamination_benchmarks(config: dict) -> list[str]:
-    """Benchmarks the SFT data is checked against (empty when the filter is off)."""
-    block = config["sft_data"]
-    if not block.get("filters", {}).get("remove_contaminated"):
-        return []
-    names = block.get("contamination", {}).get("benchmarks")
-    return list(names if names is not None else config["evaluation"]["benchmarks"])
-
-
 def sft_block(config: dict) -> dict:
     """What ``distillery.prepare_sft_data`` takes from the ``sft_data`` block (the prompt file
     is the rule's input)."""
@@ -789,14 +780,6 @@ def eval_summary_files(config: dict, run: str, bench: str) -> list[str]:
 def area_family(config: dict, area: str) -> str:
     """The rule family (container, conda environment) of an LLM step's generation job."""
     return backends.get(area_block(config, area)["server"]["type"]).family
-
-
-def check_benchmarks(config: dict) -> list[str]:
-    """Benchmarks the LLM contamination check compares the problems with."""
-    from distillery.settings.processing import DECONTAMINATION_BENCHMARKS
-
-    block = (config.get("problem_processing") or {}).get("check_contamination") or {}
-    return list(block.get("benchmarks") or DECONTAMINATION_BENCHMARKS)
 
 
 def solution_files(config: dict, seeds_: list[int]) -> list[str]:
