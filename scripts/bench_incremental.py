@@ -40,7 +40,7 @@ from distillery.jsonl import write_jsonl  # noqa: E402
 from distillery.planning import workflow as wf  # noqa: E402
 from distillery.planning.config_check import resolve_benchmarks  # noqa: E402
 from distillery.settings.base import parse  # noqa: E402
-from distillery.settings.generation import Generation  # noqa: E402
+from distillery.settings.generation import Generation, Solutions  # noqa: E402
 
 DEFAULT_CONFIGS = ["config/config.yaml", "config/recipes/openmathreasoning.yaml"]
 OTHER_PROMPT = "prompts/math-few-shot.yaml"
@@ -95,10 +95,11 @@ def run_jobs(
         work = wf.eval_work(config, run, chunk, data, prompts)
         jobs.append((work, chunks, chunk, config["evaluation"].get("inference", {})))
     solutions = config["solutions"]
-    chunks = solutions.get("chunks", 1)
+    typed = parse(Solutions, solutions, "solutions")
+    chunks = typed.chunks
     prompt = str(REPO / solutions["prompt"])
     for chunk in range(chunks if "solutions" in stages else 0):
-        work = wf.solution_work(config, chunk, str(problems), prompt)
+        work = wf.solution_work(wf.seeds(typed.seeds), chunk, str(problems), prompt)
         jobs.append((work, chunks, chunk, solutions.get("inference", {})))
     outputs = set()
     with contextlib.chdir(workdir):

@@ -131,3 +131,29 @@ def test_the_llm_contamination_check_defaults_to_nemo_skills_ten_benchmarks(conf
     wildcards = SimpleNamespace(step="check_contamination")
     assert plan.contamination_check_benchmarks(wildcards)[0].startswith("results/benchmarks/")
     assert plan.contamination_check_benchmarks(SimpleNamespace(step="classify")) == []
+
+
+@pytest.mark.parametrize(
+    "training,launcher,resources",
+    [
+        ({"gpus": 1}, "python -m", {"gpu": 1, "mem_mb": 54000}),
+        ({"gpus": 4}, "python -m distillery.launch --gpus 4 --nodes 1 --",
+         {"gpu": 4, "mem_mb": 198000}),
+        # several nodes: a GRES per node (--gpus would count the whole job), one task per node
+        ({"gpus": 4, "nodes": 3}, "python -m distillery.launch --gpus 4 --nodes 3 --",
+         {"nodes": 3, "tasks": 3, "mpi": "srun", "gres": "gpu:4", "mem_mb": 198000}),
+        ({"gpus": 0, "nodes": 2}, "python -m distillery.launch --gpus 0 --nodes 2 --",
+         {"nodes": 2, "tasks": 2, "mpi": "srun", "mem_mb": 6000}),
+        ({"gpus": 8, "backend": "nemo_rl"}, "python -m", {"gpu": 8, "mem_mb": 390000}),
+    ],
+)  # fmt: skip
+def test_training_launch_and_slurm_resources(config, training, launcher, resources):
+    config["training"].update(training)
+    plan = plan_of(config)
+    assert " ".join(plan.train_launcher()) == launcher
+    assert plan.train_resources() == resources
+    nemo_rl = training.get("backend") == "nemo_rl"
+    assert plan.train_module() == (
+        "distillery.train_nemo_rl" if nemo_rl else "distillery.train_sft"
+    )
+    assert ("--adapter-output" in plan.training_paths()) is not nemo_rl

@@ -96,23 +96,6 @@ def test_training_block_is_what_the_stage_takes():
     assert config.training.max_seq_length == 2048  # the block's default, declared once
 
 
-def test_training_launch_and_slurm_resources():
-    one = {"training": {"gpus": 1}}
-    assert wf.train_launcher(one) == ["python", "-m"]
-    assert wf.train_resources(one) == {"gpu": 1}
-    node = {"training": {"gpus": 4}}
-    assert " ".join(wf.train_launcher(node)) == "python -m distillery.launch --gpus 4 --nodes 1 --"
-    assert wf.train_resources(node) == {"gpu": 4}
-    # several nodes: a GRES per node (--gpus would count the whole job), one task per node
-    nodes = {"training": {"gpus": 4, "nodes": 3}}
-    assert " ".join(wf.train_launcher(nodes)) == "python -m distillery.launch --gpus 4 --nodes 3 --"
-    assert wf.train_resources(nodes) == {"nodes": 3, "tasks": 3, "mpi": "srun", "gres": "gpu:4"}
-    cpus = {"training": {"gpus": 0, "nodes": 2}}
-    assert wf.train_resources(cpus) == {"nodes": 2, "tasks": 2, "mpi": "srun"}
-    nemo = {"training": {"gpus": 8, "backend": "nemo_rl"}}
-    assert wf.train_launcher(nemo) == ["python", "-m"]
-
-
 def test_options_of_other_blocks_are_argument_lists():
     assert wf.options({"max_seq_len": 4096, "x": 1}, ["max_seq_len", "absent"]) == [
         "--max-seq-len", "4096"
@@ -246,10 +229,9 @@ def test_one_evaluation_job_covers_every_benchmark_and_seed_of_its_run():
 
 
 def test_one_solution_job_per_chunk_covers_every_seed():
-    config = {"solutions": {"seeds": 3, "chunks": 2}}
-    assert wf.solution_chunk_outputs(config)[2] == (
+    assert wf.solution_chunk_outputs([0, 1, 2])[2] == (
         "results/sdg/solutions/output-rs2_chunk_{chunk}.jsonl"
     )
-    (work,) = wf.solution_work(config, 1, "problems.jsonl", "p.yaml")
+    (work,) = wf.solution_work([0, 1, 2], 1, "problems.jsonl", "p.yaml")
     assert work["seeds"] == [0, 1, 2]
     assert work["outputs"][0] == "results/sdg/solutions/output-rs0_chunk_1.jsonl"

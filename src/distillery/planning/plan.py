@@ -214,10 +214,12 @@ class Plan:
         return wf.solution_problems(self.config)
 
     def solution_chunk_outputs(self) -> list[str]:
-        return wf.solution_chunk_outputs(self.config)
+        return wf.solution_chunk_outputs(self.solution_seeds)
 
     def solution_work(self, wildcards, input) -> str:
-        return json.dumps(wf.solution_work(self.config, wildcards.chunk, input.data, input.prompt))
+        return json.dumps(
+            wf.solution_work(self.solution_seeds, wildcards.chunk, input.data, input.prompt)
+        )
 
     # -- evaluation -------------------------------------------------------------------------
 
@@ -312,29 +314,53 @@ class Plan:
 
     # -- training ---------------------------------------------------------------------------
 
-    def train_family(self) -> str:
-        return wf.train_family(self.config)
+    @property
+    def nemo_rl(self) -> bool:
+        return self.cfg.training.backend == "nemo_rl"
 
-    def train_resources(self) -> dict:
-        """Slurm resources of the training job, host memory included."""
-        gpus = self.cfg.training.gpus
-        return {**wf.train_resources(self.config), "mem_mb": wf.job_mem_mb(6000, gpus, 48000)}
+    def train_family(self) -> str:
+        return "nemo_rl" if self.nemo_rl else "train"
 
     def train_module(self) -> str:
-        return wf.train_module(self.config)
+        return "distillery.train_nemo_rl" if self.nemo_rl else "distillery.train_sft"
 
     def train_launcher(self) -> list[str]:
-        return wf.train_launcher(self.config)
+        """How the training stage is started: plain Python on one device (and for NeMo-RL,
+        which starts its own workers), else ``distillery.launch`` (torchrun, one process per
+        GPU; srun and torchrun per node on several nodes)."""
+        gpus, nodes = self.cfg.training.gpus, self.cfg.training.nodes
+        if (gpus <= 1 and nodes <= 1) or self.nemo_rl:
+            return ["python", "-m"]
+        return ["python", "-m", "distillery.launch", "--gpus", str(gpus), "--nodes", str(nodes),
+                "--"]  # fmt: skip
+
+    def train_resources(self) -> dict:
+        """Slurm resources of the training job: ``gpu`` on one node; on several, one task per
+        node with the GPUs per node as a GRES (``--gpus`` would count the whole job), and the
+        job's shell run as is in the batch script (the plugin's ``mpi`` path) so that
+        ``distillery.launch`` can srun across the nodes; host memory for the weights each GPU's
+        process reads."""
+        gpus, nodes = self.cfg.training.gpus, self.cfg.training.nodes
+        resources: dict = {"gpu": gpus}
+        if nodes > 1:
+            resources = {"nodes": nodes, "tasks": nodes, "mpi": "srun"}
+            if gpus:
+                resources["gres"] = f"gpu:{gpus}"
+        return {**resources, "mem_mb": wf.job_mem_mb(6000, gpus, 48000)}
 
     def training_paths(self) -> list[str]:
-        return wf.training_paths(self.config)
+        """The training stage's checkpoint (and, for LoRA on TRL, adapter) directories."""
+        if self.nemo_rl:
+            return ["--checkpoint-dir", f"{wf.RESULTS}/train/nemo-rl"]
+        return ["--adapter-output", wf.TRAINED_ADAPTER_DIR,
+                "--checkpoint-dir", f"{wf.RESULTS}/train/checkpoints"]  # fmt: skip
 
     def training_json(self) -> str:
         return wf.block_json(wf.training_block(self.config))
 
     def threads_flag(self, wildcards, threads) -> list:
         """TRL's stage pins torch's CPU threads; NeMo-RL sizes its own workers."""
-        return [] if self.cfg.training.backend == "nemo_rl" else ["--threads", threads]
+        return [] if self.nemo_rl else ["--threads", threads]
 
     # -- the LLM processing steps -----------------------------------------------------------
 

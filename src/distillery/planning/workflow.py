@@ -16,7 +16,6 @@ from distillery.processing.steps import PROBLEM_STEPS, STEPS
 from distillery.settings.base import setting
 from distillery.settings.generation import Solutions
 from distillery.settings.model_entries import TRAINED
-from distillery.settings.training import Training
 from distillery.settings.workflow import WANDB_ENV, Wandb
 
 RESULTS = "results"
@@ -495,68 +494,17 @@ def eval_work(
     return work
 
 
-def solution_chunk_outputs(config: dict) -> list[str]:
+def solution_chunk_outputs(solution_seeds: list[int]) -> list[str]:
     """The files one solution job (``{chunk}``) writes: its share of every seed."""
-    return [
-        SOLUTION_CHUNK.format(seed=seed, chunk="{chunk}")
-        for seed in seeds(setting(config["solutions"], Solutions, "seeds"))
-    ]
+    return [SOLUTION_CHUNK.format(seed=seed, chunk="{chunk}") for seed in solution_seeds]
 
 
-def solution_work(config: dict, chunk: int | str, data: str, prompt: str) -> list[dict]:
+def solution_work(
+    solution_seeds: list[int], chunk: int | str, data: str, prompt: str
+) -> list[dict]:
     """The one work set of a solution job: the extracted problems, once per seed."""
-    solution_seeds = seeds(setting(config["solutions"], Solutions, "seeds"))
     outputs = [SOLUTION_CHUNK.format(seed=seed, chunk=chunk) for seed in solution_seeds]
     return [{"input": data, "prompt": prompt, "seeds": solution_seeds, "outputs": outputs}]
-
-
-def training_backend(config: dict) -> str:
-    return setting(config["training"], Training, "backend")
-
-
-def train_scale(config: dict) -> tuple[int, int]:
-    """GPUs per node and nodes of the training stage."""
-    training = config["training"]
-    return int(setting(training, Training, "gpus")), int(setting(training, Training, "nodes"))
-
-
-def train_launcher(config: dict) -> list[str]:
-    """How the training stage is started: plain Python on one device, else
-    ``distillery.launch`` (torchrun, one process per GPU; srun and torchrun per node on several
-    nodes).
-
-    Example:
-        >>> " ".join(train_launcher({"training": {"gpus": 8}}))
-        'python -m distillery.launch --gpus 8 --nodes 1 --'
-        >>> train_launcher({"training": {"gpus": 1}})
-        ['python', '-m']
-    """
-    gpus, nodes = train_scale(config)
-    if (gpus <= 1 and nodes <= 1) or training_backend(config) == "nemo_rl":
-        # NeMo-RL starts its own workers (Ray) on the node's GPUs
-        return ["python", "-m"]
-    return ["python", "-m", "distillery.launch", "--gpus", str(gpus), "--nodes", str(nodes), "--"]
-
-
-def train_resources(config: dict) -> dict:
-    """Slurm resources of the training job besides memory: ``gpu`` on one node; on several,
-    one task per node with the GPUs per node as a GRES, and the job's shell run as is in the
-    batch script (the plugin's ``mpi`` path) so that ``distillery.launch`` can srun across the
-    nodes.
-
-    Example:
-        >>> train_resources({"training": {"gpus": 8}})
-        {'gpu': 8}
-        >>> train_resources({"training": {"gpus": 8, "nodes": 2}})
-        {'nodes': 2, 'tasks': 2, 'mpi': 'srun', 'gres': 'gpu:8'}
-    """
-    gpus, nodes = train_scale(config)
-    if nodes <= 1:
-        return {"gpu": gpus}
-    resources = {"nodes": nodes, "tasks": nodes, "mpi": "srun"}
-    if gpus:
-        resources["gres"] = f"gpu:{gpus}"
-    return resources
 
 
 def serving(config: dict) -> dict:
@@ -611,27 +559,6 @@ def merge_mem_mb(config: dict, name: str, floor_mb: int = 4000) -> int:
     size on disk or the parameter count in its repository name."""
     size = model_size_gib(config, config["models"][name]["base"], Path("."))
     return max(floor_mb, int((size or 0) * 2.5 * 1024))
-
-
-def train_module(config: dict) -> str:
-    """The training stage's module for ``training.backend``."""
-    if training_backend(config) == "nemo_rl":
-        return "distillery.train_nemo_rl"
-    return "distillery.train_sft"
-
-
-def train_family(config: dict) -> str:
-    return "nemo_rl" if training_backend(config) == "nemo_rl" else "train"
-
-
-def training_paths(config: dict) -> list[str]:
-    """The training stage's checkpoint (and, for LoRA on TRL, adapter) directories."""
-    if training_backend(config) == "nemo_rl":
-        return ["--checkpoint-dir", f"{RESULTS}/train/nemo-rl"]
-    return [
-        "--adapter-output", TRAINED_ADAPTER_DIR,
-        "--checkpoint-dir", f"{RESULTS}/train/checkpoints",
-    ]  # fmt: skip
 
 
 # --- LLM processing steps (distillery.process) ----------------------------------------------
