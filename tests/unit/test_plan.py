@@ -157,3 +157,12 @@ def test_training_launch_and_slurm_resources(config, training, launcher, resourc
         "distillery.train_nemo_rl" if nemo_rl else "distillery.train_sft"
     )
     assert ("--adapter-output" in plan.training_paths()) is not nemo_rl
+
+
+def test_solutions_from_the_raw_data_have_no_server_to_plan(config):
+    config["solutions"] = {"source": "raw_data"}
+    config["raw_data"] = {"source": "nemotron", "subsets": {"math": 10}}
+    plan = plan_of(config)
+    assert not plan.solutions_generated
+    assert plan.stage_gpus("solutions") == 0 and plan.stage_family("solutions") == "train"
+    assert plan.sft_inputs(None) == ["results/data/raw-posts.jsonl"]

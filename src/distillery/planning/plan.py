@@ -151,12 +151,17 @@ class Plan:
         """What ``distillery.generate`` takes from a stage's block."""
         return wf.block_json(wf.generation_block(self.config[stage]))
 
+    def stage_server(self, stage: str) -> Server:
+        """A stage's server; solutions taken from the raw data have none (their rules are not
+        included), and read as the in-process ``hf`` backend on no GPU."""
+        return getattr(self.cfg, stage).server or Server(type="hf")
+
     def stage_family(self, stage: str) -> str:
         """The rule family (conda environment, container) of a stage's server type."""
-        return backends.get(getattr(self.cfg, stage).server.type).family
+        return backends.get(self.stage_server(stage).type).family
 
     def stage_gpus(self, stage: str) -> int:
-        return getattr(self.cfg, stage).server.gpus
+        return self.stage_server(stage).gpus
 
     def stage_mem_mb(self, stage: str) -> int:
         return wf.job_mem_mb(3000, self.stage_gpus(stage), 16000)
