@@ -20,9 +20,12 @@ from distillery.settings.generation import Server, Serving
 from distillery.settings.steps import Step
 from distillery.settings.workflow import WorkflowConfig
 
-RUN_METRICS = "results/evals/{run}/eval-results/{bench}/metrics.json"
-RUN_GRADED = "results/evals/{run}/eval-results/{bench}/output-rs{seed}.jsonl"
 BENCHMARK_TEST = "results/benchmarks/{bench}/test.jsonl"
+
+
+def generation_mem_mb(gpus: int) -> int:
+    """Host memory of a generation job (a stage's or a processing step's)."""
+    return wf.job_mem_mb(3000, gpus, 16000)
 
 
 class Plan:
@@ -164,7 +167,7 @@ class Plan:
         return self.stage_server(stage).gpus
 
     def stage_mem_mb(self, stage: str) -> int:
-        return wf.job_mem_mb(3000, self.stage_gpus(stage), 16000)
+        return generation_mem_mb(self.stage_gpus(stage))
 
     def stage_model_inputs(self, stage: str) -> list[str]:
         return wf.stage_model_inputs(self.config, stage)
@@ -286,12 +289,11 @@ class Plan:
         return self.cfg.evaluation.max_samples
 
     def run_metrics(self, wildcards) -> list[str]:
-        benches = self.cfg.evaluation.benchmarks
-        return [RUN_METRICS.format(run=wildcards.run, bench=bench) for bench in benches]
+        return [wf.eval_metrics(wildcards.run, bench) for bench in self.cfg.evaluation.benchmarks]
 
     def run_graded_files(self, wildcards) -> list[str]:
         return [
-            RUN_GRADED.format(run=wildcards.run, bench=bench, seed=seed)
+            wf.eval_graded(wildcards.run, bench, seed)
             for bench in self.cfg.evaluation.benchmarks
             for seed in wf.eval_seeds(self.config, bench)
         ]
@@ -346,12 +348,11 @@ class Plan:
         ``distillery.launch`` can srun across the nodes; host memory for the weights each GPU's
         process reads."""
         gpus, nodes = self.cfg.training.gpus, self.cfg.training.nodes
-        resources: dict = {"gpu": gpus}
-        if nodes > 1:
-            resources = {"nodes": nodes, "tasks": nodes, "mpi": "srun"}
-            if gpus:
-                resources["gres"] = f"gpu:{gpus}"
-        return {**resources, "mem_mb": wf.job_mem_mb(6000, gpus, 48000)}
+        memory = {"mem_mb": wf.job_mem_mb(6000, gpus, 48000)}
+        if nodes <= 1:
+            return {"gpu": gpus, **memory}
+        gres = {"gres": f"gpu:{gpus}"} if gpus else {}
+        return {"nodes": nodes, "tasks": nodes, "mpi": "srun", **gres, **memory}
 
     def training_paths(self) -> list[str]:
         """The training stage's checkpoint (and, for LoRA on TRL, adapter) directories."""
@@ -445,7 +446,7 @@ class Plan:
         return int(setting(server, Server, "gpus"))
 
     def area_mem_mb(self, wildcards) -> int:
-        return wf.job_mem_mb(3000, self.area_gpus(wildcards), 16000)
+        return generation_mem_mb(self.area_gpus(wildcards))
 
     def check_benchmarks(self) -> list[str]:
         """Benchmarks the LLM contamination check compares the problems with."""

@@ -278,7 +278,7 @@ def seeds(count: int) -> list[int]:
 def comparison_entries(config: dict) -> list[tuple[str, str]]:
     """(run, metrics.json) of every run and benchmark, for the comparison table."""
     return [
-        (run, f"{RESULTS}/evals/{run}/eval-results/{bench}/metrics.json")
+        (run, eval_metrics(run, bench))
         for run in config["evaluation"]["runs"]
         for bench in config["evaluation"]["benchmarks"]
     ]
@@ -678,6 +678,10 @@ def eval_judged_benchmarks(config: dict) -> list[str]:
     if named is not None:
         return list(named)
     return [b for b in config["evaluation"]["benchmarks"] if benchmark_definition(config, b).judge]
+
+
+def eval_metrics(run: str, bench: str) -> str:
+    return f"{RESULTS}/evals/{run}/eval-results/{bench}/metrics.json"
 
 
 def eval_graded(run: str, bench: str, seed: int) -> str:
