@@ -16,8 +16,6 @@ import yaml
 
 from distillery.errors import DistilleryError
 from distillery.nemo_skills_prompts import is_nemo_skills, prompt_name
-from distillery.settings.base import setting
-from distillery.settings.data import SftData
 from distillery.settings.model_entries import TRAINED
 
 if TYPE_CHECKING:
@@ -61,16 +59,18 @@ def validate_schema(config: dict, schema_path: str | Path) -> None:
 
 
 def check_references(
-    config: dict, workdir: str | Path = ".", workflow_dir: str | Path | None = None
+    config: dict,
+    cfg: WorkflowConfig,
+    workdir: str | Path = ".",
+    workflow_dir: str | Path | None = None,
 ) -> None:
     """Checks what the schema cannot: named models exist, prompt files exist (in the working
-    directory or, for files shipped with the workflow, in ``workflow_dir``)."""
-    from distillery.planning import workflow as wf
-
+    directory or, for files shipped with the workflow, in ``workflow_dir``). Reads the typed
+    config ``cfg``; the raw ``config`` only where the planner's helpers take it."""
     workdir = Path(workdir)
     search = [workdir] + ([Path(workflow_dir)] if workflow_dir else [])
     problems = []
-    models = config["models"]
+    models = cfg.models
     known = ", ".join(sorted(models))
 
     def model_ref(key: str, name: str, allow_trained: bool = False) -> None:
@@ -79,47 +79,45 @@ def check_references(
         extra = f" or '{TRAINED}' (the trained model)" if allow_trained else ""
         problems.append(f"config key '{key}' names model '{name}'; known models: {known}{extra}")
 
-    generated = wf.solutions_generated(config)
-    if generated and "problem_extraction" not in config:
+    generated = cfg.solutions.source == "generate"
+    if generated and cfg.problem_extraction is None:
         problems.append("config key 'problem_extraction' is missing (solutions are generated)")
-    if not generated and config["raw_data"]["source"] != "nemotron":
+    if not generated and cfg.raw_data.source != "nemotron":
         problems.append(
             "config key 'solutions.source' is raw_data, but only raw_data.source nemotron "
             "carries solutions"
         )
     stages = ("problem_extraction", "solutions", "evaluation") if generated else ("evaluation",)
     for stage in stages:
-        if stage not in config:
+        block = getattr(cfg, stage)
+        if block is None or block.server is None:
             continue
-        server = config[stage]["server"]
-        if server["type"] == "openai":  # its base_url is checked with the settings
+        if block.server.type == "openai":  # its base_url is checked with the settings
             continue
         if stage == "evaluation":
-            for run, entry in config["evaluation"]["runs"].items():
-                name = entry if isinstance(entry, str) else entry["model"]
+            for run, entry in cfg.evaluation.runs.items():
+                name = entry if isinstance(entry, str) else entry.model
                 model_ref(f"evaluation.runs.{run}", name, allow_trained=True)
-        elif "model" not in server:
+        elif block.server.model is None:
             problems.append(f"config key '{stage}.server.model' is missing")
         else:
-            model_ref(f"{stage}.server.model", server["model"])
-    model_ref("training.model", config["training"]["model"])
-    tokenizer = config["raw_data"].get("tokenizer")
-    if tokenizer is not None:
-        model_ref("raw_data.tokenizer", tokenizer)
+            model_ref(f"{stage}.server.model", block.server.model)
+    model_ref("training.model", cfg.training.model)
+    if cfg.raw_data.tokenizer is not None:
+        model_ref("raw_data.tokenizer", cfg.raw_data.tokenizer)
     for stage in ("problem_extraction", "solutions", "sft_data", "evaluation"):
-        prompt = config.get(stage, {}).get("prompt")
-        if prompt is None:
-            continue
-        problems += prompt_problems(f"{stage}.prompt", prompt, search)
+        prompt = getattr(getattr(cfg, stage), "prompt", None)
+        if prompt is not None:
+            problems += prompt_problems(f"{stage}.prompt", prompt, search)
     for name, model in models.items():
-        if "base" in model:
-            if model["base"] == name:
+        if model.base is not None:
+            if model.base == name:
                 problems.append(f"config key 'models.{name}.base' names the model itself")
             else:
-                model_ref(f"models.{name}.base", model["base"], allow_trained=True)
-        adapter = model.get("adapter")
+                model_ref(f"models.{name}.base", model.base, allow_trained=True)
+        adapter = model.adapter
         if (
-            model["source"] == "lora"
+            model.source == "lora"
             and Path(adapter) != Path("results/train/adapter")
             and not (workdir / adapter).is_dir()
         ):
@@ -127,39 +125,41 @@ def check_references(
                 f"config key 'models.{name}.adapter': directory {adapter} does not exist; point "
                 "it at a LoRA adapter (or results/train/adapter, written by LoRA training)"
             )
-        if model["source"] == "nemo" and not (workdir / model["path"]).exists():
+        if model.source == "nemo" and not (workdir / model.path).exists():
             problems.append(
-                f"config key 'models.{name}.path': checkpoint {model['path']} does not exist"
+                f"config key 'models.{name}.path': checkpoint {model.path} does not exist"
             )
-        if model["source"] == "path" and not (workdir / model["path"]).is_dir():
+        if model.source == "path" and not (workdir / model.path).is_dir():
             problems.append(
-                f"config key 'models.{name}.path': directory {model['path']} does not exist; "
+                f"config key 'models.{name}.path': directory {model.path} does not exist; "
                 "point it at a Hugging Face model directory"
             )
     from distillery.benchmarks import known_benchmarks
 
     known = known_benchmarks()
-    for bench, block in config["benchmarks"].items():
-        source = block.get("source", bench)
+    for bench, block in cfg.benchmarks.items():
+        source = block.source or bench
         if source not in known:
             problems.append(
                 f"config key 'benchmarks.{bench}': no benchmark definition {source!r}; known: "
                 f"{', '.join(known)} (set `source:` to one of them)"
             )
-        path = block.get("path")
-        if path is not None and not (workdir / path).is_file():
-            problems.append(f"config key 'benchmarks.{bench}.path': file {path} does not exist")
-        prompt = block.get("prompt")
-        if prompt is not None:
-            problems += prompt_problems(f"benchmarks.{bench}.prompt", prompt, search)
-    problems += processing_problems(config, search, model_ref)
+        if block.path is not None and not (workdir / block.path).is_file():
+            problems.append(
+                f"config key 'benchmarks.{bench}.path': file {block.path} does not exist"
+            )
+        if block.prompt is not None:
+            problems += prompt_problems(f"benchmarks.{bench}.prompt", block.prompt, search)
+    problems += processing_problems(config, cfg, search, model_ref)
     if not problems:
         problems += prompt_field_problems(config, search, workdir)
     if problems:
         raise DistilleryError("invalid config:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
-def processing_problems(config: dict, search: list[Path], model_ref) -> list[str]:
+def processing_problems(
+    config: dict, cfg: WorkflowConfig, search: list[Path], model_ref
+) -> list[str]:
     """The LLM processing steps: their models and prompt files exist; a judge has expected
     answers to compare with; use_judgement has a judge."""
     from distillery.planning import workflow as wf
@@ -188,17 +188,16 @@ def processing_problems(config: dict, search: list[Path], model_ref) -> list[str
                 f"config key '{key}.embedding_model': {encoder!r} is neither a key of `models` nor "
                 "a directory; add the encoder under `models` (source: hf) or fix the path"
             )
-    sft = config["sft_data"]
-    if sft.get("use_judgement") and not config.get("solution_judge"):
+    if cfg.sft_data.use_judgement and cfg.solution_judge is None:
         problems.append(
             "config key 'sft_data.use_judgement' needs the solution_judge block (the verdicts it "
             "selects by)"
         )
-    if config.get("solution_judge"):
+    if cfg.solution_judge is not None:
         answers = (
-            setting(sft, SftData, "fill_majority")
+            cfg.sft_data.fill_majority
             or "extract_answer" in wf.problem_steps(config)
-            or config["raw_data"]["source"] == "demo"
+            or cfg.raw_data.source == "demo"
         )
         if not answers:
             problems.append(
@@ -206,14 +205,15 @@ def processing_problems(config: dict, search: list[Path], model_ref) -> list[str
                 "one, but nothing provides expected answers; set sft_data.fill_majority: true or "
                 "add problem_processing.extract_answer"
             )
-    judge = config["evaluation"].get("judge")
-    if judge:
+    judge = cfg.evaluation.judge
+    if judge is not None:
         # benchmark rows always carry expected_answer (prepare_benchmark refuses rows without)
-        for bench in judge.get("benchmarks") or []:
-            if bench not in config["evaluation"]["benchmarks"]:
+        evaluated = cfg.evaluation.benchmarks
+        for bench in judge.benchmarks or []:
+            if bench not in evaluated:
                 problems.append(
                     f"config key 'evaluation.judge.benchmarks' names {bench!r}, which is not "
-                    f"evaluated; evaluated: {', '.join(config['evaluation']['benchmarks'])}"
+                    f"evaluated; evaluated: {', '.join(evaluated)}"
                 )
         if not wf.eval_judged_benchmarks(config):
             problems.append(
@@ -368,7 +368,7 @@ def validate_config(
     validate_schema(config, schema_path)
     resolve_benchmarks(config)
     typed = check_settings(config)
-    check_references(config, workdir, workflow_dir)
+    check_references(config, typed, workdir, workflow_dir)
     return typed
 
 
