@@ -145,3 +145,38 @@ def test_in_process_vllm_engine_survives_a_kill(tmp_path, smollm2):
         assert all(r["generation"] and r["num_generated_tokens"] > 0 for r in generated)
         assert {r["finish_reason"] for r in generated} <= {"stop", "length"}
     assert not vllm_processes()
+
+
+def test_an_engine_core_of_its_own_goes_with_a_killed_job(tmp_path, smollm2):
+    """vllm_engine with the engine's core in a process of its own (server.env turns vLLM's
+    multiprocessing on), killed outright once it generates: vLLM leaves that process running,
+    the job's guard kills it."""
+    rows = [{"id": i, "problem": f"What is {i} plus {i}?"} for i in range(24)]
+    write_jsonl(tmp_path / "in.jsonl", rows)
+    block = {
+        "server": {
+            "type": "vllm_engine", "python": str(VLLM_PYTHON), "args": VLLM_ARGS.split(),
+            "env": {**VLLM_ENV, "VLLM_ENABLE_V1_MULTIPROCESSING": "1"}, "max_concurrency": 4,
+        },
+        "inference": {"temperature": 0.7, "max_tokens": 48},
+    }  # fmt: skip
+    command = [
+        sys.executable, "-m", "distillery.generate", "--input", str(tmp_path / "in.jsonl"),
+        "--output", str(tmp_path / "out.jsonl"), "--prompt", str(REPO / "prompts" / "math.yaml"),
+        "--model", str(smollm2), "--config-json", json.dumps(block),
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    log = (tmp_path / "job.log").open("w")
+    job = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.time() + 900
+    partial = tmp_path / "out.jsonl.partial"
+    while time.time() < deadline and job.poll() is None and lines_in(partial) < 3:
+        time.sleep(0.05)
+    assert job.poll() is None, (tmp_path / "job.log").read_text()[-3000:]
+    assert any("EngineCore" in line for line in vllm_processes())  # its core runs apart
+    job.send_signal(signal.SIGKILL)
+    job.wait()
+    deadline = time.time() + 20
+    while vllm_processes() and time.time() < deadline:
+        time.sleep(0.2)
+    assert not vllm_processes(), "vLLM's engine core outlived its killed job"

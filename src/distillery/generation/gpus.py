@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from distillery.errors import DistilleryError
+from distillery.generation.processes import process_tree
 
 logger = logging.getLogger(__name__)
 
@@ -185,7 +186,7 @@ class GpuMemory:
             ).stdout  # fmt: skip
         except (OSError, subprocess.SubprocessError):
             return None
-        ours = _process_tree(os.getpid())
+        ours = process_tree(os.getpid())
         used = [int(mib) for pid, mib in _rows(listing) if pid in ours]
         return sum(used) if used else None
 
@@ -202,25 +203,3 @@ def _rows(listing: str) -> list[tuple[int, str]]:
         if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():
             rows.append((int(parts[0]), parts[1]))
     return rows
-
-
-def _process_tree(root: int) -> set[int]:
-    """``root`` and every process descended from it (from /proc)."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # the command name is in parentheses and may hold spaces: the fields follow the last ")"
-        fields = stat.rsplit(")", 1)[1].split()
-        parents[int(entry.name)] = int(fields[1])
-    tree, frontier = {root}, [root]
-    while frontier:
-        parent = frontier.pop()
-        children = [pid for pid, ppid in parents.items() if ppid == parent and pid not in tree]
-        tree.update(children)
-        frontier += children
-    return tree

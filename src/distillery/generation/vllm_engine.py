@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from distillery.errors import DistilleryError
+from distillery.generation.processes import ChildGuard, child_pids
 from distillery.generation.types import Request, Result, SamplingParams, fit_to_context
 
 logger = logging.getLogger(__name__)
@@ -85,10 +86,10 @@ def make_engine(argv: Sequence[str], env: dict[str, str]):
     """vLLM's ``LLMEngine`` built from command-line engine arguments (its own parser).
 
     The engine's core runs in this process (``VLLM_ENABLE_V1_MULTIPROCESSING=0`` unless
-    ``env`` says otherwise): a job killed outright (``kill -9``) then takes its engine with it,
-    where a core process of its own would live on holding the GPU (vLLM's tensor-parallel
-    workers leave when their parent does). ``server.env`` may turn it back on, for the overlap
-    of scheduling and GPU work it gives big batches."""
+    ``env`` says otherwise): a job killed outright (``kill -9``) then takes its engine with it.
+    ``server.env`` may turn it back on, for the overlap of scheduling and output handling it
+    gives a small model's big batches; the backend then guards the core's process
+    (:mod:`distillery.generation.processes`), which vLLM does not stop when the job dies."""
     os.environ.update(env)
     os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
@@ -241,9 +242,14 @@ class VLLMEngineBackend:
         self.workers: list = []
         # SIGTERM (Snakemake, Slurm) ends the job through close(), which stops the engines
         self._previous_handler = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+        self.guard = None
         if replica_gpus is None:
+            before = set(child_pids())
             self.engine = engine_factory(self.argv, self.env)
             self.context = _context_of(self.engine)
+            # the engine's core in processes of its own (server.env turned multiprocessing on)
+            # dies with the job even when the job is killed outright
+            self.guard = ChildGuard([p for p in child_pids() if p not in before])
         else:
             self.context = self._start_replicas()
         logger.info(
@@ -367,6 +373,8 @@ class VLLMEngineBackend:
             worker.join(timeout=60)
             if worker.is_alive():
                 worker.terminate()
+        if self.guard is not None:
+            self.guard.release()
         _shutdown(self.engine)
         self.engine = None
 
