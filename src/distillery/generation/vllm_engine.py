@@ -388,7 +388,9 @@ def _replica(rank, gpus, argv, env, extra, window, inbox, results, factory, samp
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     os.environ["CUDA_VISIBLE_DEVICES"] = gpus
     try:
+        before = set(child_pids())
         engine = factory(argv, env)
+        guard = ChildGuard([p for p in child_pids() if p not in before])
         results.put(("ready", rank, _context_of(engine)))
 
         def items(block: bool) -> list:
@@ -400,6 +402,7 @@ def _replica(rank, gpus, argv, env, extra, window, inbox, results, factory, samp
 
         for result in drive(engine, items, sampling, extra, window):
             results.put(("result", rank, result))
+        guard.release()
         _shutdown(engine)
     except BaseException as err:  # handed to the job's process, which stops with it
         results.put(("error", rank, f"{type(err).__name__}: {err}"))
