@@ -78,8 +78,11 @@ class ChildGuard:
         if self.pids and Path("/proc").is_dir():
             self.watcher = subprocess.Popen(
                 [sys.executable, "-c", _WATCHER, str(os.getpid()), *map(str, self.pids)],
+                # none of the job's streams: a caller reading the job's output to its end
+                # would otherwise wait for the watcher too
                 stdin=subprocess.DEVNULL,
-                close_fds=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
 
     def release(self) -> None:
