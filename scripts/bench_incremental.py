@@ -40,6 +40,7 @@ from distillery.jsonl import write_jsonl  # noqa: E402
 from distillery.planning import workflow as wf  # noqa: E402
 from distillery.planning.config_check import resolve_benchmarks  # noqa: E402
 from distillery.settings.base import parse  # noqa: E402
+from distillery.settings.evaluation import Evaluation  # noqa: E402
 from distillery.settings.generation import Generation, Solutions  # noqa: E402
 
 DEFAULT_CONFIGS = ["config/config.yaml", "config/recipes/openmathreasoning.yaml"]
@@ -90,7 +91,7 @@ def run_jobs(
     data = [str(workdir / "results" / "benchmarks" / b / "test.jsonl") for b in benches]
     prompts = [str(REPO / wf.run_prompt(config, run, b)) for b in benches]
     jobs = []
-    chunks = config["evaluation"].get("chunks", 1)
+    chunks = parse(Evaluation, config["evaluation"], "evaluation").chunks
     for chunk in range(chunks if "evaluation" in stages else 0):
         work = wf.eval_work(config, run, chunk, data, prompts)
         jobs.append((work, chunks, chunk, config["evaluation"].get("inference", {})))
@@ -132,7 +133,7 @@ def changes(config: dict) -> list[tuple[str, str, dict]]:
     raised["evaluation"]["benchmarks"][first] = 2 * seeds
     found.append((f"{first} seeds {seeds} -> {2 * seeds}", "evaluation", raised))
     more = copy.deepcopy(config)
-    solution_seeds = config["solutions"].get("seeds", 1)
+    solution_seeds = parse(Solutions, config["solutions"], "solutions").seeds
     more["solutions"]["seeds"] = 2 * solution_seeds
     found.append((f"solutions.seeds {solution_seeds} -> {2 * solution_seeds}", "solutions", more))
     prompt = copy.deepcopy(config)
