@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 
 from distillery.errors import DistilleryError
-from distillery.generation.processes import child_pids
+from distillery.generation.processes import child_pids, process_table
 from distillery.generation.types import Request, SamplingParams
 from distillery.generation.vllm_engine import VLLMEngineBackend, engine_argv
 
@@ -129,11 +129,7 @@ def test_replicas_share_the_requests(backend_for):
 
 def alive(pid: int) -> bool:
     """Whether ``pid`` runs (a zombie, killed and not yet reaped, does not)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    return process_table().get(pid, (0, "Z"))[1] != "Z"
 
 
 # an engine whose core runs in a process of its own, as vLLM's does with multiprocessing on

@@ -75,7 +75,7 @@ class ChildGuard:
     def __init__(self, pids: list[int]):
         self.pids = list(pids)
         self.watcher = None
-        if self.pids and Path("/proc").is_dir():
+        if self.pids:
             self.watcher = subprocess.Popen(
                 [sys.executable, "-c", _WATCHER, str(os.getpid()), *map(str, self.pids)],
                 # none of the job's streams: a caller reading the job's output to its end
@@ -84,6 +84,14 @@ class ChildGuard:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
+
+    @classmethod
+    def around(cls, start):
+        """``start()`` (e.g. building an engine) and a guard of the processes it left running
+        as this process's children: ``(its result, the guard)``."""
+        before = set(child_pids())
+        result = start()
+        return result, cls([p for p in child_pids() if p not in before])
 
     def release(self) -> None:
         """The job stops the processes itself: the watcher goes first, so that it never

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from distillery.errors import DistilleryError
-from distillery.generation.processes import ChildGuard, child_pids
+from distillery.generation.processes import ChildGuard
 from distillery.generation.types import Request, Result, SamplingParams, fit_to_context
 
 logger = logging.getLogger(__name__)
@@ -244,12 +244,10 @@ class VLLMEngineBackend:
         self._previous_handler = signal.signal(signal.SIGTERM, _exit_on_sigterm)
         self.guard = None
         if replica_gpus is None:
-            before = set(child_pids())
-            self.engine = engine_factory(self.argv, self.env)
-            self.context = _context_of(self.engine)
             # the engine's core in processes of its own (server.env turned multiprocessing on)
             # dies with the job even when the job is killed outright
-            self.guard = ChildGuard([p for p in child_pids() if p not in before])
+            self.engine, self.guard = ChildGuard.around(lambda: engine_factory(self.argv, self.env))
+            self.context = _context_of(self.engine)
         else:
             self.context = self._start_replicas()
         logger.info(
@@ -388,9 +386,7 @@ def _replica(rank, gpus, argv, env, extra, window, inbox, results, factory, samp
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     os.environ["CUDA_VISIBLE_DEVICES"] = gpus
     try:
-        before = set(child_pids())
-        engine = factory(argv, env)
-        guard = ChildGuard([p for p in child_pids() if p not in before])
+        engine, guard = ChildGuard.around(lambda: factory(argv, env))
         results.put(("ready", rank, _context_of(engine)))
 
         def items(block: bool) -> list:
