@@ -244,10 +244,11 @@ def model_identity(config: Config) -> dict:
 
 
 def replicas(server: Server) -> int:
-    """Server replicas a job starts: its GPUs over each replica's tensor-parallel size."""
+    """Server replicas a job starts: its GPUs over each replica's tensor-parallel size, times
+    the engines that share each replica's GPUs."""
     if server.gpus == 0 or not backends.get(server.type).parallel:
         return 1
-    return server.gpus // (server.tensor_parallel or server.gpus)
+    return server.gpus // (server.tensor_parallel or server.gpus) * server.engines_per_gpu
 
 
 @contextlib.contextmanager
@@ -282,7 +283,7 @@ def open_backend(config: Config) -> Iterator:
             backend = VLLMEngineBackend(
                 config.model,
                 tensor_parallel=max(1, server.tensor_parallel or server.gpus),
-                replica_gpus=_replica_gpus(gpu_env, server.gpus, count),
+                replica_gpus=_replica_gpus(gpu_env, server.gpus, count, server.engines_per_gpu),
                 dtype=server_dtype(server.type, server.gpus, server.dtype),
                 args=server.args,
                 env=server.env,
@@ -312,13 +313,22 @@ def open_backend(config: Config) -> Iterator:
             yield OpenAIClient(config_, render, count_tokens)
 
 
-def _replica_gpus(gpu_env: dict, gpus: int, count: int) -> list[str] | None:
-    """The ``CUDA_VISIBLE_DEVICES`` of each replica (None: one server on whatever the job has)."""
+def _replica_gpus(gpu_env: dict, gpus: int, count: int, per_group: int = 1) -> list[str] | None:
+    """The ``CUDA_VISIBLE_DEVICES`` of each replica (None: one server on whatever the job has):
+    the job's GPUs in ``count / per_group`` groups, each given to ``per_group`` replicas.
+
+    Example:
+        >>> _replica_gpus({"CUDA_VISIBLE_DEVICES": "4,5"}, 2, 4, per_group=2)
+        ['4', '4', '5', '5']
+    """
     if count <= 1:
         return None
     ids = leased_gpu_ids(gpu_env, gpus)
-    size = len(ids) // count
-    return [",".join(ids[i * size : (i + 1) * size]) for i in range(count)]
+    groups = count // per_group
+    size = len(ids) // groups
+    return [
+        ",".join(ids[i * size : (i + 1) * size]) for i in range(groups) for _ in range(per_group)
+    ]
 
 
 def _client_config(config: Config, base_url, api_key: str | None, name: str | None = None):
@@ -508,3 +518,4 @@ def _generate(config: Config, requests: list[Request], owners: dict, total: int)
 
 if __name__ == "__main__":
     cli.run(main, Config)
+    cli.exit_now()

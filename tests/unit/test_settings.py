@@ -285,3 +285,19 @@ def test_gpus_must_be_used_by_the_backend():
     engine = {"type": "vllm_engine", "gpus": 4, "tensor_parallel": 2}
     assert parse(Generation, {"server": engine}).server.tensor_parallel == 2
     assert parse(Generation, {"server": {**server, "tensor_parallel": 2}}).server.gpus == 8
+
+
+def test_engines_share_a_gpu_only_in_process():
+    from distillery.generate import _replica_gpus, replicas
+    from distillery.settings.generation import Generation
+
+    shared = {"type": "vllm_engine", "gpus": 2, "engines_per_gpu": 3}
+    server = parse(Generation, {"server": shared}).server
+    assert replicas(server) == 3  # one group of 2 GPUs, three engines on it
+    assert _replica_gpus({"CUDA_VISIBLE_DEVICES": "1,2"}, 2, 3, 3) == ["1,2"] * 3
+    split = parse(Generation, {"server": {**shared, "tensor_parallel": 1}}).server
+    assert replicas(split) == 6
+    assert _replica_gpus({}, 2, 6, 3) == ["0", "0", "0", "1", "1", "1"]
+    for other in ({"type": "vllm", "gpus": 1}, {"type": "vllm_engine", "gpus": 0}):
+        with pytest.raises(DistilleryError, match="server.engines_per_gpu.*vllm_engine and gpus"):
+            parse(Generation, {"server": {**other, "engines_per_gpu": 2}})

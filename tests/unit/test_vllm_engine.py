@@ -119,12 +119,53 @@ def test_prompts_over_the_window_are_found_before_submission(backend_for):
         list(backend_for(context_overflow="fail").generate([long]))
 
 
+def test_a_batch_is_tokenized_as_each_prompt_alone(backend_for):
+    """The prompts are tokenized together: no padding, no truncation, the same ids."""
+    from distillery.generation.hf import render_chat
+
+    backend = backend_for(window=8)
+    batch = requests(5, words=3) + requests(1, words=12)
+    prepared = backend.prepare(batch)
+    alone = [
+        backend.tokenizer(render_chat(backend.tokenizer, r.messages), add_special_tokens=False)
+        .input_ids for r in batch
+    ]  # fmt: skip
+    assert [p.token_ids for p in prepared] == alone
+    assert len({len(ids) for ids in alone}) > 1  # prompts of different lengths
+    assert backend.prepare([]) == []
+
+
 def test_replicas_share_the_requests(backend_for):
     backend = backend_for(replica_gpus=["0", "1"], window=4)
     began = time.time()
     results = list(backend.generate(requests(40)))
     assert sorted(r.index for r in results) == list(range(40))
     assert time.time() - began < 60
+
+
+def stand_in_with_a_core(argv, env):
+    """A stand-in that, as vLLM with multiprocessing on, starts its core as a child process of
+    the replica (which a daemonic process may not)."""
+    import multiprocessing
+
+    core = multiprocessing.get_context("spawn").Process(target=time.sleep, args=(60,))
+    core.start()
+    engine = StandInEngine(argv, env)
+    engine.engine_core = SimpleNamespace(shutdown=core.terminate)  # as vLLM's client stops it
+    return engine
+
+
+def test_a_replica_may_start_an_engine_core_of_its_own(tokenizer_dir):
+    backend = VLLMEngineBackend(
+        str(tokenizer_dir), replica_gpus=["0", "0"], window=4,
+        engine_factory=stand_in_with_a_core, sampling=sampling,
+    )  # fmt: skip
+    try:
+        results = list(backend.generate(requests(12)))
+    finally:
+        backend.close()
+    assert sorted(r.index for r in results) == list(range(12))
+    assert not any(w.is_alive() for w in backend.workers)
 
 
 def alive(pid: int) -> bool:

@@ -226,14 +226,11 @@ class VLLMEngineBackend:
         engine_factory: Callable = make_engine,
         sampling: Callable = vllm_sampling,
     ):
-        from transformers import AutoTokenizer
-
         self.argv = engine_argv(model, tensor_parallel, dtype, args)
         self.env = dict(env or {})
         self.window = window
         self.context_overflow = context_overflow
         self.extra_body = extra_body
-        self.tokenizer = AutoTokenizer.from_pretrained(tokenizer or model)
         self.replica_gpus = replica_gpus
         self.engine_factory = engine_factory
         self.sampling = sampling
@@ -243,13 +240,27 @@ class VLLMEngineBackend:
         # SIGTERM (Snakemake, Slurm) ends the job through close(), which stops the engines
         self._previous_handler = signal.signal(signal.SIGTERM, _exit_on_sigterm)
         self.guard = None
-        if replica_gpus is None:
-            # the engine's core in processes of its own (server.env turned multiprocessing on)
-            # dies with the job even when the job is killed outright
-            self.engine, self.guard = ChildGuard.around(lambda: engine_factory(self.argv, self.env))
-            self.context = _context_of(self.engine)
-        else:
-            self.context = self._start_replicas()
+        if replica_gpus is not None:
+            # the replicas import vLLM and load their engines while this process loads the
+            # tokenizer (each import takes seconds)
+            self._spawn_replicas()
+        try:
+            from transformers import AutoTokenizer
+
+            self.tokenizer = AutoTokenizer.from_pretrained(tokenizer or model)
+            if replica_gpus is None:
+                began = time.time()
+                # the engine's core in processes of its own (server.env turned multiprocessing
+                # on) dies with the job even when the job is killed outright
+                self.engine, self.guard = ChildGuard.around(
+                    lambda: engine_factory(self.argv, self.env)
+                )
+                self.context = _context_of(self.engine)
+            else:
+                self.context = self._await_replicas()
+        except BaseException:
+            self.close(wait=0)  # replicas still starting are stopped, not waited for
+            raise
         logger.info(
             "vLLM engine%s ready in %.1fs (window %d tokens)",
             f"s: {len(replica_gpus)} replicas on GPUs {' | '.join(replica_gpus)}"
@@ -259,20 +270,30 @@ class VLLMEngineBackend:
             self.context,
         )
 
-    def prepare(self, request: Request) -> Prepared | Result:
-        """The request's token ids and the ``max_tokens`` that fits the window, or its error
-        sample (``context_overflow``)."""
+    def prepare(self, requests: Sequence[Request]) -> list[Prepared | Result]:
+        """Each request's token ids and the ``max_tokens`` that fits the window, or its error
+        sample (``context_overflow``). The prompts are tokenized as one batch: the fast
+        tokenizer spreads a batch over the CPU's cores, where one prompt at a time kept the
+        job's thread busy for as long as a small model's generation took."""
         from distillery.generation.hf import render_chat
 
-        prompt = render_chat(self.tokenizer, request.messages)
-        ids = self.tokenizer(prompt, add_special_tokens=False).input_ids
-        max_tokens, error = fit_to_context(
-            request.index, len(ids), request.params.max_tokens, self.context, self.context_overflow
-        )
-        if error is not None:
-            now = time.time()
-            return Result(request.index, "", 0, "error", now, now, error=error)
-        return Prepared(request.index, ids, request.params, max_tokens)
+        prompts = [render_chat(self.tokenizer, r.messages) for r in requests]
+        ids = self.tokenizer(prompts, add_special_tokens=False).input_ids if prompts else []
+        prepared: list[Prepared | Result] = []
+        for request, tokens in zip(requests, ids, strict=True):
+            max_tokens, error = fit_to_context(
+                request.index,
+                len(tokens),
+                request.params.max_tokens,
+                self.context,
+                self.context_overflow,
+            )
+            if error is None:
+                prepared.append(Prepared(request.index, tokens, request.params, max_tokens))
+            else:
+                now = time.time()
+                prepared.append(Result(request.index, "", 0, "error", now, now, error=error))
+        return prepared
 
     def generate(self, requests: Sequence[Request]) -> Iterator[Result]:
         """Yields a result per request, in the order they finish."""
@@ -284,8 +305,9 @@ class VLLMEngineBackend:
             do not fit go to ``rejected``)."""
             batch = []
             while pending and len(batch) < count:
-                item = self.prepare(pending.popleft())
-                (rejected if isinstance(item, Result) else batch).append(item)
+                wanted = min(count - len(batch), len(pending))
+                for item in self.prepare([pending.popleft() for _ in range(wanted)]):
+                    (rejected if isinstance(item, Result) else batch).append(item)
             return batch or [None]
 
         if self.engine is not None:
@@ -300,7 +322,7 @@ class VLLMEngineBackend:
 
     # --- data-parallel replicas -----------------------------------------------------------
 
-    def _start_replicas(self) -> int:
+    def _spawn_replicas(self) -> None:
         context = multiprocessing.get_context("spawn")
         self.results = context.Queue()
         self.inboxes = []
@@ -310,11 +332,16 @@ class VLLMEngineBackend:
                 target=_replica,
                 args=(rank, gpus, self.argv, self.env, self.extra_body, self.window, inbox,
                       self.results, self.engine_factory, self.sampling),
-                daemon=True,
+                # not a daemon: vLLM's engine core may be a process of the replica's own; the
+                # replica dies with the job all the same (die_with_parent) and close() ends it
+                daemon=False,
             )  # fmt: skip
             worker.start()
             self.inboxes.append(inbox)
             self.workers.append(worker)
+
+    def _await_replicas(self) -> int:
+        """The replicas' common window, once every one is ready."""
         windows = set()
         for _ in self.workers:
             kind, rank, value = self._next()
@@ -363,14 +390,16 @@ class VLLMEngineBackend:
             outstanding[rank] -= 1
             yield value
 
-    def close(self) -> None:
+    def close(self, wait: float = 60) -> None:
+        """Stops the engines: each replica finishes within ``wait`` seconds or is stopped."""
         signal.signal(signal.SIGTERM, self._previous_handler)
         for inbox in getattr(self, "inboxes", []):
             inbox.put(None)
         for worker in self.workers:
-            worker.join(timeout=60)
+            worker.join(timeout=wait)
             if worker.is_alive():
                 worker.terminate()
+                worker.join(timeout=30)
         if self.guard is not None:
             self.guard.release()
         _shutdown(self.engine)

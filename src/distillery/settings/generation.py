@@ -49,6 +49,13 @@ class Server(Block):
         "with more gpus starts gpus / tensor_parallel replicas and spreads requests over them "
         "(default: one over all gpus)",
     )
+    engines_per_gpu: int = Field(
+        1,
+        ge=1,
+        description="vllm_engine: engines that share each replica's GPUs, each in a process of "
+        "its own with its own share of the memory (set in args, e.g. --gpu-memory-utilization); "
+        "for a model so small that one engine's CPU side, not the GPU, is the limit",
+    )
     args: list[str] = Field(
         [],
         description="extra command-line arguments for the server (vllm_engine: vLLM's engine "
@@ -121,6 +128,11 @@ class Server(Block):
                     f"gpus ({self.gpus}) must be a multiple of it ({self.tensor_parallel}): each "
                     "replica gets tensor_parallel GPUs",
                 )
+        if self.engines_per_gpu > 1 and (self.type != "vllm_engine" or self.gpus == 0):
+            raise conflict(
+                "engines_per_gpu",
+                "engines share GPUs only with server type vllm_engine and gpus above 0: remove it",
+            )
         return self
 
 
