@@ -1,8 +1,28 @@
+import copy
+
 import pytest
+import yaml
 
 from distillery.errors import DistilleryError
 from distillery.models.files import find_packaged_file
 from distillery.planning import workflow as wf
+from distillery.settings.base import parse
+from distillery.settings.workflow import Grading, WorkflowConfig
+
+from ..conftest import REPO
+
+DEFAULT = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+
+def typed(config: dict) -> WorkflowConfig:
+    """The embedded default config with the keys ``config`` sets in place of its own (a stage's
+    keys one by one; models and benchmarks whole), typed."""
+    merged = copy.deepcopy(DEFAULT)
+    for key, block in copy.deepcopy(config).items():
+        whole = key in ("models", "benchmarks") or not isinstance(merged.get(key), dict)
+        merged[key] = block if whole else {**merged[key], **block}
+    return parse(WorkflowConfig, merged)
+
 
 CONFIG = {
     "models": {
@@ -17,10 +37,11 @@ CONFIG = {
 
 
 def test_model_dirs():
-    assert wf.model_dir(CONFIG, "small") == "results/models/small"
-    assert wf.model_dir(CONFIG, "local") == "/models/llama"
-    assert wf.model_dir(CONFIG, "trained") == wf.TRAINED_MODEL_DIR
-    assert wf.models_from(CONFIG, "gguf") == ["small"]
+    cfg = typed(CONFIG)
+    assert wf.model_dir(cfg, "small") == "results/models/small"
+    assert wf.model_dir(cfg, "local") == "/models/llama"
+    assert wf.model_dir(cfg, "trained") == wf.TRAINED_MODEL_DIR
+    assert wf.models_from(cfg, "gguf") == ["small"]
 
 
 def test_generation_block_is_the_stages_generation_settings_as_set():
@@ -97,9 +118,14 @@ def test_training_block_is_what_the_stage_takes():
 
 
 def test_options_of_other_blocks_are_argument_lists():
-    assert wf.options({"max_seq_len": 4096, "x": 1}, ["max_seq_len", "absent"]) == [
-        "--max-seq-len", "4096"
-    ]  # fmt: skip
+    evaluation = typed({"evaluation": {"max_seq_len": 4096}}).evaluation
+    assert wf.options(evaluation, ["max_seq_len", "max_samples"]) == ["--max-seq-len", "4096"]
+
+
+def test_extraction_options_name_only_what_the_config_sets():
+    """A default left out stays off the command line, which then does not change with it."""
+    assert wf.extraction_options(Grading()) == []
+    assert wf.extraction_options(Grading(regex_fallback=True)) == ["--regex-fallback"]
 
 
 def test_eval_targets():
@@ -177,12 +203,11 @@ def test_a_stage_run_by_hand_takes_a_file_and_overrides(tmp_path, capsys):
 
 
 def test_external_stage_models():
-    config = {
-        "models": {},
-        "solutions": {"server": {"type": "openai", "model": "gpt-x", "base_url": "http://h"}},
-    }
-    assert wf.stage_model(config, "solutions") == "gpt-x"
-    assert wf.stage_model_inputs(config, "solutions") == []
+    server = {"type": "openai", "model": "gpt-x", "base_url": "http://h"}
+    cfg = typed({"solutions": {"server": server}})
+    assert wf.stage_model(cfg, "solutions") == "gpt-x"
+    assert wf.stage_model_inputs(cfg, "solutions") == []
+    assert wf.stage_model_inputs(cfg, "problem_extraction") == ["results/models/smollm2-135m"]
 
 
 def test_shell_prefix_keeps_strict_mode(tmp_path):

@@ -67,13 +67,13 @@ class Plan:
         return self.resource(self.config[stage]["prompt"])
 
     def model_dir(self, name: str) -> str:
-        return wf.model_dir(self.config, name)
+        return wf.model_dir(self.cfg, name)
 
     def gguf(self, wildcards) -> str:
-        return wf.gguf_file(self.config["models"][wildcards.model])
+        return wf.gguf_file(self.cfg.models[wildcards.model])
 
     def base_model_dir(self, wildcards) -> str:
-        return wf.base_model_dir(self.config, wildcards.model)
+        return wf.base_model_dir(self.cfg, wildcards.model)
 
     def adapter_inputs(self, wildcards) -> list[str]:
         return wf.adapter_inputs(self.cfg.models[wildcards.model].adapter)
@@ -115,11 +115,11 @@ class Plan:
 
     def models_pattern(self, source: str | None = None) -> str:
         """A wildcard constraint matching the models built from ``source`` (all: None)."""
-        names = list(self.cfg.models) if source is None else wf.models_from(self.config, source)
+        names = list(self.cfg.models) if source is None else wf.models_from(self.cfg, source)
         return wf.name_pattern(names)
 
     def merge_mem_mb(self, wildcards) -> int:
-        return wf.merge_mem_mb(self.config, wildcards.model)
+        return wf.merge_mem_mb(self.cfg, wildcards.model)
 
     def adapter(self, wildcards) -> str:
         return self.cfg.models[wildcards.model].adapter
@@ -134,7 +134,7 @@ class Plan:
         return self.cfg.models[wildcards.model].gpus
 
     def download_options(self, wildcards) -> list[str]:
-        return wf.options(self.config["models"][wildcards.model], ["repo", "revision"])
+        return wf.options(self.cfg.models[wildcards.model], ["repo", "revision"])
 
     def engine_block(self, wildcards) -> str:
         return wf.block_json(wf.engine_block(self.config["models"][wildcards.model]))
@@ -144,7 +144,7 @@ class Plan:
         name."""
 
         def model(wildcards, input):
-            return input.model if input.model else self.config[stage]["server"]["model"]
+            return input.model if input.model else getattr(self.cfg, stage).server.model
 
         return model
 
@@ -170,7 +170,7 @@ class Plan:
         return generation_mem_mb(self.stage_gpus(stage))
 
     def stage_model_inputs(self, stage: str) -> list[str]:
-        return wf.stage_model_inputs(self.config, stage)
+        return wf.stage_model_inputs(self.cfg, stage)
 
     # -- data -------------------------------------------------------------------------------
 
@@ -270,10 +270,10 @@ class Plan:
 
     def extraction_options(self) -> list[str]:
         """The answer-extraction flags of the steps that grade solutions."""
-        return wf.extraction_options(self.config.get("grading", {}))
+        return wf.extraction_options(self.cfg.grading)
 
     def summarize_options(self) -> list[str]:
-        return wf.options(self.config["evaluation"], ["max_seq_len"])
+        return wf.options(self.cfg.evaluation, ["max_seq_len"])
 
     def wandb_json(self) -> str:
         return wf.block_json(self.config.get("wandb") or {})
@@ -307,7 +307,7 @@ class Plan:
     # -- serving -------------------------------------------------------------------------------
 
     def served_runs(self) -> list[str]:
-        return wf.served_runs(self.config)
+        return wf.served_runs(self.cfg)
 
     def serving(self) -> dict:
         """The block ``serve_<run>`` passes to ``distillery.serve``."""
@@ -317,7 +317,7 @@ class Plan:
         return Serving.model_validate(self.serving()).gpus
 
     def run_model_inputs(self, run: str) -> list[str]:
-        return wf.stage_model_inputs(self.config, "evaluation", wf.run_model(self.config, run))
+        return wf.stage_model_inputs(self.cfg, "evaluation", wf.run_model(self.config, run))
 
     # -- training ---------------------------------------------------------------------------
 

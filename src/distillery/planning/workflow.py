@@ -11,12 +11,14 @@ import re
 import shlex
 from pathlib import Path
 
+from pydantic import BaseModel
+
 from distillery.generation import backends
 from distillery.processing.steps import PROBLEM_STEPS, STEPS
 from distillery.settings.base import setting
-from distillery.settings.generation import Solutions
-from distillery.settings.model_entries import TRAINED
-from distillery.settings.workflow import WANDB_ENV, Wandb
+from distillery.settings.model_entries import TRAINED, ModelEntry
+from distillery.settings.generation import Generation
+from distillery.settings.workflow import WANDB_ENV, Grading, Wandb, WorkflowConfig
 
 RESULTS = "results"
 TRAINED_MODEL_DIR = f"{RESULTS}/train/model"
@@ -56,24 +58,24 @@ def resource_path(path: str, workflow_dir: str | Path) -> str:
     return str(shipped) if shipped.exists() else path
 
 
-def model_dir(config: dict, name: str) -> str:
+def model_dir(cfg: WorkflowConfig, name: str) -> str:
     """The HF model directory of a model named in config (``trained`` = the SFT output)."""
     if name == TRAINED:
         return TRAINED_MODEL_DIR
-    model = config["models"][name]
-    if model["source"] == "path":
-        return model["path"]
+    model = cfg.models[name]
+    if model.source == "path":
+        return model.path
     return f"{RESULTS}/models/{name}"
 
 
-def models_from(config: dict, source: str) -> list[str]:
+def models_from(cfg: WorkflowConfig, source: str) -> list[str]:
     """Names of the models with this ``source`` (each source has its own building rule)."""
-    return [n for n, m in config["models"].items() if m["source"] == source]
+    return [n for n, m in cfg.models.items() if m.source == source]
 
 
-def base_model_dir(config: dict, name: str) -> str:
+def base_model_dir(cfg: WorkflowConfig, name: str) -> str:
     """The directory of the model a converted model (lora, trtllm, nemo) is built from."""
-    return model_dir(config, config["models"][name]["base"])
+    return model_dir(cfg, cfg.models[name].base)
 
 
 def adapter_inputs(adapter: str) -> list[str]:
@@ -90,7 +92,8 @@ def adapter_inputs(adapter: str) -> list[str]:
 
 
 def engine_block(model: dict) -> dict:
-    """The ``engine`` block of a ``source: trtllm`` model (the build's limits)."""
+    """The ``engine`` block of a ``source: trtllm`` model (the build's limits), as the raw
+    model entry writes it: the build's ``--config-json`` is the config's own text."""
     return dict(model.get("engine", {}))
 
 
@@ -99,23 +102,19 @@ def name_pattern(names: list[str]) -> str:
     return "|".join(map(re.escape, names)) or "(?!)"
 
 
-def solutions_generated(config: dict) -> bool:
-    return setting(config["solutions"], Solutions, "source") == "generate"
-
-
 def raw_data_block(config: dict) -> dict:
     """The ``raw_data`` block as the stage takes it: its ``tokenizer`` names a model, whose
     directory the rule hands over as ``--tokenizer``."""
     return {k: v for k, v in config["raw_data"].items() if k != "tokenizer"}
 
 
-def gguf_file(model: dict) -> str:
+def gguf_file(model: ModelEntry) -> str:
     """The GGUF file of a ``source: gguf`` model: a path, or a file in an installed package."""
-    if "path" in model:
-        return model["path"]
+    if model.path is not None:
+        return model.path
     from distillery.models.files import find_packaged_file
 
-    return str(find_packaged_file(model["package"], model["file"]))
+    return str(find_packaged_file(model.package, model.file))
 
 
 def stage_fields(block: dict, model) -> dict:
@@ -142,9 +141,9 @@ def block_json(block: dict) -> str:
     return json.dumps(block, sort_keys=True)
 
 
-def is_external(stage: dict) -> bool:
+def is_external(stage: Generation) -> bool:
     """The stage talks to an existing endpoint; its model is a name, not a directory."""
-    return stage.get("server", {}).get("type") == "openai"
+    return stage.server is not None and stage.server.type == "openai"
 
 
 def export_wandb(block: dict, environ=os.environ) -> None:
@@ -221,40 +220,43 @@ def forces_generation(args) -> bool:
     return bool(args.forceall or args.force or forced & set(GENERATION_RULES))
 
 
-def stage_model(config: dict, stage: str, name: str | None = None) -> str:
+def stage_model(cfg: WorkflowConfig, stage: str, name: str | None = None) -> str:
     """What the stage's ``--model`` is: a model directory, or an external endpoint's model name."""
-    block = config[stage]
-    name = name or block["server"]["model"]
-    return name if is_external(block) else model_dir(config, name)
+    block = getattr(cfg, stage)
+    name = name or block.server.model
+    return name if is_external(block) else model_dir(cfg, name)
 
 
-def stage_model_inputs(config: dict, stage: str, name: str | None = None) -> list[str]:
+def stage_model_inputs(cfg: WorkflowConfig, stage: str, name: str | None = None) -> list[str]:
     """The model directory as a rule input (so a rebuilt model reruns the stage), if any."""
-    return [] if is_external(config[stage]) else [stage_model(config, stage, name)]
+    return [] if is_external(getattr(cfg, stage)) else [stage_model(cfg, stage, name)]
 
 
-def options(block: dict, keys: list[str]) -> list[str]:
+def options(block: BaseModel, keys: list[str]) -> list[str]:
     """``--key value`` arguments for the given keys of a block that is not a stage's own
-    (a model entry's repo, the evaluation's max_seq_len), for a rule's ``{params.x:q}``.
+    (a model entry's repo, the evaluation's max_seq_len), for a rule's ``{params.x:q}``. Only
+    the keys the config sets: one left out is the stage's own default, and a command line that
+    named it would rerun the job when the default changes.
 
     Example:
-        >>> options({"repo": "Qwen/Qwen2.5-7B", "revision": None}, ["repo", "revision"])
+        >>> options(ModelEntry(source="hf", repo="Qwen/Qwen2.5-7B"), ["repo", "revision"])
         ['--repo', 'Qwen/Qwen2.5-7B']
     """
-    return [arg for key in keys if block.get(key) is not None
-            for arg in ("--" + key.replace("_", "-"), str(block[key]))]  # fmt: skip
+    values = {key: getattr(block, key) for key in keys if key in block.model_fields_set}
+    return [arg for key, value in values.items() if value is not None
+            for arg in ("--" + key.replace("_", "-"), str(value))]  # fmt: skip
 
 
-def extraction_options(grading: dict) -> list[str]:
+def extraction_options(grading: Grading) -> list[str]:
     """The ``grading`` settings that decide a math answer, as the flags of the stages that
     label solutions (``--extract-regex``, ``--regex-fallback``).
 
     Example:
-        >>> extraction_options({"extract_regex": "Answer: (.+)", "regex_fallback": True})
+        >>> extraction_options(Grading(extract_regex="Answer: (.+)", regex_fallback=True))
         ['--extract-regex', 'Answer: (.+)', '--regex-fallback']
     """
     flags = options(grading, ["extract_regex"])
-    return flags + (["--regex-fallback"] if grading.get("regex_fallback") else [])
+    return flags + (["--regex-fallback"] if grading.regex_fallback else [])
 
 
 def training_block(config: dict) -> dict:
@@ -519,9 +521,9 @@ def serving(config: dict) -> dict:
     return {"type": "vllm"}
 
 
-def served_runs(config: dict) -> list[str]:
+def served_runs(cfg: WorkflowConfig) -> list[str]:
     """Evaluation runs whose model can be served (not those on an external endpoint)."""
-    return [] if is_external(config["evaluation"]) else list(config["evaluation"]["runs"])
+    return [] if is_external(cfg.evaluation) else list(cfg.evaluation.runs)
 
 
 def job_mem_mb(cpu_mb: int, gpus: int, per_gpu_mb: int) -> int:
@@ -535,29 +537,29 @@ def job_mem_mb(cpu_mb: int, gpus: int, per_gpu_mb: int) -> int:
     return cpu_mb if gpus <= 0 else cpu_mb + per_gpu_mb * gpus
 
 
-def model_size_gib(config: dict, name: str, workdir: Path, seen: tuple = ()) -> float | None:
+def model_size_gib(cfg: WorkflowConfig, name: str, workdir: Path, seen: tuple = ()) -> float | None:
     """Weights of a model, bf16: its files on disk if they are there, else from the parameter
     count in its repository name ("Qwen2.5-14B" -> 28 GiB); None when neither tells."""
     if name == TRAINED:
-        return model_size_gib(config, config["training"]["model"], workdir, seen)
-    model = config["models"].get(name)
+        return model_size_gib(cfg, cfg.training.model, workdir, seen)
+    model = cfg.models.get(name)
     if model is None or name in seen:
         return None
-    directory = workdir / model_dir(config, name)
+    directory = workdir / model_dir(cfg, name)
     if directory.is_dir():
         size = sum(p.stat().st_size for p in directory.glob("*.safetensors"))
         if size:
             return size / 1024**3
-    if "base" in model:
-        return model_size_gib(config, model["base"], workdir, (*seen, name))
-    match = re.search(r"(\d+(?:\.\d+)?)[Bb](?![a-z])", model.get("repo", ""))
+    if model.base is not None:
+        return model_size_gib(cfg, model.base, workdir, (*seen, name))
+    match = re.search(r"(\d+(?:\.\d+)?)[Bb](?![a-z])", model.repo or "")
     return float(match.group(1)) * 1e9 * 2 / 1024**3 if match else None
 
 
-def merge_mem_mb(config: dict, name: str, floor_mb: int = 4000) -> int:
+def merge_mem_mb(cfg: WorkflowConfig, name: str, floor_mb: int = 4000) -> int:
     """Host memory of a LoRA merge: the base model twice over (loaded, then saved), from its
     size on disk or the parameter count in its repository name."""
-    size = model_size_gib(config, config["models"][name]["base"], Path("."))
+    size = model_size_gib(cfg, cfg.models[name].base, Path("."))
     return max(floor_mb, int((size or 0) * 2.5 * 1024))
 
 
