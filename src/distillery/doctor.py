@@ -101,7 +101,7 @@ def _stage_needs(config: dict, cfg: WorkflowConfig) -> list[tuple[str, int, str 
         gpus = int(block.get("server", {}).get("gpus", 0))
         if stage == "evaluation":
             for run in block["runs"]:
-                needs.append((f"evaluation.runs.{run}", gpus, wf.run_model(config, run)))
+                needs.append((f"evaluation.runs.{run}", gpus, wf.run_model(cfg, run)))
         else:
             needs.append((f"{stage}.server", gpus, block["server"].get("model")))
     training = config["training"]
@@ -258,7 +258,7 @@ def check_hub_access(config: dict, cfg: WorkflowConfig, machine: Machine) -> lis
         block = config["benchmarks"].get(bench, {})
         if block.get("path"):
             continue
-        source = wf.benchmark_definition(config, bench).source
+        source = wf.benchmark_definition(cfg, bench).source
         if source is not None and source.gated:
             problems.append(
                 f"benchmarks.{bench}: {source.repo} is gated on the hub and HF_TOKEN is "

@@ -53,8 +53,8 @@ class Plan:
         self.solution_seeds = wf.seeds(cfg.solutions.seeds)
         self.solution_chunk_ids = list(range(cfg.solutions.chunks))
         self.eval_chunk_ids = list(range(cfg.evaluation.chunks))
-        self.eval_generated = wf.generated_benchmarks(config, targeted)
-        self.eval_chunk_outputs = wf.eval_chunk_outputs(config, self.eval_generated)
+        self.eval_generated = wf.generated_benchmarks(cfg, targeted)
+        self.eval_chunk_outputs = wf.eval_chunk_outputs(cfg, self.eval_generated)
 
     # -- files and directories ----------------------------------------------------------
 
@@ -64,7 +64,7 @@ class Plan:
 
     def prompt(self, stage: str) -> str:
         """The prompt file of a generation stage's block (``<stage>.prompt``)."""
-        return self.resource(self.config[stage]["prompt"])
+        return self.resource(getattr(self.cfg, stage).prompt)
 
     def model_dir(self, name: str) -> str:
         return wf.model_dir(self.cfg, name)
@@ -181,7 +181,7 @@ class Plan:
         return wf.block_json(wf.raw_data_block(self.config))
 
     def benchmark_block(self, wildcards) -> str:
-        return wf.block_json(wf.benchmark_block(self.config, wildcards.bench))
+        return wf.block_json(wf.benchmark_block(self.config, self.cfg, wildcards.bench))
 
     def sdg_generations(self, wildcards, input) -> list[str]:
         return [f"problem_extraction={input.problems}"] + [
@@ -232,7 +232,7 @@ class Plan:
     # -- evaluation -------------------------------------------------------------------------
 
     def eval_model_param(self, wildcards, input) -> str:
-        return input.model if input.model else wf.run_model(self.config, wildcards.run)
+        return input.model if input.model else wf.run_model(self.cfg, wildcards.run)
 
     def eval_model_inputs(self, wildcards) -> list[str]:
         return self.run_model_inputs(wildcards.run)
@@ -242,17 +242,17 @@ class Plan:
 
     def eval_prompts(self, wildcards) -> list[str]:
         return [
-            self.resource(wf.run_prompt(self.config, wildcards.run, bench))
+            self.resource(wf.run_prompt(self.cfg, wildcards.run, bench))
             for bench in self.eval_generated
         ]
 
     def eval_work(self, wildcards, input) -> str:
-        work = wf.eval_work(self.config, wildcards.run, wildcards.chunk, list(input.data),
+        work = wf.eval_work(self.cfg, wildcards.run, wildcards.chunk, list(input.data),
                             list(input.prompts), self.eval_generated)  # fmt: skip
         return json.dumps(work)
 
     def eval_generation_args(self, wildcards) -> str:
-        return wf.block_json(wf.run_block(self.config, wildcards.run))
+        return wf.block_json(wf.run_block(self.config, self.cfg, wildcards.run))
 
     def eval_chunks(self, wildcards) -> list[str]:
         """The chunk files one merged evaluation file is joined from."""
@@ -263,7 +263,7 @@ class Plan:
         ]  # fmt: skip
 
     def eval_seed_files(self, wildcards) -> list[str]:
-        return wf.eval_summary_files(self.config, wildcards.run, wildcards.bench)
+        return wf.eval_summary_files(self.cfg, wildcards.run, wildcards.bench)
 
     def grading_json(self) -> str:
         return wf.block_json(self.config.get("grading", {}))
@@ -279,10 +279,10 @@ class Plan:
         return wf.block_json(self.config.get("wandb") or {})
 
     def grading_mode(self, wildcards) -> str:
-        return wf.benchmark_grading(self.config, wildcards.bench)
+        return wf.benchmark_grading(self.cfg, wildcards.bench)
 
     def metric_type(self, wildcards) -> str:
-        return wf.benchmark_definition(self.config, wildcards.bench).metrics
+        return wf.benchmark_definition(self.cfg, wildcards.bench).metrics
 
     def run_max_samples(self, wildcards) -> int | None:
         # a run overrides its reasoning parsing, system prompt and sampling, never max_samples
@@ -295,14 +295,14 @@ class Plan:
         return [
             wf.eval_graded(wildcards.run, bench, seed)
             for bench in self.cfg.evaluation.benchmarks
-            for seed in wf.eval_seeds(self.config, bench)
+            for seed in wf.eval_seeds(self.cfg, bench)
         ]
 
     def comparison_inputs(self) -> list[str]:
-        return [path for _, path in wf.comparison_entries(self.config)]
+        return [path for _, path in wf.comparison_entries(self.cfg)]
 
     def comparison_entries(self, wildcards) -> list[str]:
-        return [f"{run}={path}" for run, path in wf.comparison_entries(self.config)]
+        return [f"{run}={path}" for run, path in wf.comparison_entries(self.cfg)]
 
     # -- serving -------------------------------------------------------------------------------
 
@@ -311,13 +311,13 @@ class Plan:
 
     def serving(self) -> dict:
         """The block ``serve_<run>`` passes to ``distillery.serve``."""
-        return wf.serving(self.config)
+        return wf.serving(self.config, self.cfg)
 
     def serving_gpus(self) -> int:
         return Serving.model_validate(self.serving()).gpus
 
     def run_model_inputs(self, run: str) -> list[str]:
-        return wf.stage_model_inputs(self.cfg, "evaluation", wf.run_model(self.config, run))
+        return wf.stage_model_inputs(self.cfg, "evaluation", wf.run_model(self.cfg, run))
 
     # -- training ---------------------------------------------------------------------------
 
@@ -400,11 +400,11 @@ class Plan:
         return wf.judge_inputs(self.config, self.solution_seeds)
 
     def eval_judge_graded(self, wildcards) -> list[str]:
-        return wf.eval_judge_files(self.config, wildcards.run, judged=False)
+        return wf.eval_judge_files(self.cfg, wildcards.run, judged=False)
 
     def eval_judge_outputs(self) -> list[str]:
         """The judged files of a run (``{run}``), as the apply rule's outputs."""
-        return wf.eval_judge_files(self.config, "{run}", judged=True)
+        return wf.eval_judge_files(self.cfg, "{run}", judged=True)
 
     def step_encoder(self, wildcards) -> list[str]:
         """The contamination check's encoder directory, when it names one of ``models``."""

@@ -16,8 +16,9 @@ from pydantic import BaseModel
 from distillery.generation import backends
 from distillery.processing.steps import PROBLEM_STEPS, STEPS
 from distillery.settings.base import setting
+from distillery.settings.evaluation import Run
+from distillery.settings.generation import Generation, Serving
 from distillery.settings.model_entries import TRAINED, ModelEntry
-from distillery.settings.generation import Generation
 from distillery.settings.workflow import WANDB_ENV, Grading, Wandb, WorkflowConfig
 
 RESULTS = "results"
@@ -277,27 +278,27 @@ def seeds(count: int) -> list[int]:
     return list(range(count))
 
 
-def comparison_entries(config: dict) -> list[tuple[str, str]]:
+def comparison_entries(cfg: WorkflowConfig) -> list[tuple[str, str]]:
     """(run, metrics.json) of every run and benchmark, for the comparison table."""
     return [
         (run, eval_metrics(run, bench))
-        for run in config["evaluation"]["runs"]
-        for bench in config["evaluation"]["benchmarks"]
+        for run in cfg.evaluation.runs
+        for bench in cfg.evaluation.benchmarks
     ]
 
 
-def eval_seeds(config: dict, bench: str) -> list[int]:
+def eval_seeds(cfg: WorkflowConfig, bench: str) -> list[int]:
     """The seeds of a benchmark's evaluation: ``evaluation.benchmarks.<bench>`` samples, or, when
     that is left empty, the number its definition recommends (aime24: 8)."""
-    count = config["evaluation"]["benchmarks"][bench]
+    count = cfg.evaluation.benchmarks[bench]
     if count is None:
-        count = benchmark_definition(config, bench).seeds
+        count = benchmark_definition(cfg, bench).seeds
     return seeds(count)
 
 
-def eval_metrics_targets(config: dict) -> list[str]:
+def eval_metrics_targets(cfg: WorkflowConfig) -> list[str]:
     """Every ``metrics.json`` the evaluation produces: one per run and benchmark."""
-    return [path for _, path in comparison_entries(config)]
+    return [path for _, path in comparison_entries(cfg)]
 
 
 def sft_block(config: dict) -> dict:
@@ -308,103 +309,103 @@ def sft_block(config: dict) -> dict:
     return stage_fields(config["sft_data"], SftSelection)
 
 
-def benchmark_definition(config: dict, bench: str):
-    """The definition behind ``benchmarks.<bench>`` (its ``source``, default its own name)."""
+def benchmark_definition(cfg: WorkflowConfig, bench: str):
+    """The definition behind ``benchmarks.<bench>``."""
     from distillery.benchmarks import load_definition
 
-    return load_definition(config["benchmarks"][bench].get("source", bench))
+    return load_definition(cfg.benchmark_source(bench))
 
 
-def benchmark_block(config: dict, bench: str) -> dict:
-    """``benchmarks.<bench>`` as ``distillery.prepare_benchmark`` takes it, ``source`` (the
-    definition) filled in with the benchmark's own name when left out.
-
-    Example:
-        >>> benchmark_block({"benchmarks": {"demo": {"size": 5}}}, "demo")
-        {'source': 'demo', 'size': 5}
-    """
-    block = config["benchmarks"][bench]
-    return {"source": block.get("source", bench), **block}
+def benchmark_block(config: dict, cfg: WorkflowConfig, bench: str) -> dict:
+    """``benchmarks.<bench>`` as ``distillery.prepare_benchmark`` takes it: the config's own
+    block (the job's command line is the text the user wrote), its ``source`` (the definition)
+    filled in when left out."""
+    return {"source": cfg.benchmark_source(bench), **config["benchmarks"][bench]}
 
 
-def benchmark_grading(config: dict, bench: str) -> str:
-    block = config["benchmarks"][bench]
-    return block.get("grading") or benchmark_definition(config, bench).grading
+def benchmark_grading(cfg: WorkflowConfig, bench: str) -> str:
+    return cfg.benchmarks[bench].grading or benchmark_definition(cfg, bench).grading
 
 
-def benchmark_prompt(config: dict, bench: str) -> str:
+def benchmark_prompt(cfg: WorkflowConfig, bench: str) -> str:
     """The evaluation prompt: the benchmark's own, its definition's, or the evaluation's."""
-    return prompt_source(config, None, bench)[1]
+    return prompt_source(cfg, None, bench)[1]
 
 
-def run_prompt(config: dict, run: str, bench: str) -> str:
+def run_prompt(cfg: WorkflowConfig, run: str, bench: str) -> str:
     """A run's prompt file on one benchmark: the run's own, else the benchmark's
     (:func:`benchmark_prompt`)."""
-    return prompt_source(config, run, bench)[1]
+    return prompt_source(cfg, run, bench)[1]
 
 
-def prompt_source(config: dict, run: str | None, bench: str) -> tuple[str, str]:
+def prompt_source(cfg: WorkflowConfig, run: str | None, bench: str) -> tuple[str, str]:
     """(where it is set, prompt file) of a run's (or, with no run, any run's) prompt on a
-    benchmark: the run's ``prompt``, the benchmark's, its definition's, or the evaluation's.
-
-    Example:
-        >>> prompt_source({"evaluation": {"prompt": "p.yaml", "runs": {"r": "m"}},
-        ...                "benchmarks": {"demo": {}}}, "r", "demo")
-        ('evaluation.prompt', 'p.yaml')
-    """
-    entry = config["evaluation"]["runs"][run] if run is not None else None
-    if isinstance(entry, dict) and entry.get("prompt"):
-        return f"evaluation.runs.{run}.prompt", entry["prompt"]
-    block = config["benchmarks"][bench]
-    if block.get("prompt"):
-        return f"benchmarks.{bench}.prompt", block["prompt"]
-    definition = benchmark_definition(config, bench)
+    benchmark: the run's ``prompt``, the benchmark's, its definition's, or the evaluation's."""
+    entry = run_entry(cfg, run) if run is not None else None
+    if entry is not None and entry.prompt:
+        return f"evaluation.runs.{run}.prompt", entry.prompt
+    block = cfg.benchmarks[bench]
+    if block.prompt:
+        return f"benchmarks.{bench}.prompt", block.prompt
+    definition = benchmark_definition(cfg, bench)
     if definition.prompt:
         return f"benchmark definition {definition.name}'s prompt", definition.prompt
-    return "evaluation.prompt", config["evaluation"]["prompt"]
+    return "evaluation.prompt", cfg.evaluation.prompt
 
 
-def run_model(config: dict, run: str) -> str:
+def run_entry(cfg: WorkflowConfig, run: str) -> Run | None:
+    """``evaluation.runs.<run>`` when it overrides settings; None when it only names a model."""
+    entry = cfg.evaluation.runs[run]
+    return None if isinstance(entry, str) else entry
+
+
+def run_model(cfg: WorkflowConfig, run: str) -> str:
     """The model name of an evaluation run (``runs.<run>`` is a name or ``{model: ...}``)."""
-    entry = config["evaluation"]["runs"][run]
-    return entry if isinstance(entry, str) else entry["model"]
+    entry = cfg.evaluation.runs[run]
+    return entry if isinstance(entry, str) else entry.model
 
 
-def run_block(config: dict, run: str) -> dict:
+def _sets(block: BaseModel | None, key: str) -> bool:
+    """Whether the config sets ``key`` in a typed block (not its default)."""
+    return block is not None and key in block.model_fields_set
+
+
+def run_block(config: dict, cfg: WorkflowConfig, run: str) -> dict:
     """The evaluation's generation settings for one run, all its benchmarks: the run's own
-    ``parse_reasoning``, ``system`` and ``inference`` override the evaluation's.
-
-    Example:
-        >>> run_block({"evaluation": {"runs": {"think": {"model": "trained", "system": "on"}}}},
-        ...           "think")
-        {'system': 'on'}
-    """
-    entry = config["evaluation"]["runs"][run]
-    overrides = {} if isinstance(entry, str) else entry
+    ``parse_reasoning``, ``system`` and ``inference`` override the evaluation's. The typed run
+    says what it overrides; the values are the config's own text, as the job's ``--config-json``
+    is (a sampling setting written ``1`` stays ``1``, not ``1.0``)."""
     block = generation_block(config["evaluation"])
+    entry = run_entry(cfg, run)
+    if entry is None:
+        return block
+    written = config["evaluation"]["runs"][run]
     for key in ("parse_reasoning", "system"):
-        if overrides.get(key) is not None:
-            block[key] = overrides[key]
-    inference = {**block.get("inference", {}), **overrides.get("inference", {})}
-    if inference:
-        block["inference"] = inference
+        if getattr(entry, key) is not None:
+            block[key] = written[key]
+    if entry.inference is not None:
+        inference = {**block.get("inference", {}), **written["inference"]}
+        if inference:
+            block["inference"] = inference
     return block
 
 
-def bench_settings(config: dict, run: str, bench: str) -> dict:
+def bench_settings(cfg: WorkflowConfig, run: str, bench: str) -> dict:
     """What one benchmark changes in a run's settings: its definition's generation length,
     when neither the evaluation nor the run sets ``max_tokens``."""
-    if "max_tokens" in run_block(config, run).get("inference", {}):
+    entry = run_entry(cfg, run)
+    run_inference = entry.inference if entry is not None else None
+    if _sets(cfg.evaluation.inference, "max_tokens") or _sets(run_inference, "max_tokens"):
         return {}
-    default = benchmark_definition(config, bench).max_tokens
+    default = benchmark_definition(cfg, bench).max_tokens
     return {"inference": {"max_tokens": default}} if default else {}
 
 
-def eval_block(config: dict, run: str, bench: str) -> dict:
+def eval_block(config: dict, cfg: WorkflowConfig, run: str, bench: str) -> dict:
     """The generation settings of one run on one benchmark (:func:`run_block` with
     :func:`bench_settings` on top)."""
-    block = run_block(config, run)
-    extra = bench_settings(config, run, bench).get("inference")
+    block = run_block(config, cfg, run)
+    extra = bench_settings(cfg, run, bench).get("inference")
     if extra:
         block["inference"] = {**block.get("inference", {}), **extra}
     return block
@@ -438,42 +439,39 @@ def targeted_benchmarks(targets) -> list[str] | None:
     return sorted({m["bench"] for m in found})
 
 
-def generated_benchmarks(config: dict, targeted: str | None = None) -> list[str]:
+def generated_benchmarks(cfg: WorkflowConfig, targeted: str | None = None) -> list[str]:
     """The benchmarks an evaluation job generates: all, or those of ``targeted`` (comma
     separated, :data:`TARGET_BENCHMARKS_ENV`) that the evaluation has."""
-    benches = list(config["evaluation"]["benchmarks"])
+    benches = list(cfg.evaluation.benchmarks)
     if not targeted:
         return benches
     wanted = set(targeted.split(","))
     return [b for b in benches if b in wanted] or benches
 
 
-def eval_sample_sets(config: dict, benches: list[str] | None = None) -> list[tuple[str, int]]:
+def eval_sample_sets(
+    cfg: WorkflowConfig, benches: list[str] | None = None
+) -> list[tuple[str, int]]:
     """(benchmark, seed) of every sample set a run generates (of ``benches``: all by default),
     in the order of its work list."""
     return [
         (bench, seed)
-        for bench in (config["evaluation"]["benchmarks"] if benches is None else benches)
-        for seed in eval_seeds(config, bench)
+        for bench in (cfg.evaluation.benchmarks if benches is None else benches)
+        for seed in eval_seeds(cfg, bench)
     ]
 
 
-def eval_chunk_outputs(config: dict, benches: list[str] | None = None) -> list[str]:
+def eval_chunk_outputs(cfg: WorkflowConfig, benches: list[str] | None = None) -> list[str]:
     """The files one evaluation job (``{run}``, ``{chunk}``) writes: its share of every
-    benchmark (of ``benches``) and seed.
-
-    Example:
-        >>> eval_chunk_outputs({"evaluation": {"benchmarks": {"demo": 2}}})[1]
-        'results/evals/{run}/generations/demo/output-rs1_chunk_{chunk}.jsonl'
-    """
+    benchmark (of ``benches``) and seed."""
     return [
         EVAL_CHUNK.format(run="{run}", bench=bench, seed=seed, chunk="{chunk}")
-        for bench, seed in eval_sample_sets(config, benches)
+        for bench, seed in eval_sample_sets(cfg, benches)
     ]
 
 
 def eval_work(
-    config: dict,
+    cfg: WorkflowConfig,
     run: str,
     chunk: int | str,
     data: list[str],
@@ -485,14 +483,14 @@ def eval_work(
     order of the evaluation's benchmarks, its seeds and their chunk files, and what the
     benchmark changes in the run's settings."""
     work = []
-    benches = list(config["evaluation"]["benchmarks"]) if benches is None else benches
+    benches = list(cfg.evaluation.benchmarks) if benches is None else benches
     for bench, path, prompt in zip(benches, data, prompts, strict=True):
-        bench_seeds = eval_seeds(config, bench)
+        bench_seeds = eval_seeds(cfg, bench)
         outputs = [
             EVAL_CHUNK.format(run=run, bench=bench, seed=seed, chunk=chunk) for seed in bench_seeds
         ]
         work.append({"input": path, "prompt": prompt, "seeds": bench_seeds, "outputs": outputs,
-                     "settings": bench_settings(config, run, bench)})  # fmt: skip
+                     "settings": bench_settings(cfg, run, bench)})  # fmt: skip
     return work
 
 
@@ -509,16 +507,18 @@ def solution_work(
     return [{"input": data, "prompt": prompt, "seeds": solution_seeds, "outputs": outputs}]
 
 
-def serving(config: dict) -> dict:
+def serving(config: dict, cfg: WorkflowConfig) -> dict:
     """How ``serve_<run>`` serves a model: ``serving``, else the evaluation's own server when it
-    is one the job starts, else vLLM."""
-    if "serving" in config:
-        return {"type": "vllm", **config["serving"]}
-    server = config["evaluation"].get("server", {})
-    if server.get("type") in backends.SERVERS:
+    is one the job starts, else the ``serving`` block's default. The block is the job's
+    parameter, so it is the config's own text (the type filled in when left out)."""
+    if cfg.serving is not None:
+        return {"type": cfg.serving.type, **config["serving"]}
+    server = cfg.evaluation.server
+    if server.type in backends.SERVERS:
         keys = ("type", "gpus", "dtype", "python", "args", "env", "health_timeout")
-        return {key: server[key] for key in keys if key in server}
-    return {"type": "vllm"}
+        written = config["evaluation"]["server"]
+        return {key: written[key] for key in keys if _sets(server, key)}
+    return {"type": Serving().type}
 
 
 def served_runs(cfg: WorkflowConfig) -> list[str]:
@@ -670,16 +670,15 @@ def process_block(block: dict, keys: tuple[str, ...]) -> dict:
     return {k: v for k, v in block.items() if k == "server" or k in keys}
 
 
-def eval_judged_benchmarks(config: dict) -> list[str]:
+def eval_judged_benchmarks(cfg: WorkflowConfig) -> list[str]:
     """The evaluation benchmarks the evaluation judge grades: those it names, else those
     whose definition asks for a judge."""
-    judge = config["evaluation"].get("judge")
-    if not judge:
+    judge = cfg.evaluation.judge
+    if judge is None:
         return []
-    named = judge.get("benchmarks")
-    if named is not None:
-        return list(named)
-    return [b for b in config["evaluation"]["benchmarks"] if benchmark_definition(config, b).judge]
+    if judge.benchmarks is not None:
+        return list(judge.benchmarks)
+    return [b for b in cfg.evaluation.benchmarks if benchmark_definition(cfg, b).judge]
 
 
 def eval_metrics(run: str, bench: str) -> str:
@@ -694,20 +693,20 @@ def eval_judged(run: str, bench: str, seed: int) -> str:
     return f"{RESULTS}/evals/{run}/judged/{bench}/output-rs{seed}.jsonl"
 
 
-def eval_judge_files(config: dict, run: str, judged: bool) -> list[str]:
+def eval_judge_files(cfg: WorkflowConfig, run: str, judged: bool) -> list[str]:
     """The graded (or judged) files of a run's judged benchmarks, in the judge's order."""
     path = eval_judged if judged else eval_graded
     return [
         path(run, bench, seed)
-        for bench in eval_judged_benchmarks(config)
-        for seed in eval_seeds(config, bench)
+        for bench in eval_judged_benchmarks(cfg)
+        for seed in eval_seeds(cfg, bench)
     ]
 
 
-def eval_summary_files(config: dict, run: str, bench: str) -> list[str]:
+def eval_summary_files(cfg: WorkflowConfig, run: str, bench: str) -> list[str]:
     """The seed files ``summarize`` reads: judged ones for a judged benchmark."""
-    path = eval_judged if bench in eval_judged_benchmarks(config) else eval_graded
-    return [path(run, bench, seed) for seed in eval_seeds(config, bench)]
+    path = eval_judged if bench in eval_judged_benchmarks(cfg) else eval_graded
+    return [path(run, bench, seed) for seed in eval_seeds(cfg, bench)]
 
 
 def area_family(config: dict, area: str) -> str:
