@@ -167,23 +167,23 @@ def processing_problems(
 
     problems = []
     for step in STEPS.values():
-        block = step.block_of(config)
-        if not block:
+        settings = wf.step_settings(cfg, step)
+        if settings is None:
             continue
         key = step.config_key
-        server = block["server"]
+        server = settings.server
         # an endpoint (openai) names no local model; its base_url is checked with the settings
-        if server["type"] != "openai":
-            if "model" in server:
-                model_ref(f"{key}.server.model", server["model"])
+        if server.type != "openai":
+            if server.model is not None:
+                model_ref(f"{key}.server.model", server.model)
             else:
                 problems.append(
                     f"config key '{key}.server.model' is missing: the model of this step"
                 )
-        for prompt in wf.step_prompts(block, step.name):
+        for prompt in wf.step_prompts(step.block_of(config), step.name):
             problems += prompt_problems(key, prompt, search)
-        encoder = block.get("embedding_model")
-        if encoder is not None and encoder not in config["models"] and not Path(encoder).is_dir():
+        encoder = getattr(settings, "embedding_model", None)  # the contamination check's
+        if encoder is not None and encoder not in cfg.models and not Path(encoder).is_dir():
             problems.append(
                 f"config key '{key}.embedding_model': {encoder!r} is neither a key of `models` nor "
                 "a directory; add the encoder under `models` (source: hf) or fix the path"
@@ -196,7 +196,7 @@ def processing_problems(
     if cfg.solution_judge is not None:
         answers = (
             cfg.sft_data.fill_majority
-            or "extract_answer" in wf.problem_steps(config)
+            or "extract_answer" in wf.problem_steps(cfg)
             or cfg.raw_data.source == "demo"
         )
         if not answers:

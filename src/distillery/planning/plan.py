@@ -15,9 +15,7 @@ from pathlib import Path
 
 from distillery.generation import backends
 from distillery.planning import workflow as wf
-from distillery.settings.base import setting
 from distillery.settings.generation import Server, Serving
-from distillery.settings.steps import Step
 from distillery.settings.workflow import WorkflowConfig
 
 BENCHMARK_TEST = "results/benchmarks/{bench}/test.jsonl"
@@ -209,7 +207,7 @@ class Plan:
 
     def sft_inputs(self, wildcards) -> list[str]:
         if self.solutions_generated:
-            return wf.solution_files(self.config, self.solution_seeds)
+            return wf.solution_files(self.cfg, self.solution_seeds)
         return ["results/data/raw-posts.jsonl"]
 
     # -- solutions --------------------------------------------------------------------------
@@ -219,7 +217,7 @@ class Plan:
         return self.cfg.solutions.source == "generate"
 
     def solution_problems(self) -> str:
-        return wf.solution_problems(self.config)
+        return wf.solution_problems(self.cfg)
 
     def solution_chunk_outputs(self) -> list[str]:
         return wf.solution_chunk_outputs(self.solution_seeds)
@@ -391,13 +389,13 @@ class Plan:
         return block_json
 
     def step_generation_json(self, wildcards) -> str:
-        return wf.block_json(wf.step_generation(self.config, wildcards.area))
+        return wf.block_json(wf.step_generation(self.cfg, wildcards.area))
 
     def step_input(self, wildcards) -> str:
-        return wf.step_input(self.config, wildcards.step)
+        return wf.step_input(self.cfg, wildcards.step)
 
     def solution_judge_inputs(self) -> list[str]:
-        return wf.judge_inputs(self.config, self.solution_seeds)
+        return wf.judge_inputs(self.cfg, self.solution_seeds)
 
     def eval_judge_graded(self, wildcards) -> list[str]:
         return wf.eval_judge_files(self.cfg, wildcards.run, judged=False)
@@ -422,16 +420,16 @@ class Plan:
         return prompts
 
     def area_chunks(self, wildcards) -> list[int]:
-        return list(range(setting(wf.area_block(self.config, wildcards.area), Step, "chunks")))
+        return list(range(wf.area_settings(self.cfg, wildcards.area).chunks))
 
     def area_model_inputs(self, wildcards) -> list[str]:
-        server = wf.area_block(self.config, wildcards.area)["server"]
-        return [] if server["type"] == "openai" else [self.model_dir(server["model"])]
+        server = wf.area_settings(self.cfg, wildcards.area).server
+        return [] if server.type == "openai" else [self.model_dir(server.model)]
 
     def area_model(self, wildcards, input) -> str:
         if input.model:
             return input.model
-        return wf.area_block(self.config, wildcards.area)["server"]["model"]
+        return wf.area_settings(self.cfg, wildcards.area).server.model
 
     @staticmethod
     def area_work(wildcards, input, output) -> str:
@@ -439,11 +437,10 @@ class Plan:
         return json.dumps(work)
 
     def area_family(self, wildcards) -> str:
-        return wf.area_family(self.config, wildcards.area)
+        return wf.area_family(self.cfg, wildcards.area)
 
     def area_gpus(self, wildcards) -> int:
-        server = wf.area_block(self.config, wildcards.area)["server"]
-        return int(setting(server, Server, "gpus"))
+        return wf.area_settings(self.cfg, wildcards.area).server.gpus
 
     def area_mem_mb(self, wildcards) -> int:
         return generation_mem_mb(self.area_gpus(wildcards))

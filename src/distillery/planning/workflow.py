@@ -19,6 +19,7 @@ from distillery.settings.base import setting
 from distillery.settings.evaluation import Run
 from distillery.settings.generation import Generation, Serving
 from distillery.settings.model_entries import TRAINED, ModelEntry
+from distillery.settings.steps import Step
 from distillery.settings.workflow import WANDB_ENV, Grading, Wandb, WorkflowConfig
 
 RESULTS = "results"
@@ -131,8 +132,6 @@ def generation_block(stage: dict) -> dict:
         >>> generation_block({"prompt": "p.yaml", "seeds": 4, "server": {"type": "hf"}})
         {'server': {'type': 'hf'}}
     """
-    from distillery.settings.generation import Generation
-
     return stage_fields(stage, Generation)
 
 
@@ -581,32 +580,26 @@ _AREAS = {
 AREA_PATTERN = rf"{RESULTS}/(?:{'|'.join(area.pattern for area in _AREAS.values())})"
 
 
-def problem_steps(config: dict) -> list[str]:
-    """The problem-side LLM steps the config switches on, in the order they run.
-
-    Example:
-        >>> problem_steps({"problem_processing": {"convert_proofs": {}, "classify": {}}})
-        ['classify', 'convert_proofs']
-    """
-    block = config.get("problem_processing") or {}
-    return [step for step in PROBLEM_STEPS if block.get(step) is not None]
+def problem_steps(cfg: WorkflowConfig) -> list[str]:
+    """The problem-side LLM steps the config switches on, in the order they run."""
+    return [step for step in PROBLEM_STEPS if step_settings(cfg, STEPS[step]) is not None]
 
 
 def step_problems(step: str) -> str:
     return f"{PROCESSING}/{step}/problems.jsonl"
 
 
-def step_input(config: dict, step: str) -> str:
+def step_input(cfg: WorkflowConfig, step: str) -> str:
     """A problem step's input: the previous step's problems, or the extracted problems."""
-    enabled = problem_steps(config)
+    enabled = problem_steps(cfg)
     position = enabled.index(step)
     return step_problems(enabled[position - 1]) if position else EXTRACTED_PROBLEMS
 
 
-def solution_problems(config: dict) -> str:
+def solution_problems(cfg: WorkflowConfig) -> str:
     """The problems the teacher solves: the last problem step's output, else the extracted
     problems."""
-    enabled = problem_steps(config)
+    enabled = problem_steps(cfg)
     return step_problems(enabled[-1]) if enabled else EXTRACTED_PROBLEMS
 
 
@@ -620,8 +613,25 @@ def area_processing_step(area: str):
 
 
 def area_block(config: dict, area: str) -> dict:
-    """The config block of the LLM step whose files live in ``area``."""
+    """The config block of the LLM step whose files live in ``area``, as the config writes it
+    (the step's jobs receive it so)."""
     return area_processing_step(area).block_of(config)
+
+
+def step_settings(cfg: WorkflowConfig, step) -> Step | None:
+    """The typed block of a processing step (its registry entry), or None when the config
+    switches it off."""
+    node = cfg
+    for key in step.block:
+        if node is None:
+            return None
+        node = getattr(node, key)
+    return node
+
+
+def area_settings(cfg: WorkflowConfig, area: str) -> Step:
+    """The typed block of the LLM step whose files live in ``area``."""
+    return step_settings(cfg, area_processing_step(area))
 
 
 def area_step(area: str) -> str:
@@ -655,14 +665,10 @@ APPLY_KEYS = (
 )  # fmt: skip
 
 
-def step_generation(config: dict, area: str) -> dict:
+def step_generation(cfg: WorkflowConfig, area: str) -> dict:
     """What ``distillery.generate`` takes from a step's block, with the step's own defaults
     (a classifier's 16 tokens, greedy sampling) where the config leaves them out."""
-    from distillery.settings.base import parse
-
-    step = area_processing_step(area)
-    settings = parse(step.settings, step.block_of(config), step.name)
-    return generation_block(settings.model_dump(exclude_none=True))
+    return generation_block(area_settings(cfg, area).model_dump(exclude_none=True))
 
 
 def process_block(block: dict, keys: tuple[str, ...]) -> dict:
@@ -709,21 +715,21 @@ def eval_summary_files(cfg: WorkflowConfig, run: str, bench: str) -> list[str]:
     return [path(run, bench, seed) for seed in eval_seeds(cfg, bench)]
 
 
-def area_family(config: dict, area: str) -> str:
+def area_family(cfg: WorkflowConfig, area: str) -> str:
     """The rule family (container, conda environment) of an LLM step's generation job."""
-    return backends.get(area_block(config, area)["server"]["type"]).family
+    return backends.get(area_settings(cfg, area).server.type).family
 
 
-def solution_files(config: dict, seeds_: list[int]) -> list[str]:
+def solution_files(cfg: WorkflowConfig, seeds_: list[int]) -> list[str]:
     """The solution seed files after the solution-side steps that are on: rewritten summaries,
     then the judge's verdicts."""
-    if config.get("solution_judge"):
+    if cfg.solution_judge is not None:
         return [f"{RESULTS}/sdg/judged/output-rs{seed}.jsonl" for seed in seeds_]
-    return judge_inputs(config, seeds_)
+    return judge_inputs(cfg, seeds_)
 
 
-def judge_inputs(config: dict, seeds_: list[int]) -> list[str]:
+def judge_inputs(cfg: WorkflowConfig, seeds_: list[int]) -> list[str]:
     """What the solution judge reads: the rewritten solutions, else the merged ones."""
-    if config.get("solution_summaries"):
+    if cfg.solution_summaries is not None:
         return [f"{SUMMARIES}/output-rs{seed}.jsonl" for seed in seeds_]
     return [f"{RESULTS}/sdg/solutions/output-rs{seed}.jsonl" for seed in seeds_]
