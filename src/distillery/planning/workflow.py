@@ -15,7 +15,6 @@ from pydantic import BaseModel
 
 from distillery.generation import backends
 from distillery.processing.steps import PROBLEM_STEPS, STEPS
-from distillery.settings.base import setting
 from distillery.settings.evaluation import Run
 from distillery.settings.generation import Generation, Serving
 from distillery.settings.model_entries import TRAINED, ModelEntry
@@ -146,20 +145,21 @@ def is_external(stage: Generation) -> bool:
     return stage.server is not None and stage.server.type == "openai"
 
 
-def export_wandb(block: dict, environ=os.environ) -> None:
+def export_wandb(wandb: Wandb, environ=os.environ) -> None:
     """Puts the ``wandb`` block where training finds it: the environment of every job (this
     process's, which jobs inherit, locally and through Slurm), not a rule parameter, so that a
-    changed W&B setting never reruns training (``distillery.train_sft.wandb_report_to``).
+    changed W&B setting never reruns training (``distillery.train_sft.wandb_report_to``). The
+    keys the config sets, so that training fills in the rest from the same defaults.
 
     Example:
         >>> env = {}
-        >>> export_wandb({"mode": "offline"}, env); env[WANDB_ENV]
+        >>> export_wandb(Wandb(mode="offline"), env); env[WANDB_ENV]
         '{"mode": "offline", "dir": "results"}'
     """
-    if setting(block, Wandb, "mode") == "disabled":
+    if wandb.mode == "disabled":
         environ.pop(WANDB_ENV, None)
     else:
-        environ[WANDB_ENV] = json.dumps({**block, "dir": RESULTS})
+        environ[WANDB_ENV] = json.dumps({**wandb.model_dump(exclude_unset=True), "dir": RESULTS})
 
 
 GENERATION_RULES = ("extract_problems", "generate_solutions", "generate_eval", "process_generate")
