@@ -311,8 +311,15 @@ class Plan:
         """The block ``serve_<run>`` passes to ``distillery.serve``."""
         return wf.serving(self.config, self.cfg)
 
+    def serving_settings(self) -> Serving:
+        """:meth:`serving` typed, its defaults filled in."""
+        return Serving.model_validate(self.serving())
+
+    def serving_type(self) -> str:
+        return self.serving_settings().type
+
     def serving_gpus(self) -> int:
-        return Serving.model_validate(self.serving()).gpus
+        return self.serving_settings().gpus
 
     def run_model_inputs(self, run: str) -> list[str]:
         return wf.stage_model_inputs(self.cfg, "evaluation", wf.run_model(self.cfg, run))
