@@ -40,8 +40,8 @@ from distillery.jsonl import write_jsonl  # noqa: E402
 from distillery.planning import workflow as wf  # noqa: E402
 from distillery.planning.config_check import resolve_benchmarks  # noqa: E402
 from distillery.settings.base import parse  # noqa: E402
-from distillery.settings.evaluation import Evaluation  # noqa: E402
-from distillery.settings.generation import Generation, Solutions  # noqa: E402
+from distillery.settings.generation import Generation, Server, Solutions  # noqa: E402
+from distillery.settings.workflow import WorkflowConfig  # noqa: E402
 
 DEFAULT_CONFIGS = ["config/config.yaml", "config/recipes/openmathreasoning.yaml"]
 OTHER_PROMPT = "prompts/math-few-shot.yaml"
@@ -79,8 +79,9 @@ def run_jobs(
     """The first run's evaluation jobs and the solution jobs of ``config`` (those of
     ``stages``), each chunk file merged and deleted afterwards."""
     resolve_benchmarks(config)
-    run = next(iter(config["evaluation"]["runs"]))
-    benches = list(config["evaluation"]["benchmarks"])
+    cfg = parse(WorkflowConfig, config)
+    run = next(iter(cfg.evaluation.runs))
+    benches = list(cfg.evaluation.benchmarks)
     for bench in benches:
         path = workdir / "results" / "benchmarks" / bench / "test.jsonl"
         if not path.exists():
@@ -89,24 +90,22 @@ def run_jobs(
     if not problems.exists():
         write_jsonl(problems, [{"problem": f"problem {i}"} for i in range(rows)])
     data = [str(workdir / "results" / "benchmarks" / b / "test.jsonl") for b in benches]
-    prompts = [str(REPO / wf.run_prompt(config, run, b)) for b in benches]
+    prompts = [str(REPO / wf.run_prompt(cfg, run, b)) for b in benches]
     jobs = []
-    chunks = parse(Evaluation, config["evaluation"], "evaluation").chunks
+    chunks = cfg.evaluation.chunks
     for chunk in range(chunks if "evaluation" in stages else 0):
-        work = wf.eval_work(config, run, chunk, data, prompts)
-        jobs.append((work, chunks, chunk, config["evaluation"].get("inference", {})))
-    solutions = config["solutions"]
-    typed = parse(Solutions, solutions, "solutions")
-    chunks = typed.chunks
-    prompt = str(REPO / solutions["prompt"])
+        work = wf.eval_work(cfg, run, chunk, data, prompts)
+        jobs.append((work, chunks, chunk, cfg.evaluation.inference))
+    solutions = cfg.solutions
+    chunks = solutions.chunks
+    prompt = str(REPO / solutions.prompt)
     for chunk in range(chunks if "solutions" in stages else 0):
-        work = wf.solution_work(wf.seeds(typed.seeds), chunk, str(problems), prompt)
-        jobs.append((work, chunks, chunk, solutions.get("inference", {})))
+        work = wf.solution_work(wf.seeds(solutions.seeds), chunk, str(problems), prompt)
+        jobs.append((work, chunks, chunk, solutions.inference))
     outputs = set()
     with contextlib.chdir(workdir):
         for work, chunks, chunk, inference in jobs:
-            stage = parse(Generation, {"server": {"type": "openai", "base_url": url},
-                                       "inference": inference})  # fmt: skip
+            stage = Generation(server=Server(type="openai", base_url=url), inference=inference)
             generate.main(generate.Config(work=json.dumps(work), model="stub", stage=stage,
                                           num_chunks=chunks, chunk_id=chunk))  # fmt: skip
             outputs.update(o for item in work for o in item["outputs"])

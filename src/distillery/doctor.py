@@ -25,6 +25,8 @@ from pathlib import Path
 from distillery.errors import DistilleryError
 from distillery.generation import backends
 from distillery.planning import workflow as wf
+from distillery.settings.base import parse
+from distillery.settings.workflow import WorkflowConfig
 
 GIB = 1024**3
 GENERATION_STAGES = ("problem_extraction", "solutions", "evaluation")
@@ -89,17 +91,17 @@ def gpu_memory_gib() -> list[float]:
     return [int(line) / 1024 for line in out.split() if line.strip().isdigit()]
 
 
-def _stage_needs(config: dict) -> list[tuple[str, int, str | None]]:
+def _stage_needs(config: dict, cfg: WorkflowConfig) -> list[tuple[str, int, str | None]]:
     """(config key, GPUs, model name) of every GPU-using step."""
     needs = []
     for stage in GENERATION_STAGES:
         block = config.get(stage)
-        if not block or wf.is_external(block):
+        if not block or wf.is_external(getattr(cfg, stage)):
             continue
         gpus = int(block.get("server", {}).get("gpus", 0))
         if stage == "evaluation":
             for run in block["runs"]:
-                needs.append((f"evaluation.runs.{run}", gpus, wf.run_model(config, run)))
+                needs.append((f"evaluation.runs.{run}", gpus, wf.run_model(cfg, run)))
         else:
             needs.append((f"{stage}.server", gpus, block["server"].get("model")))
     training = config["training"]
@@ -110,11 +112,11 @@ def _stage_needs(config: dict) -> list[tuple[str, int, str | None]]:
     return needs
 
 
-def check_gpus(config: dict, machine: Machine, workdir: Path) -> list[str]:
+def check_gpus(config: dict, cfg: WorkflowConfig, machine: Machine, workdir: Path) -> list[str]:
     problems = []
     available = len(machine.gpu_memory_gib)
     smallest = min(machine.gpu_memory_gib, default=0.0)
-    for key, gpus, name in _stage_needs(config):
+    for key, gpus, name in _stage_needs(config, cfg):
         if gpus > available:
             problems.append(
                 f"{key} asks for {gpus} GPU(s), this machine has {available}: run it where "
@@ -123,7 +125,7 @@ def check_gpus(config: dict, machine: Machine, workdir: Path) -> list[str]:
             continue
         if gpus == 0 or name is None:
             continue
-        size = wf.model_size_gib(config, name, workdir)
+        size = wf.model_size_gib(cfg, name, workdir)
         if size is None:
             continue
         if key == "training":
@@ -140,17 +142,19 @@ def check_gpus(config: dict, machine: Machine, workdir: Path) -> list[str]:
     return problems
 
 
-def check_disk_and_ram(config: dict, machine: Machine, workdir: Path) -> list[str]:
+def check_disk_and_ram(
+    config: dict, cfg: WorkflowConfig, machine: Machine, workdir: Path
+) -> list[str]:
     problems = []
     to_write = 0.0
     for name, model in config["models"].items():
-        directory = workdir / wf.model_dir(config, name)
+        directory = workdir / wf.model_dir(cfg, name)
         if model["source"] != "path" and not directory.is_dir():
-            to_write += wf.model_size_gib(config, name, workdir) or 0.0
+            to_write += wf.model_size_gib(cfg, name, workdir) or 0.0
     trained = workdir / wf.TRAINED_MODEL_DIR
     if not trained.is_dir():
         # the trained model, and a checkpoint with optimizer state beside it
-        to_write += 3 * (wf.model_size_gib(config, config["training"]["model"], workdir) or 0.0)
+        to_write += 3 * (wf.model_size_gib(cfg, config["training"]["model"], workdir) or 0.0)
     if to_write > machine.disk_free_gib:
         problems.append(
             f"disk: the models to download, convert and train take about {to_write:.0f} GiB, "
@@ -161,7 +165,7 @@ def check_disk_and_ram(config: dict, machine: Machine, workdir: Path) -> list[st
     loaded = {config["training"]["model"]} | {
         model["base"] for model in config["models"].values() if "base" in model
     }
-    largest = max((wf.model_size_gib(config, name, workdir) or 0.0 for name in loaded), default=0.0)
+    largest = max((wf.model_size_gib(cfg, name, workdir) or 0.0 for name in loaded), default=0.0)
     if largest > machine.ram_gib:
         problems.append(
             f"RAM: a model that training or a conversion loads is about {largest:.0f} GiB, this "
@@ -179,7 +183,7 @@ def _server_types(config: dict) -> set[str]:
     return kinds
 
 
-def check_backends(config: dict, machine: Machine) -> list[str]:
+def check_backends(config: dict, cfg: WorkflowConfig, machine: Machine) -> list[str]:
     problems = []
     containers = config.get("containers", {})
     if containers and not machine.executables.get("apptainer"):
@@ -218,7 +222,7 @@ def check_backends(config: dict, machine: Machine) -> list[str]:
                 f"server type {name} needs {probe.executable}, which is not on PATH: "
                 f"{probe.install}"
             )
-    uses_trtllm = wf.models_from(config, "trtllm")
+    uses_trtllm = wf.models_from(cfg, "trtllm")
     if uses_trtllm and "trtllm" not in containers and not machine.executables.get("trtllm-serve"):
         problems.append(
             "TensorRT-LLM (a trtllm model) needs trtllm-serve and "
@@ -239,7 +243,7 @@ def check_backends(config: dict, machine: Machine) -> list[str]:
     return problems
 
 
-def check_hub_access(config: dict, machine: Machine) -> list[str]:
+def check_hub_access(config: dict, cfg: WorkflowConfig, machine: Machine) -> list[str]:
     if machine.env.get("HF_TOKEN"):
         return []
     problems = []
@@ -254,7 +258,7 @@ def check_hub_access(config: dict, machine: Machine) -> list[str]:
         block = config["benchmarks"].get(bench, {})
         if block.get("path"):
             continue
-        source = wf.benchmark_definition(config, bench).source
+        source = wf.benchmark_definition(cfg, bench).source
         if source is not None and source.gated:
             problems.append(
                 f"benchmarks.{bench}: {source.repo} is gated on the hub and HF_TOKEN is "
@@ -263,7 +267,7 @@ def check_hub_access(config: dict, machine: Machine) -> list[str]:
             )
     if machine.env.get("HF_HUB_OFFLINE") == "1":
         for name, model in config["models"].items():
-            if model["source"] == "hf" and not Path(wf.model_dir(config, name)).is_dir():
+            if model["source"] == "hf" and not Path(wf.model_dir(cfg, name)).is_dir():
                 problems.append(
                     f"models.{name}: HF_HUB_OFFLINE=1 but it is not downloaded yet: unset "
                     "HF_HUB_OFFLINE, or make it `source: path` on a local copy"
@@ -285,11 +289,12 @@ def inventory(machine: Machine) -> list[str]:
 def diagnose(config: dict, machine: Machine, workdir: str | Path = ".") -> list[str]:
     """Every problem of running ``config`` on ``machine``, one line each with its fix."""
     workdir = Path(workdir)
+    cfg = parse(WorkflowConfig, config)
     return [
-        *check_gpus(config, machine, workdir),
-        *check_disk_and_ram(config, machine, workdir),
-        *check_backends(config, machine),
-        *check_hub_access(config, machine),
+        *check_gpus(config, cfg, machine, workdir),
+        *check_disk_and_ram(config, cfg, machine, workdir),
+        *check_backends(config, cfg, machine),
+        *check_hub_access(config, cfg, machine),
     ]
 
 

@@ -12,6 +12,8 @@ import yaml
 from distillery import doctor
 from distillery.doctor import Machine, diagnose
 from distillery.planning import workflow as wf
+from distillery.settings.base import parse
+from distillery.settings.workflow import WorkflowConfig
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT = yaml.safe_load((REPO / "config/config.yaml").read_text())
@@ -66,7 +68,7 @@ def test_gpus_too_small_for_the_model(tmp_path):
 
 def test_missing_backends_and_their_fixes(tmp_path):
     config = copy.deepcopy(OMR)
-    config["training"]["method"] = "qlora"
+    config["training"].update(method="qlora", fsdp=False)  # FSDP cannot shard 4-bit weights
     problems = diagnose(
         config, machine(gpus=[80] * 8, ram=1000, modules={}, executables={}), tmp_path
     )
@@ -131,8 +133,9 @@ def test_cli_reports_a_bad_config_file(capsys, tmp_path):
 
 @pytest.mark.parametrize("name", ["12B", "0.5B", "1.5b"])
 def test_size_from_the_repository_name(name, tmp_path):
-    config = {"models": {"m": {"source": "hf", "repo": f"org/Model-{name}-Instruct"}}}
-    size = wf.model_size_gib(config, "m", tmp_path)
+    models = {"m": {"source": "hf", "repo": f"org/Model-{name}-Instruct"}}
+    cfg = parse(WorkflowConfig, {**copy.deepcopy(DEFAULT), "models": models})
+    size = wf.model_size_gib(cfg, "m", tmp_path)
     assert size == pytest.approx(float(name[:-1]) * 2e9 / 1024**3)
 
 

@@ -265,8 +265,7 @@ def test_a_benchmark_without_seeds_takes_its_definitions(default_config):
     config["evaluation"]["benchmarks"] = {"demo": 2, "aime24": None}  # `aime24:` in YAML
     schema = yaml.safe_load(schema_module.SCHEMA_PATH.read_text())
     assert not list(Draft202012Validator(schema).iter_errors(config))
-    parse(WorkflowConfig, config)
-    assert wf.eval_seeds(config, "aime24") == list(range(8))
+    assert wf.eval_seeds(parse(WorkflowConfig, config), "aime24") == list(range(8))
     config["evaluation"]["benchmarks"]["demo"] = 0
     assert list(Draft202012Validator(schema).iter_errors(config))
 

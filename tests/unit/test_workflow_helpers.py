@@ -1,8 +1,33 @@
+import copy
+
 import pytest
+import yaml
 
 from distillery.errors import DistilleryError
 from distillery.models.files import find_packaged_file
 from distillery.planning import workflow as wf
+from distillery.settings.base import parse
+from distillery.settings.workflow import Grading, WorkflowConfig
+
+from ..conftest import REPO
+
+DEFAULT = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+
+def merged(config: dict) -> dict:
+    """The embedded default config with the keys ``config`` sets in place of its own (a stage's
+    keys one by one; models and benchmarks whole)."""
+    result = copy.deepcopy(DEFAULT)
+    for key, block in copy.deepcopy(config).items():
+        whole = key in ("models", "benchmarks") or not isinstance(result.get(key), dict)
+        result[key] = block if whole else {**result[key], **block}
+    return result
+
+
+def typed(config: dict) -> WorkflowConfig:
+    """:func:`merged`, typed."""
+    return parse(WorkflowConfig, merged(config))
+
 
 CONFIG = {
     "models": {
@@ -17,10 +42,11 @@ CONFIG = {
 
 
 def test_model_dirs():
-    assert wf.model_dir(CONFIG, "small") == "results/models/small"
-    assert wf.model_dir(CONFIG, "local") == "/models/llama"
-    assert wf.model_dir(CONFIG, "trained") == wf.TRAINED_MODEL_DIR
-    assert wf.models_from(CONFIG, "gguf") == ["small"]
+    cfg = typed(CONFIG)
+    assert wf.model_dir(cfg, "small") == "results/models/small"
+    assert wf.model_dir(cfg, "local") == "/models/llama"
+    assert wf.model_dir(cfg, "trained") == wf.TRAINED_MODEL_DIR
+    assert wf.models_from(cfg, "gguf") == ["small"]
 
 
 def test_generation_block_is_the_stages_generation_settings_as_set():
@@ -56,29 +82,50 @@ def test_eval_block_merges_the_run_and_the_benchmarks_generation_length():
             },
         },
     }  # fmt: skip
-    assert wf.eval_block(config, "base", "aime24") == {
+    config = merged(config)
+    cfg = parse(WorkflowConfig, config)
+    assert wf.eval_block(config, cfg, "base", "aime24") == {
         "server": {"type": "hf"},
         "inference": {"temperature": 0.6, "max_tokens": 16384},  # the definition's
     }
-    assert wf.eval_block(config, "think", "aime24") == {
+    assert wf.eval_block(config, cfg, "think", "aime24") == {
         "server": {"type": "hf"},
         "parse_reasoning": True,
         "inference": {"temperature": 0.6, "max_tokens": 100},
     }
-    assert wf.eval_block(config, "base", "demo")["inference"]["max_tokens"] == 256
+    assert wf.eval_block(config, cfg, "base", "demo")["inference"]["max_tokens"] == 256
+
+
+def test_a_run_block_keeps_the_values_as_the_config_writes_them():
+    """The job's --config-json is the config's own text: an integer temperature stays one."""
+    runs = {"hot": {"model": "m", "system": "s", "inference": {"top_p": 1}}}
+    config = merged({"evaluation": {"inference": {"temperature": 1}, "runs": runs}})
+    block = wf.run_block(config, parse(WorkflowConfig, config), "hot")
+    assert wf.block_json(block["inference"]) == '{"temperature": 1, "top_p": 1}'
+    assert block["system"] == "s" and "parse_reasoning" not in block
 
 
 def test_benchmark_seeds_default_to_the_definitions():
-    config = {"benchmarks": {"aime24": {}, "demo": {}},
-              "evaluation": {"benchmarks": {"aime24": None, "demo": 3}}}  # fmt: skip
-    assert wf.eval_seeds(config, "aime24") == list(range(8))
-    assert wf.eval_seeds(config, "demo") == [0, 1, 2]
+    cfg = typed({"benchmarks": {"aime24": {}, "demo": {}},
+                 "evaluation": {"benchmarks": {"aime24": None, "demo": 3}}})  # fmt: skip
+    assert wf.eval_seeds(cfg, "aime24") == list(range(8))
+    assert wf.eval_seeds(cfg, "demo") == [0, 1, 2]
+
+
+def test_prompts_come_from_the_run_the_benchmark_its_definition_or_the_evaluation():
+    runs = {"plain": "m", "own": {"model": "m", "prompt": "run.yaml"}}
+    cfg = typed({"benchmarks": {"demo": {}, "mine": {"source": "demo", "prompt": "b.yaml"}},
+                 "evaluation": {"benchmarks": {"demo": 1, "mine": 1}, "runs": runs}})  # fmt: skip
+    assert wf.prompt_source(cfg, "plain", "demo") == ("evaluation.prompt", "prompts/math.yaml")
+    assert wf.prompt_source(cfg, "plain", "mine") == ("benchmarks.mine.prompt", "b.yaml")
+    assert wf.prompt_source(cfg, "own", "mine") == ("evaluation.runs.own.prompt", "run.yaml")
+    assert wf.benchmark_definition(cfg, "mine").name == "demo"
 
 
 def test_comparison_entries_keep_run_names_with_double_underscores():
-    config = {"evaluation": {"runs": {"base__v2": "m", "sft": "trained"},
-                             "benchmarks": {"demo": 1}}}  # fmt: skip
-    assert [run for run, _ in wf.comparison_entries(config)] == ["base__v2", "sft"]
+    cfg = typed({"evaluation": {"runs": {"base__v2": "m", "sft": "trained"},
+                                "benchmarks": {"demo": 1}}})  # fmt: skip
+    assert [run for run, _ in wf.comparison_entries(cfg)] == ["base__v2", "sft"]
 
 
 def test_training_block_is_what_the_stage_takes():
@@ -97,13 +144,18 @@ def test_training_block_is_what_the_stage_takes():
 
 
 def test_options_of_other_blocks_are_argument_lists():
-    assert wf.options({"max_seq_len": 4096, "x": 1}, ["max_seq_len", "absent"]) == [
-        "--max-seq-len", "4096"
-    ]  # fmt: skip
+    evaluation = typed({"evaluation": {"max_seq_len": 4096}}).evaluation
+    assert wf.options(evaluation, ["max_seq_len", "max_samples"]) == ["--max-seq-len", "4096"]
+
+
+def test_extraction_options_name_only_what_the_config_sets():
+    """A default left out stays off the command line, which then does not change with it."""
+    assert wf.extraction_options(Grading()) == []
+    assert wf.extraction_options(Grading(regex_fallback=True)) == ["--regex-fallback"]
 
 
 def test_eval_targets():
-    assert wf.eval_metrics_targets(CONFIG) == [
+    assert wf.eval_metrics_targets(typed(CONFIG)) == [
         "results/evals/base/eval-results/demo/metrics.json",
         "results/evals/base/eval-results/aime24/metrics.json",
         "results/evals/sft/eval-results/demo/metrics.json",
@@ -177,12 +229,11 @@ def test_a_stage_run_by_hand_takes_a_file_and_overrides(tmp_path, capsys):
 
 
 def test_external_stage_models():
-    config = {
-        "models": {},
-        "solutions": {"server": {"type": "openai", "model": "gpt-x", "base_url": "http://h"}},
-    }
-    assert wf.stage_model(config, "solutions") == "gpt-x"
-    assert wf.stage_model_inputs(config, "solutions") == []
+    server = {"type": "openai", "model": "gpt-x", "base_url": "http://h"}
+    cfg = typed({"solutions": {"server": server}})
+    assert wf.stage_model(cfg, "solutions") == "gpt-x"
+    assert wf.stage_model_inputs(cfg, "solutions") == []
+    assert wf.stage_model_inputs(cfg, "problem_extraction") == ["results/models/smollm2-135m"]
 
 
 def test_shell_prefix_keeps_strict_mode(tmp_path):
@@ -208,12 +259,14 @@ def test_one_evaluation_job_covers_every_benchmark_and_seed_of_its_run():
             "runs": {"base": "small", "short": {"model": "small", "inference": {"max_tokens": 9}}},
         },
     }
-    assert wf.eval_chunk_outputs(config) == [
+    config = merged(config)
+    cfg = parse(WorkflowConfig, config)
+    assert wf.eval_chunk_outputs(cfg) == [
         "results/evals/{run}/generations/aime24/output-rs0_chunk_{chunk}.jsonl",
         "results/evals/{run}/generations/aime24/output-rs1_chunk_{chunk}.jsonl",
         "results/evals/{run}/generations/demo/output-rs0_chunk_{chunk}.jsonl",
     ]
-    work = wf.eval_work(config, "base", 3, ["a.jsonl", "d.jsonl"], ["pa.yaml", "pd.yaml"])
+    work = wf.eval_work(cfg, "base", 3, ["a.jsonl", "d.jsonl"], ["pa.yaml", "pd.yaml"])
     assert [(w["input"], w["prompt"], w["seeds"]) for w in work] == [
         ("a.jsonl", "pa.yaml", [0, 1]),
         ("d.jsonl", "pd.yaml", [0]),
@@ -221,11 +274,11 @@ def test_one_evaluation_job_covers_every_benchmark_and_seed_of_its_run():
     assert work[0]["outputs"][1] == "results/evals/base/generations/aime24/output-rs1_chunk_3.jsonl"
     # each benchmark's own generation length, unless the run sets one for all
     assert work[0]["settings"] == {"inference": {"max_tokens": 16384}}
-    assert wf.run_block(config, "base") == {"server": {"type": "vllm", "gpus": 8},
+    assert wf.run_block(config, cfg, "base") == {"server": {"type": "vllm", "gpus": 8},
                                             "inference": {"temperature": 0.6}}  # fmt: skip
-    short = wf.eval_work(config, "short", 0, ["a.jsonl", "d.jsonl"], ["pa.yaml", "pd.yaml"])
+    short = wf.eval_work(cfg, "short", 0, ["a.jsonl", "d.jsonl"], ["pa.yaml", "pd.yaml"])
     assert [w["settings"] for w in short] == [{}, {}]
-    assert wf.run_block(config, "short")["inference"]["max_tokens"] == 9
+    assert wf.run_block(config, cfg, "short")["inference"]["max_tokens"] == 9
 
 
 def test_one_solution_job_per_chunk_covers_every_seed():

@@ -29,7 +29,7 @@ CFG = validate_config(
 
 # nemo-skills:<name> prompts are fetched at this commit (distillery.nemo_skills_prompts)
 NEMO_SKILLS_COMMIT = _NEMO_SKILLS_COMMIT[:7]
-wf.export_wandb(config.get("wandb") or {})
+wf.export_wandb(CFG.wandb)
 # A generation job reuses the samples of files an earlier run generated with the same inputs
 # and settings (distillery.generation.reuse); a forced run generates them again. Only the
 # invocation the user started decides: a cluster job's own Snakemake is always forced.

@@ -11,9 +11,9 @@ for run in PLAN.served_runs():
             f"logs/serve/{run}.log",
         localrule: True
         conda:
-            PLAN.conda_env(PLAN.serving()["type"])
+            PLAN.conda_env(PLAN.serving_type())
         container:
-            PLAN.container(PLAN.serving()["type"])
+            PLAN.container(PLAN.serving_type())
         resources:
             gpu=PLAN.serving_gpus(),
         params:

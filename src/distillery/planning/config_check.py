@@ -138,7 +138,7 @@ def check_references(
 
     known = known_benchmarks()
     for bench, block in cfg.benchmarks.items():
-        source = block.source or bench
+        source = cfg.benchmark_source(bench)
         if source not in known:
             problems.append(
                 f"config key 'benchmarks.{bench}': no benchmark definition {source!r}; known: "
@@ -152,7 +152,7 @@ def check_references(
             problems += prompt_problems(f"benchmarks.{bench}.prompt", block.prompt, search)
     problems += processing_problems(config, cfg, search, model_ref)
     if not problems:
-        problems += prompt_field_problems(config, search, workdir)
+        problems += prompt_field_problems(cfg, search, workdir)
     if problems:
         raise DistilleryError("invalid config:\n" + "\n".join(f"  - {p}" for p in problems))
 
@@ -167,23 +167,23 @@ def processing_problems(
 
     problems = []
     for step in STEPS.values():
-        block = step.block_of(config)
-        if not block:
+        settings = wf.step_settings(cfg, step)
+        if settings is None:
             continue
         key = step.config_key
-        server = block["server"]
+        server = settings.server
         # an endpoint (openai) names no local model; its base_url is checked with the settings
-        if server["type"] != "openai":
-            if "model" in server:
-                model_ref(f"{key}.server.model", server["model"])
+        if server.type != "openai":
+            if server.model is not None:
+                model_ref(f"{key}.server.model", server.model)
             else:
                 problems.append(
                     f"config key '{key}.server.model' is missing: the model of this step"
                 )
-        for prompt in wf.step_prompts(block, step.name):
+        for prompt in wf.step_prompts(step.block_of(config), step.name):
             problems += prompt_problems(key, prompt, search)
-        encoder = block.get("embedding_model")
-        if encoder is not None and encoder not in config["models"] and not Path(encoder).is_dir():
+        encoder = getattr(settings, "embedding_model", None)  # the contamination check's
+        if encoder is not None and encoder not in cfg.models and not Path(encoder).is_dir():
             problems.append(
                 f"config key '{key}.embedding_model': {encoder!r} is neither a key of `models` nor "
                 "a directory; add the encoder under `models` (source: hf) or fix the path"
@@ -196,7 +196,7 @@ def processing_problems(
     if cfg.solution_judge is not None:
         answers = (
             cfg.sft_data.fill_majority
-            or "extract_answer" in wf.problem_steps(config)
+            or "extract_answer" in wf.problem_steps(cfg)
             or cfg.raw_data.source == "demo"
         )
         if not answers:
@@ -215,7 +215,7 @@ def processing_problems(
                     f"config key 'evaluation.judge.benchmarks' names {bench!r}, which is not "
                     f"evaluated; evaluated: {', '.join(evaluated)}"
                 )
-        if not wf.eval_judged_benchmarks(config):
+        if not wf.eval_judged_benchmarks(cfg):
             problems.append(
                 "config key 'evaluation.judge': no benchmark to judge; list them in "
                 "evaluation.judge.benchmarks (only omni-math asks for a judge by itself)"
@@ -228,6 +228,7 @@ def resolve_benchmarks(config: dict) -> None:
     from the result) and gives a benchmark named only there the block ``{}`` (its definition
     as is). A name that is neither under ``benchmarks``, a definition nor a group is an error
     listing what is known."""
+    # raw: the config is typed after its benchmark names are resolved here
     from distillery.benchmarks import expand, groups, known_benchmarks
 
     evaluation = config["evaluation"]
@@ -282,14 +283,14 @@ def resolve_benchmarks(config: dict) -> None:
             defined.setdefault(name, {})
 
 
-def benchmark_fields(block: dict, name: str, workdir: Path) -> set[str]:
+def benchmark_fields(cfg: WorkflowConfig, bench: str, workdir: Path) -> set[str]:
     """The fields a benchmark's rows provide: its definition's, or, for a local file already in
     the output contract, the file's own columns too."""
     from distillery.benchmarks import load_definition
     from distillery.data.sources import iter_located_rows
 
-    fields = set(load_definition(block.get("source", name)).row_fields())
-    path = block.get("path")
+    fields = set(load_definition(cfg.benchmark_source(bench)).row_fields())
+    path = cfg.benchmarks[bench].path
     if path is not None and (workdir / path).is_file():
         try:
             _, first = next(iter(iter_located_rows(workdir / path)), (None, {}))
@@ -314,19 +315,17 @@ def prompt_problems(key: str, prompt: str, search: list[Path]) -> list[str]:
     return [f"config key '{key}': file {prompt} does not exist"]
 
 
-def prompt_field_problems(config: dict, search: list[Path], workdir: Path) -> list[str]:
+def prompt_field_problems(cfg: WorkflowConfig, search: list[Path], workdir: Path) -> list[str]:
     """Each evaluation prompt (per run and benchmark) that uses a ``{field}`` the benchmark's
     rows do not provide: found here, before any job runs, not by the generation job."""
     from distillery.planning import workflow as wf
     from distillery.prompts import load_prompt
 
     problems = []
-    evaluation = config["evaluation"]
-    for bench in evaluation["benchmarks"]:
-        block = config["benchmarks"][bench]
+    for bench in cfg.evaluation.benchmarks:
         fields = None
-        for run in evaluation["runs"]:
-            key, prompt = wf.prompt_source(config, run, bench)
+        for run in cfg.evaluation.runs:
+            key, prompt = wf.prompt_source(cfg, run, bench)
             if is_nemo_skills(prompt):
                 wrong = prompt_problems(key, prompt, search)
                 problems += wrong
@@ -344,7 +343,7 @@ def prompt_field_problems(config: dict, search: list[Path], workdir: Path) -> li
             except DistilleryError as err:
                 problems.append(f"config key '{key}': {err}")
                 continue
-            fields = benchmark_fields(block, bench, workdir) if fields is None else fields
+            fields = benchmark_fields(cfg, bench, workdir) if fields is None else fields
             missing = sorted(used - fields)
             if missing:
                 problems.append(

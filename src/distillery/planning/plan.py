@@ -15,9 +15,7 @@ from pathlib import Path
 
 from distillery.generation import backends
 from distillery.planning import workflow as wf
-from distillery.settings.base import setting
 from distillery.settings.generation import Server, Serving
-from distillery.settings.steps import Step
 from distillery.settings.workflow import WorkflowConfig
 
 BENCHMARK_TEST = "results/benchmarks/{bench}/test.jsonl"
@@ -53,8 +51,8 @@ class Plan:
         self.solution_seeds = wf.seeds(cfg.solutions.seeds)
         self.solution_chunk_ids = list(range(cfg.solutions.chunks))
         self.eval_chunk_ids = list(range(cfg.evaluation.chunks))
-        self.eval_generated = wf.generated_benchmarks(config, targeted)
-        self.eval_chunk_outputs = wf.eval_chunk_outputs(config, self.eval_generated)
+        self.eval_generated = wf.generated_benchmarks(cfg, targeted)
+        self.eval_chunk_outputs = wf.eval_chunk_outputs(cfg, self.eval_generated)
 
     # -- files and directories ----------------------------------------------------------
 
@@ -64,16 +62,16 @@ class Plan:
 
     def prompt(self, stage: str) -> str:
         """The prompt file of a generation stage's block (``<stage>.prompt``)."""
-        return self.resource(self.config[stage]["prompt"])
+        return self.resource(getattr(self.cfg, stage).prompt)
 
     def model_dir(self, name: str) -> str:
-        return wf.model_dir(self.config, name)
+        return wf.model_dir(self.cfg, name)
 
     def gguf(self, wildcards) -> str:
-        return wf.gguf_file(self.config["models"][wildcards.model])
+        return wf.gguf_file(self.cfg.models[wildcards.model])
 
     def base_model_dir(self, wildcards) -> str:
-        return wf.base_model_dir(self.config, wildcards.model)
+        return wf.base_model_dir(self.cfg, wildcards.model)
 
     def adapter_inputs(self, wildcards) -> list[str]:
         return wf.adapter_inputs(self.cfg.models[wildcards.model].adapter)
@@ -115,11 +113,11 @@ class Plan:
 
     def models_pattern(self, source: str | None = None) -> str:
         """A wildcard constraint matching the models built from ``source`` (all: None)."""
-        names = list(self.cfg.models) if source is None else wf.models_from(self.config, source)
+        names = list(self.cfg.models) if source is None else wf.models_from(self.cfg, source)
         return wf.name_pattern(names)
 
     def merge_mem_mb(self, wildcards) -> int:
-        return wf.merge_mem_mb(self.config, wildcards.model)
+        return wf.merge_mem_mb(self.cfg, wildcards.model)
 
     def adapter(self, wildcards) -> str:
         return self.cfg.models[wildcards.model].adapter
@@ -134,7 +132,7 @@ class Plan:
         return self.cfg.models[wildcards.model].gpus
 
     def download_options(self, wildcards) -> list[str]:
-        return wf.options(self.config["models"][wildcards.model], ["repo", "revision"])
+        return wf.options(self.cfg.models[wildcards.model], ["repo", "revision"])
 
     def engine_block(self, wildcards) -> str:
         return wf.block_json(wf.engine_block(self.config["models"][wildcards.model]))
@@ -144,7 +142,7 @@ class Plan:
         name."""
 
         def model(wildcards, input):
-            return input.model if input.model else self.config[stage]["server"]["model"]
+            return input.model if input.model else getattr(self.cfg, stage).server.model
 
         return model
 
@@ -170,7 +168,7 @@ class Plan:
         return generation_mem_mb(self.stage_gpus(stage))
 
     def stage_model_inputs(self, stage: str) -> list[str]:
-        return wf.stage_model_inputs(self.config, stage)
+        return wf.stage_model_inputs(self.cfg, stage)
 
     # -- data -------------------------------------------------------------------------------
 
@@ -181,7 +179,7 @@ class Plan:
         return wf.block_json(wf.raw_data_block(self.config))
 
     def benchmark_block(self, wildcards) -> str:
-        return wf.block_json(wf.benchmark_block(self.config, wildcards.bench))
+        return wf.block_json(wf.benchmark_block(self.config, self.cfg, wildcards.bench))
 
     def sdg_generations(self, wildcards, input) -> list[str]:
         return [f"problem_extraction={input.problems}"] + [
@@ -209,7 +207,7 @@ class Plan:
 
     def sft_inputs(self, wildcards) -> list[str]:
         if self.solutions_generated:
-            return wf.solution_files(self.config, self.solution_seeds)
+            return wf.solution_files(self.cfg, self.solution_seeds)
         return ["results/data/raw-posts.jsonl"]
 
     # -- solutions --------------------------------------------------------------------------
@@ -219,7 +217,7 @@ class Plan:
         return self.cfg.solutions.source == "generate"
 
     def solution_problems(self) -> str:
-        return wf.solution_problems(self.config)
+        return wf.solution_problems(self.cfg)
 
     def solution_chunk_outputs(self) -> list[str]:
         return wf.solution_chunk_outputs(self.solution_seeds)
@@ -232,7 +230,7 @@ class Plan:
     # -- evaluation -------------------------------------------------------------------------
 
     def eval_model_param(self, wildcards, input) -> str:
-        return input.model if input.model else wf.run_model(self.config, wildcards.run)
+        return input.model if input.model else wf.run_model(self.cfg, wildcards.run)
 
     def eval_model_inputs(self, wildcards) -> list[str]:
         return self.run_model_inputs(wildcards.run)
@@ -242,17 +240,17 @@ class Plan:
 
     def eval_prompts(self, wildcards) -> list[str]:
         return [
-            self.resource(wf.run_prompt(self.config, wildcards.run, bench))
+            self.resource(wf.run_prompt(self.cfg, wildcards.run, bench))
             for bench in self.eval_generated
         ]
 
     def eval_work(self, wildcards, input) -> str:
-        work = wf.eval_work(self.config, wildcards.run, wildcards.chunk, list(input.data),
+        work = wf.eval_work(self.cfg, wildcards.run, wildcards.chunk, list(input.data),
                             list(input.prompts), self.eval_generated)  # fmt: skip
         return json.dumps(work)
 
     def eval_generation_args(self, wildcards) -> str:
-        return wf.block_json(wf.run_block(self.config, wildcards.run))
+        return wf.block_json(wf.run_block(self.config, self.cfg, wildcards.run))
 
     def eval_chunks(self, wildcards) -> list[str]:
         """The chunk files one merged evaluation file is joined from."""
@@ -263,26 +261,26 @@ class Plan:
         ]  # fmt: skip
 
     def eval_seed_files(self, wildcards) -> list[str]:
-        return wf.eval_summary_files(self.config, wildcards.run, wildcards.bench)
+        return wf.eval_summary_files(self.cfg, wildcards.run, wildcards.bench)
 
     def grading_json(self) -> str:
         return wf.block_json(self.config.get("grading", {}))
 
     def extraction_options(self) -> list[str]:
         """The answer-extraction flags of the steps that grade solutions."""
-        return wf.extraction_options(self.config.get("grading", {}))
+        return wf.extraction_options(self.cfg.grading)
 
     def summarize_options(self) -> list[str]:
-        return wf.options(self.config["evaluation"], ["max_seq_len"])
+        return wf.options(self.cfg.evaluation, ["max_seq_len"])
 
     def wandb_json(self) -> str:
         return wf.block_json(self.config.get("wandb") or {})
 
     def grading_mode(self, wildcards) -> str:
-        return wf.benchmark_grading(self.config, wildcards.bench)
+        return wf.benchmark_grading(self.cfg, wildcards.bench)
 
     def metric_type(self, wildcards) -> str:
-        return wf.benchmark_definition(self.config, wildcards.bench).metrics
+        return wf.benchmark_definition(self.cfg, wildcards.bench).metrics
 
     def run_max_samples(self, wildcards) -> int | None:
         # a run overrides its reasoning parsing, system prompt and sampling, never max_samples
@@ -295,29 +293,36 @@ class Plan:
         return [
             wf.eval_graded(wildcards.run, bench, seed)
             for bench in self.cfg.evaluation.benchmarks
-            for seed in wf.eval_seeds(self.config, bench)
+            for seed in wf.eval_seeds(self.cfg, bench)
         ]
 
     def comparison_inputs(self) -> list[str]:
-        return [path for _, path in wf.comparison_entries(self.config)]
+        return [path for _, path in wf.comparison_entries(self.cfg)]
 
     def comparison_entries(self, wildcards) -> list[str]:
-        return [f"{run}={path}" for run, path in wf.comparison_entries(self.config)]
+        return [f"{run}={path}" for run, path in wf.comparison_entries(self.cfg)]
 
     # -- serving -------------------------------------------------------------------------------
 
     def served_runs(self) -> list[str]:
-        return wf.served_runs(self.config)
+        return wf.served_runs(self.cfg)
 
     def serving(self) -> dict:
         """The block ``serve_<run>`` passes to ``distillery.serve``."""
-        return wf.serving(self.config)
+        return wf.serving(self.config, self.cfg)
+
+    def serving_settings(self) -> Serving:
+        """:meth:`serving` typed, its defaults filled in."""
+        return Serving.model_validate(self.serving())
+
+    def serving_type(self) -> str:
+        return self.serving_settings().type
 
     def serving_gpus(self) -> int:
-        return Serving.model_validate(self.serving()).gpus
+        return self.serving_settings().gpus
 
     def run_model_inputs(self, run: str) -> list[str]:
-        return wf.stage_model_inputs(self.config, "evaluation", wf.run_model(self.config, run))
+        return wf.stage_model_inputs(self.cfg, "evaluation", wf.run_model(self.cfg, run))
 
     # -- training ---------------------------------------------------------------------------
 
@@ -391,20 +396,20 @@ class Plan:
         return block_json
 
     def step_generation_json(self, wildcards) -> str:
-        return wf.block_json(wf.step_generation(self.config, wildcards.area))
+        return wf.block_json(wf.step_generation(self.cfg, wildcards.area))
 
     def step_input(self, wildcards) -> str:
-        return wf.step_input(self.config, wildcards.step)
+        return wf.step_input(self.cfg, wildcards.step)
 
     def solution_judge_inputs(self) -> list[str]:
-        return wf.judge_inputs(self.config, self.solution_seeds)
+        return wf.judge_inputs(self.cfg, self.solution_seeds)
 
     def eval_judge_graded(self, wildcards) -> list[str]:
-        return wf.eval_judge_files(self.config, wildcards.run, judged=False)
+        return wf.eval_judge_files(self.cfg, wildcards.run, judged=False)
 
     def eval_judge_outputs(self) -> list[str]:
         """The judged files of a run (``{run}``), as the apply rule's outputs."""
-        return wf.eval_judge_files(self.config, "{run}", judged=True)
+        return wf.eval_judge_files(self.cfg, "{run}", judged=True)
 
     def step_encoder(self, wildcards) -> list[str]:
         """The contamination check's encoder directory, when it names one of ``models``."""
@@ -422,16 +427,16 @@ class Plan:
         return prompts
 
     def area_chunks(self, wildcards) -> list[int]:
-        return list(range(setting(wf.area_block(self.config, wildcards.area), Step, "chunks")))
+        return list(range(wf.area_settings(self.cfg, wildcards.area).chunks))
 
     def area_model_inputs(self, wildcards) -> list[str]:
-        server = wf.area_block(self.config, wildcards.area)["server"]
-        return [] if server["type"] == "openai" else [self.model_dir(server["model"])]
+        server = wf.area_settings(self.cfg, wildcards.area).server
+        return [] if server.type == "openai" else [self.model_dir(server.model)]
 
     def area_model(self, wildcards, input) -> str:
         if input.model:
             return input.model
-        return wf.area_block(self.config, wildcards.area)["server"]["model"]
+        return wf.area_settings(self.cfg, wildcards.area).server.model
 
     @staticmethod
     def area_work(wildcards, input, output) -> str:
@@ -439,11 +444,10 @@ class Plan:
         return json.dumps(work)
 
     def area_family(self, wildcards) -> str:
-        return wf.area_family(self.config, wildcards.area)
+        return wf.area_family(self.cfg, wildcards.area)
 
     def area_gpus(self, wildcards) -> int:
-        server = wf.area_block(self.config, wildcards.area)["server"]
-        return int(setting(server, Server, "gpus"))
+        return wf.area_settings(self.cfg, wildcards.area).server.gpus
 
     def area_mem_mb(self, wildcards) -> int:
         return generation_mem_mb(self.area_gpus(wildcards))

@@ -11,12 +11,15 @@ import re
 import shlex
 from pathlib import Path
 
+from pydantic import BaseModel
+
 from distillery.generation import backends
 from distillery.processing.steps import PROBLEM_STEPS, STEPS
-from distillery.settings.base import setting
-from distillery.settings.generation import Solutions
-from distillery.settings.model_entries import TRAINED
-from distillery.settings.workflow import WANDB_ENV, Wandb
+from distillery.settings.evaluation import Run
+from distillery.settings.generation import Generation, Serving
+from distillery.settings.model_entries import TRAINED, ModelEntry
+from distillery.settings.steps import Step
+from distillery.settings.workflow import WANDB_ENV, Grading, Wandb, WorkflowConfig
 
 RESULTS = "results"
 TRAINED_MODEL_DIR = f"{RESULTS}/train/model"
@@ -56,24 +59,24 @@ def resource_path(path: str, workflow_dir: str | Path) -> str:
     return str(shipped) if shipped.exists() else path
 
 
-def model_dir(config: dict, name: str) -> str:
+def model_dir(cfg: WorkflowConfig, name: str) -> str:
     """The HF model directory of a model named in config (``trained`` = the SFT output)."""
     if name == TRAINED:
         return TRAINED_MODEL_DIR
-    model = config["models"][name]
-    if model["source"] == "path":
-        return model["path"]
+    model = cfg.models[name]
+    if model.source == "path":
+        return model.path
     return f"{RESULTS}/models/{name}"
 
 
-def models_from(config: dict, source: str) -> list[str]:
+def models_from(cfg: WorkflowConfig, source: str) -> list[str]:
     """Names of the models with this ``source`` (each source has its own building rule)."""
-    return [n for n, m in config["models"].items() if m["source"] == source]
+    return [n for n, m in cfg.models.items() if m.source == source]
 
 
-def base_model_dir(config: dict, name: str) -> str:
+def base_model_dir(cfg: WorkflowConfig, name: str) -> str:
     """The directory of the model a converted model (lora, trtllm, nemo) is built from."""
-    return model_dir(config, config["models"][name]["base"])
+    return model_dir(cfg, cfg.models[name].base)
 
 
 def adapter_inputs(adapter: str) -> list[str]:
@@ -90,7 +93,8 @@ def adapter_inputs(adapter: str) -> list[str]:
 
 
 def engine_block(model: dict) -> dict:
-    """The ``engine`` block of a ``source: trtllm`` model (the build's limits)."""
+    """The ``engine`` block of a ``source: trtllm`` model (the build's limits), as the raw
+    model entry writes it: the build's ``--config-json`` is the config's own text."""
     return dict(model.get("engine", {}))
 
 
@@ -99,23 +103,19 @@ def name_pattern(names: list[str]) -> str:
     return "|".join(map(re.escape, names)) or "(?!)"
 
 
-def solutions_generated(config: dict) -> bool:
-    return setting(config["solutions"], Solutions, "source") == "generate"
-
-
 def raw_data_block(config: dict) -> dict:
     """The ``raw_data`` block as the stage takes it: its ``tokenizer`` names a model, whose
     directory the rule hands over as ``--tokenizer``."""
     return {k: v for k, v in config["raw_data"].items() if k != "tokenizer"}
 
 
-def gguf_file(model: dict) -> str:
+def gguf_file(model: ModelEntry) -> str:
     """The GGUF file of a ``source: gguf`` model: a path, or a file in an installed package."""
-    if "path" in model:
-        return model["path"]
+    if model.path is not None:
+        return model.path
     from distillery.models.files import find_packaged_file
 
-    return str(find_packaged_file(model["package"], model["file"]))
+    return str(find_packaged_file(model.package, model.file))
 
 
 def stage_fields(block: dict, model) -> dict:
@@ -131,8 +131,6 @@ def generation_block(stage: dict) -> dict:
         >>> generation_block({"prompt": "p.yaml", "seeds": 4, "server": {"type": "hf"}})
         {'server': {'type': 'hf'}}
     """
-    from distillery.settings.generation import Generation
-
     return stage_fields(stage, Generation)
 
 
@@ -142,25 +140,26 @@ def block_json(block: dict) -> str:
     return json.dumps(block, sort_keys=True)
 
 
-def is_external(stage: dict) -> bool:
+def is_external(stage: Generation) -> bool:
     """The stage talks to an existing endpoint; its model is a name, not a directory."""
-    return stage.get("server", {}).get("type") == "openai"
+    return stage.server is not None and stage.server.type == "openai"
 
 
-def export_wandb(block: dict, environ=os.environ) -> None:
+def export_wandb(wandb: Wandb, environ=os.environ) -> None:
     """Puts the ``wandb`` block where training finds it: the environment of every job (this
     process's, which jobs inherit, locally and through Slurm), not a rule parameter, so that a
-    changed W&B setting never reruns training (``distillery.train_sft.wandb_report_to``).
+    changed W&B setting never reruns training (``distillery.train_sft.wandb_report_to``). The
+    keys the config sets, so that training fills in the rest from the same defaults.
 
     Example:
         >>> env = {}
-        >>> export_wandb({"mode": "offline"}, env); env[WANDB_ENV]
+        >>> export_wandb(Wandb(mode="offline"), env); env[WANDB_ENV]
         '{"mode": "offline", "dir": "results"}'
     """
-    if setting(block, Wandb, "mode") == "disabled":
+    if wandb.mode == "disabled":
         environ.pop(WANDB_ENV, None)
     else:
-        environ[WANDB_ENV] = json.dumps({**block, "dir": RESULTS})
+        environ[WANDB_ENV] = json.dumps({**wandb.model_dump(exclude_unset=True), "dir": RESULTS})
 
 
 GENERATION_RULES = ("extract_problems", "generate_solutions", "generate_eval", "process_generate")
@@ -221,40 +220,43 @@ def forces_generation(args) -> bool:
     return bool(args.forceall or args.force or forced & set(GENERATION_RULES))
 
 
-def stage_model(config: dict, stage: str, name: str | None = None) -> str:
+def stage_model(cfg: WorkflowConfig, stage: str, name: str | None = None) -> str:
     """What the stage's ``--model`` is: a model directory, or an external endpoint's model name."""
-    block = config[stage]
-    name = name or block["server"]["model"]
-    return name if is_external(block) else model_dir(config, name)
+    block = getattr(cfg, stage)
+    name = name or block.server.model
+    return name if is_external(block) else model_dir(cfg, name)
 
 
-def stage_model_inputs(config: dict, stage: str, name: str | None = None) -> list[str]:
+def stage_model_inputs(cfg: WorkflowConfig, stage: str, name: str | None = None) -> list[str]:
     """The model directory as a rule input (so a rebuilt model reruns the stage), if any."""
-    return [] if is_external(config[stage]) else [stage_model(config, stage, name)]
+    return [] if is_external(getattr(cfg, stage)) else [stage_model(cfg, stage, name)]
 
 
-def options(block: dict, keys: list[str]) -> list[str]:
+def options(block: BaseModel, keys: list[str]) -> list[str]:
     """``--key value`` arguments for the given keys of a block that is not a stage's own
-    (a model entry's repo, the evaluation's max_seq_len), for a rule's ``{params.x:q}``.
+    (a model entry's repo, the evaluation's max_seq_len), for a rule's ``{params.x:q}``. Only
+    the keys the config sets: one left out is the stage's own default, and a command line that
+    named it would rerun the job when the default changes.
 
     Example:
-        >>> options({"repo": "Qwen/Qwen2.5-7B", "revision": None}, ["repo", "revision"])
+        >>> options(ModelEntry(source="hf", repo="Qwen/Qwen2.5-7B"), ["repo", "revision"])
         ['--repo', 'Qwen/Qwen2.5-7B']
     """
-    return [arg for key in keys if block.get(key) is not None
-            for arg in ("--" + key.replace("_", "-"), str(block[key]))]  # fmt: skip
+    values = {key: getattr(block, key) for key in keys if key in block.model_fields_set}
+    return [arg for key, value in values.items() if value is not None
+            for arg in ("--" + key.replace("_", "-"), str(value))]  # fmt: skip
 
 
-def extraction_options(grading: dict) -> list[str]:
+def extraction_options(grading: Grading) -> list[str]:
     """The ``grading`` settings that decide a math answer, as the flags of the stages that
     label solutions (``--extract-regex``, ``--regex-fallback``).
 
     Example:
-        >>> extraction_options({"extract_regex": "Answer: (.+)", "regex_fallback": True})
+        >>> extraction_options(Grading(extract_regex="Answer: (.+)", regex_fallback=True))
         ['--extract-regex', 'Answer: (.+)', '--regex-fallback']
     """
     flags = options(grading, ["extract_regex"])
-    return flags + (["--regex-fallback"] if grading.get("regex_fallback") else [])
+    return flags + (["--regex-fallback"] if grading.regex_fallback else [])
 
 
 def training_block(config: dict) -> dict:
@@ -275,27 +277,27 @@ def seeds(count: int) -> list[int]:
     return list(range(count))
 
 
-def comparison_entries(config: dict) -> list[tuple[str, str]]:
+def comparison_entries(cfg: WorkflowConfig) -> list[tuple[str, str]]:
     """(run, metrics.json) of every run and benchmark, for the comparison table."""
     return [
         (run, eval_metrics(run, bench))
-        for run in config["evaluation"]["runs"]
-        for bench in config["evaluation"]["benchmarks"]
+        for run in cfg.evaluation.runs
+        for bench in cfg.evaluation.benchmarks
     ]
 
 
-def eval_seeds(config: dict, bench: str) -> list[int]:
+def eval_seeds(cfg: WorkflowConfig, bench: str) -> list[int]:
     """The seeds of a benchmark's evaluation: ``evaluation.benchmarks.<bench>`` samples, or, when
     that is left empty, the number its definition recommends (aime24: 8)."""
-    count = config["evaluation"]["benchmarks"][bench]
+    count = cfg.evaluation.benchmarks[bench]
     if count is None:
-        count = benchmark_definition(config, bench).seeds
+        count = benchmark_definition(cfg, bench).seeds
     return seeds(count)
 
 
-def eval_metrics_targets(config: dict) -> list[str]:
+def eval_metrics_targets(cfg: WorkflowConfig) -> list[str]:
     """Every ``metrics.json`` the evaluation produces: one per run and benchmark."""
-    return [path for _, path in comparison_entries(config)]
+    return [path for _, path in comparison_entries(cfg)]
 
 
 def sft_block(config: dict) -> dict:
@@ -306,103 +308,103 @@ def sft_block(config: dict) -> dict:
     return stage_fields(config["sft_data"], SftSelection)
 
 
-def benchmark_definition(config: dict, bench: str):
-    """The definition behind ``benchmarks.<bench>`` (its ``source``, default its own name)."""
+def benchmark_definition(cfg: WorkflowConfig, bench: str):
+    """The definition behind ``benchmarks.<bench>``."""
     from distillery.benchmarks import load_definition
 
-    return load_definition(config["benchmarks"][bench].get("source", bench))
+    return load_definition(cfg.benchmark_source(bench))
 
 
-def benchmark_block(config: dict, bench: str) -> dict:
-    """``benchmarks.<bench>`` as ``distillery.prepare_benchmark`` takes it, ``source`` (the
-    definition) filled in with the benchmark's own name when left out.
-
-    Example:
-        >>> benchmark_block({"benchmarks": {"demo": {"size": 5}}}, "demo")
-        {'source': 'demo', 'size': 5}
-    """
-    block = config["benchmarks"][bench]
-    return {"source": block.get("source", bench), **block}
+def benchmark_block(config: dict, cfg: WorkflowConfig, bench: str) -> dict:
+    """``benchmarks.<bench>`` as ``distillery.prepare_benchmark`` takes it: the config's own
+    block (the job's command line is the text the user wrote), its ``source`` (the definition)
+    filled in when left out."""
+    return {"source": cfg.benchmark_source(bench), **config["benchmarks"][bench]}
 
 
-def benchmark_grading(config: dict, bench: str) -> str:
-    block = config["benchmarks"][bench]
-    return block.get("grading") or benchmark_definition(config, bench).grading
+def benchmark_grading(cfg: WorkflowConfig, bench: str) -> str:
+    return cfg.benchmarks[bench].grading or benchmark_definition(cfg, bench).grading
 
 
-def benchmark_prompt(config: dict, bench: str) -> str:
+def benchmark_prompt(cfg: WorkflowConfig, bench: str) -> str:
     """The evaluation prompt: the benchmark's own, its definition's, or the evaluation's."""
-    return prompt_source(config, None, bench)[1]
+    return prompt_source(cfg, None, bench)[1]
 
 
-def run_prompt(config: dict, run: str, bench: str) -> str:
+def run_prompt(cfg: WorkflowConfig, run: str, bench: str) -> str:
     """A run's prompt file on one benchmark: the run's own, else the benchmark's
     (:func:`benchmark_prompt`)."""
-    return prompt_source(config, run, bench)[1]
+    return prompt_source(cfg, run, bench)[1]
 
 
-def prompt_source(config: dict, run: str | None, bench: str) -> tuple[str, str]:
+def prompt_source(cfg: WorkflowConfig, run: str | None, bench: str) -> tuple[str, str]:
     """(where it is set, prompt file) of a run's (or, with no run, any run's) prompt on a
-    benchmark: the run's ``prompt``, the benchmark's, its definition's, or the evaluation's.
-
-    Example:
-        >>> prompt_source({"evaluation": {"prompt": "p.yaml", "runs": {"r": "m"}},
-        ...                "benchmarks": {"demo": {}}}, "r", "demo")
-        ('evaluation.prompt', 'p.yaml')
-    """
-    entry = config["evaluation"]["runs"][run] if run is not None else None
-    if isinstance(entry, dict) and entry.get("prompt"):
-        return f"evaluation.runs.{run}.prompt", entry["prompt"]
-    block = config["benchmarks"][bench]
-    if block.get("prompt"):
-        return f"benchmarks.{bench}.prompt", block["prompt"]
-    definition = benchmark_definition(config, bench)
+    benchmark: the run's ``prompt``, the benchmark's, its definition's, or the evaluation's."""
+    entry = run_entry(cfg, run) if run is not None else None
+    if entry is not None and entry.prompt:
+        return f"evaluation.runs.{run}.prompt", entry.prompt
+    block = cfg.benchmarks[bench]
+    if block.prompt:
+        return f"benchmarks.{bench}.prompt", block.prompt
+    definition = benchmark_definition(cfg, bench)
     if definition.prompt:
         return f"benchmark definition {definition.name}'s prompt", definition.prompt
-    return "evaluation.prompt", config["evaluation"]["prompt"]
+    return "evaluation.prompt", cfg.evaluation.prompt
 
 
-def run_model(config: dict, run: str) -> str:
+def run_entry(cfg: WorkflowConfig, run: str) -> Run | None:
+    """``evaluation.runs.<run>`` when it overrides settings; None when it only names a model."""
+    entry = cfg.evaluation.runs[run]
+    return None if isinstance(entry, str) else entry
+
+
+def run_model(cfg: WorkflowConfig, run: str) -> str:
     """The model name of an evaluation run (``runs.<run>`` is a name or ``{model: ...}``)."""
-    entry = config["evaluation"]["runs"][run]
-    return entry if isinstance(entry, str) else entry["model"]
+    entry = cfg.evaluation.runs[run]
+    return entry if isinstance(entry, str) else entry.model
 
 
-def run_block(config: dict, run: str) -> dict:
+def _sets(block: BaseModel | None, key: str) -> bool:
+    """Whether the config sets ``key`` in a typed block (not its default)."""
+    return block is not None and key in block.model_fields_set
+
+
+def run_block(config: dict, cfg: WorkflowConfig, run: str) -> dict:
     """The evaluation's generation settings for one run, all its benchmarks: the run's own
-    ``parse_reasoning``, ``system`` and ``inference`` override the evaluation's.
-
-    Example:
-        >>> run_block({"evaluation": {"runs": {"think": {"model": "trained", "system": "on"}}}},
-        ...           "think")
-        {'system': 'on'}
-    """
-    entry = config["evaluation"]["runs"][run]
-    overrides = {} if isinstance(entry, str) else entry
+    ``parse_reasoning``, ``system`` and ``inference`` override the evaluation's. The typed run
+    says what it overrides; the values are the config's own text, as the job's ``--config-json``
+    is (a sampling setting written ``1`` stays ``1``, not ``1.0``)."""
     block = generation_block(config["evaluation"])
+    entry = run_entry(cfg, run)
+    if entry is None:
+        return block
+    written = config["evaluation"]["runs"][run]
     for key in ("parse_reasoning", "system"):
-        if overrides.get(key) is not None:
-            block[key] = overrides[key]
-    inference = {**block.get("inference", {}), **overrides.get("inference", {})}
-    if inference:
-        block["inference"] = inference
+        if getattr(entry, key) is not None:
+            block[key] = written[key]
+    if entry.inference is not None:
+        inference = {**block.get("inference", {}), **written["inference"]}
+        if inference:
+            block["inference"] = inference
     return block
 
 
-def bench_settings(config: dict, run: str, bench: str) -> dict:
+def bench_settings(cfg: WorkflowConfig, run: str, bench: str) -> dict:
     """What one benchmark changes in a run's settings: its definition's generation length,
     when neither the evaluation nor the run sets ``max_tokens``."""
-    if "max_tokens" in run_block(config, run).get("inference", {}):
+    entry = run_entry(cfg, run)
+    run_inference = entry.inference if entry is not None else None
+    if _sets(cfg.evaluation.inference, "max_tokens") or _sets(run_inference, "max_tokens"):
         return {}
-    default = benchmark_definition(config, bench).max_tokens
+    default = benchmark_definition(cfg, bench).max_tokens
     return {"inference": {"max_tokens": default}} if default else {}
 
 
-def eval_block(config: dict, run: str, bench: str) -> dict:
+def eval_block(config: dict, cfg: WorkflowConfig, run: str, bench: str) -> dict:
     """The generation settings of one run on one benchmark (:func:`run_block` with
     :func:`bench_settings` on top)."""
-    block = run_block(config, run)
-    extra = bench_settings(config, run, bench).get("inference")
+    block = run_block(config, cfg, run)
+    extra = bench_settings(cfg, run, bench).get("inference")
     if extra:
         block["inference"] = {**block.get("inference", {}), **extra}
     return block
@@ -436,42 +438,39 @@ def targeted_benchmarks(targets) -> list[str] | None:
     return sorted({m["bench"] for m in found})
 
 
-def generated_benchmarks(config: dict, targeted: str | None = None) -> list[str]:
+def generated_benchmarks(cfg: WorkflowConfig, targeted: str | None = None) -> list[str]:
     """The benchmarks an evaluation job generates: all, or those of ``targeted`` (comma
     separated, :data:`TARGET_BENCHMARKS_ENV`) that the evaluation has."""
-    benches = list(config["evaluation"]["benchmarks"])
+    benches = list(cfg.evaluation.benchmarks)
     if not targeted:
         return benches
     wanted = set(targeted.split(","))
     return [b for b in benches if b in wanted] or benches
 
 
-def eval_sample_sets(config: dict, benches: list[str] | None = None) -> list[tuple[str, int]]:
+def eval_sample_sets(
+    cfg: WorkflowConfig, benches: list[str] | None = None
+) -> list[tuple[str, int]]:
     """(benchmark, seed) of every sample set a run generates (of ``benches``: all by default),
     in the order of its work list."""
     return [
         (bench, seed)
-        for bench in (config["evaluation"]["benchmarks"] if benches is None else benches)
-        for seed in eval_seeds(config, bench)
+        for bench in (cfg.evaluation.benchmarks if benches is None else benches)
+        for seed in eval_seeds(cfg, bench)
     ]
 
 
-def eval_chunk_outputs(config: dict, benches: list[str] | None = None) -> list[str]:
+def eval_chunk_outputs(cfg: WorkflowConfig, benches: list[str] | None = None) -> list[str]:
     """The files one evaluation job (``{run}``, ``{chunk}``) writes: its share of every
-    benchmark (of ``benches``) and seed.
-
-    Example:
-        >>> eval_chunk_outputs({"evaluation": {"benchmarks": {"demo": 2}}})[1]
-        'results/evals/{run}/generations/demo/output-rs1_chunk_{chunk}.jsonl'
-    """
+    benchmark (of ``benches``) and seed."""
     return [
         EVAL_CHUNK.format(run="{run}", bench=bench, seed=seed, chunk="{chunk}")
-        for bench, seed in eval_sample_sets(config, benches)
+        for bench, seed in eval_sample_sets(cfg, benches)
     ]
 
 
 def eval_work(
-    config: dict,
+    cfg: WorkflowConfig,
     run: str,
     chunk: int | str,
     data: list[str],
@@ -483,14 +482,14 @@ def eval_work(
     order of the evaluation's benchmarks, its seeds and their chunk files, and what the
     benchmark changes in the run's settings."""
     work = []
-    benches = list(config["evaluation"]["benchmarks"]) if benches is None else benches
+    benches = list(cfg.evaluation.benchmarks) if benches is None else benches
     for bench, path, prompt in zip(benches, data, prompts, strict=True):
-        bench_seeds = eval_seeds(config, bench)
+        bench_seeds = eval_seeds(cfg, bench)
         outputs = [
             EVAL_CHUNK.format(run=run, bench=bench, seed=seed, chunk=chunk) for seed in bench_seeds
         ]
         work.append({"input": path, "prompt": prompt, "seeds": bench_seeds, "outputs": outputs,
-                     "settings": bench_settings(config, run, bench)})  # fmt: skip
+                     "settings": bench_settings(cfg, run, bench)})  # fmt: skip
     return work
 
 
@@ -507,21 +506,23 @@ def solution_work(
     return [{"input": data, "prompt": prompt, "seeds": solution_seeds, "outputs": outputs}]
 
 
-def serving(config: dict) -> dict:
+def serving(config: dict, cfg: WorkflowConfig) -> dict:
     """How ``serve_<run>`` serves a model: ``serving``, else the evaluation's own server when it
-    is one the job starts, else vLLM."""
-    if "serving" in config:
-        return {"type": "vllm", **config["serving"]}
-    server = config["evaluation"].get("server", {})
-    if server.get("type") in backends.SERVERS:
+    is one the job starts, else the ``serving`` block's default. The block is the job's
+    parameter, so it is the config's own text (the type filled in when left out)."""
+    if cfg.serving is not None:
+        return {"type": cfg.serving.type, **config["serving"]}
+    server = cfg.evaluation.server
+    if server.type in backends.SERVERS:
         keys = ("type", "gpus", "dtype", "python", "args", "env", "health_timeout")
-        return {key: server[key] for key in keys if key in server}
-    return {"type": "vllm"}
+        written = config["evaluation"]["server"]
+        return {key: written[key] for key in keys if _sets(server, key)}
+    return {"type": Serving().type}
 
 
-def served_runs(config: dict) -> list[str]:
+def served_runs(cfg: WorkflowConfig) -> list[str]:
     """Evaluation runs whose model can be served (not those on an external endpoint)."""
-    return [] if is_external(config["evaluation"]) else list(config["evaluation"]["runs"])
+    return [] if is_external(cfg.evaluation) else list(cfg.evaluation.runs)
 
 
 def job_mem_mb(cpu_mb: int, gpus: int, per_gpu_mb: int) -> int:
@@ -535,29 +536,29 @@ def job_mem_mb(cpu_mb: int, gpus: int, per_gpu_mb: int) -> int:
     return cpu_mb if gpus <= 0 else cpu_mb + per_gpu_mb * gpus
 
 
-def model_size_gib(config: dict, name: str, workdir: Path, seen: tuple = ()) -> float | None:
+def model_size_gib(cfg: WorkflowConfig, name: str, workdir: Path, seen: tuple = ()) -> float | None:
     """Weights of a model, bf16: its files on disk if they are there, else from the parameter
     count in its repository name ("Qwen2.5-14B" -> 28 GiB); None when neither tells."""
     if name == TRAINED:
-        return model_size_gib(config, config["training"]["model"], workdir, seen)
-    model = config["models"].get(name)
+        return model_size_gib(cfg, cfg.training.model, workdir, seen)
+    model = cfg.models.get(name)
     if model is None or name in seen:
         return None
-    directory = workdir / model_dir(config, name)
+    directory = workdir / model_dir(cfg, name)
     if directory.is_dir():
         size = sum(p.stat().st_size for p in directory.glob("*.safetensors"))
         if size:
             return size / 1024**3
-    if "base" in model:
-        return model_size_gib(config, model["base"], workdir, (*seen, name))
-    match = re.search(r"(\d+(?:\.\d+)?)[Bb](?![a-z])", model.get("repo", ""))
+    if model.base is not None:
+        return model_size_gib(cfg, model.base, workdir, (*seen, name))
+    match = re.search(r"(\d+(?:\.\d+)?)[Bb](?![a-z])", model.repo or "")
     return float(match.group(1)) * 1e9 * 2 / 1024**3 if match else None
 
 
-def merge_mem_mb(config: dict, name: str, floor_mb: int = 4000) -> int:
+def merge_mem_mb(cfg: WorkflowConfig, name: str, floor_mb: int = 4000) -> int:
     """Host memory of a LoRA merge: the base model twice over (loaded, then saved), from its
     size on disk or the parameter count in its repository name."""
-    size = model_size_gib(config, config["models"][name]["base"], Path("."))
+    size = model_size_gib(cfg, cfg.models[name].base, Path("."))
     return max(floor_mb, int((size or 0) * 2.5 * 1024))
 
 
@@ -579,32 +580,26 @@ _AREAS = {
 AREA_PATTERN = rf"{RESULTS}/(?:{'|'.join(area.pattern for area in _AREAS.values())})"
 
 
-def problem_steps(config: dict) -> list[str]:
-    """The problem-side LLM steps the config switches on, in the order they run.
-
-    Example:
-        >>> problem_steps({"problem_processing": {"convert_proofs": {}, "classify": {}}})
-        ['classify', 'convert_proofs']
-    """
-    block = config.get("problem_processing") or {}
-    return [step for step in PROBLEM_STEPS if block.get(step) is not None]
+def problem_steps(cfg: WorkflowConfig) -> list[str]:
+    """The problem-side LLM steps the config switches on, in the order they run."""
+    return [step for step in PROBLEM_STEPS if step_settings(cfg, STEPS[step]) is not None]
 
 
 def step_problems(step: str) -> str:
     return f"{PROCESSING}/{step}/problems.jsonl"
 
 
-def step_input(config: dict, step: str) -> str:
+def step_input(cfg: WorkflowConfig, step: str) -> str:
     """A problem step's input: the previous step's problems, or the extracted problems."""
-    enabled = problem_steps(config)
+    enabled = problem_steps(cfg)
     position = enabled.index(step)
     return step_problems(enabled[position - 1]) if position else EXTRACTED_PROBLEMS
 
 
-def solution_problems(config: dict) -> str:
+def solution_problems(cfg: WorkflowConfig) -> str:
     """The problems the teacher solves: the last problem step's output, else the extracted
     problems."""
-    enabled = problem_steps(config)
+    enabled = problem_steps(cfg)
     return step_problems(enabled[-1]) if enabled else EXTRACTED_PROBLEMS
 
 
@@ -618,8 +613,25 @@ def area_processing_step(area: str):
 
 
 def area_block(config: dict, area: str) -> dict:
-    """The config block of the LLM step whose files live in ``area``."""
+    """The config block of the LLM step whose files live in ``area``, as the config writes it
+    (the step's jobs receive it so)."""
     return area_processing_step(area).block_of(config)
+
+
+def step_settings(cfg: WorkflowConfig, step) -> Step | None:
+    """The typed block of a processing step (its registry entry), or None when the config
+    switches it off."""
+    node = cfg
+    for key in step.block:
+        if node is None:
+            return None
+        node = getattr(node, key)
+    return node
+
+
+def area_settings(cfg: WorkflowConfig, area: str) -> Step:
+    """The typed block of the LLM step whose files live in ``area``."""
+    return step_settings(cfg, area_processing_step(area))
 
 
 def area_step(area: str) -> str:
@@ -653,14 +665,10 @@ APPLY_KEYS = (
 )  # fmt: skip
 
 
-def step_generation(config: dict, area: str) -> dict:
+def step_generation(cfg: WorkflowConfig, area: str) -> dict:
     """What ``distillery.generate`` takes from a step's block, with the step's own defaults
     (a classifier's 16 tokens, greedy sampling) where the config leaves them out."""
-    from distillery.settings.base import parse
-
-    step = area_processing_step(area)
-    settings = parse(step.settings, step.block_of(config), step.name)
-    return generation_block(settings.model_dump(exclude_none=True))
+    return generation_block(area_settings(cfg, area).model_dump(exclude_none=True))
 
 
 def process_block(block: dict, keys: tuple[str, ...]) -> dict:
@@ -668,16 +676,15 @@ def process_block(block: dict, keys: tuple[str, ...]) -> dict:
     return {k: v for k, v in block.items() if k == "server" or k in keys}
 
 
-def eval_judged_benchmarks(config: dict) -> list[str]:
+def eval_judged_benchmarks(cfg: WorkflowConfig) -> list[str]:
     """The evaluation benchmarks the evaluation judge grades: those it names, else those
     whose definition asks for a judge."""
-    judge = config["evaluation"].get("judge")
-    if not judge:
+    judge = cfg.evaluation.judge
+    if judge is None:
         return []
-    named = judge.get("benchmarks")
-    if named is not None:
-        return list(named)
-    return [b for b in config["evaluation"]["benchmarks"] if benchmark_definition(config, b).judge]
+    if judge.benchmarks is not None:
+        return list(judge.benchmarks)
+    return [b for b in cfg.evaluation.benchmarks if benchmark_definition(cfg, b).judge]
 
 
 def eval_metrics(run: str, bench: str) -> str:
@@ -692,37 +699,37 @@ def eval_judged(run: str, bench: str, seed: int) -> str:
     return f"{RESULTS}/evals/{run}/judged/{bench}/output-rs{seed}.jsonl"
 
 
-def eval_judge_files(config: dict, run: str, judged: bool) -> list[str]:
+def eval_judge_files(cfg: WorkflowConfig, run: str, judged: bool) -> list[str]:
     """The graded (or judged) files of a run's judged benchmarks, in the judge's order."""
     path = eval_judged if judged else eval_graded
     return [
         path(run, bench, seed)
-        for bench in eval_judged_benchmarks(config)
-        for seed in eval_seeds(config, bench)
+        for bench in eval_judged_benchmarks(cfg)
+        for seed in eval_seeds(cfg, bench)
     ]
 
 
-def eval_summary_files(config: dict, run: str, bench: str) -> list[str]:
+def eval_summary_files(cfg: WorkflowConfig, run: str, bench: str) -> list[str]:
     """The seed files ``summarize`` reads: judged ones for a judged benchmark."""
-    path = eval_judged if bench in eval_judged_benchmarks(config) else eval_graded
-    return [path(run, bench, seed) for seed in eval_seeds(config, bench)]
+    path = eval_judged if bench in eval_judged_benchmarks(cfg) else eval_graded
+    return [path(run, bench, seed) for seed in eval_seeds(cfg, bench)]
 
 
-def area_family(config: dict, area: str) -> str:
+def area_family(cfg: WorkflowConfig, area: str) -> str:
     """The rule family (container, conda environment) of an LLM step's generation job."""
-    return backends.get(area_block(config, area)["server"]["type"]).family
+    return backends.get(area_settings(cfg, area).server.type).family
 
 
-def solution_files(config: dict, seeds_: list[int]) -> list[str]:
+def solution_files(cfg: WorkflowConfig, seeds_: list[int]) -> list[str]:
     """The solution seed files after the solution-side steps that are on: rewritten summaries,
     then the judge's verdicts."""
-    if config.get("solution_judge"):
+    if cfg.solution_judge is not None:
         return [f"{RESULTS}/sdg/judged/output-rs{seed}.jsonl" for seed in seeds_]
-    return judge_inputs(config, seeds_)
+    return judge_inputs(cfg, seeds_)
 
 
-def judge_inputs(config: dict, seeds_: list[int]) -> list[str]:
+def judge_inputs(cfg: WorkflowConfig, seeds_: list[int]) -> list[str]:
     """What the solution judge reads: the rewritten solutions, else the merged ones."""
-    if config.get("solution_summaries"):
+    if cfg.solution_summaries is not None:
         return [f"{SUMMARIES}/output-rs{seed}.jsonl" for seed in seeds_]
     return [f"{RESULTS}/sdg/solutions/output-rs{seed}.jsonl" for seed in seeds_]

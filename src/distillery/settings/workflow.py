@@ -136,3 +136,8 @@ class WorkflowConfig(Block):
     containers: Containers = Containers()  # type: ignore[valid-type]
     # unset = the evaluation's server when the job starts one, else vLLM
     serving: Serving | None = None
+
+    def benchmark_source(self, bench: str) -> str:
+        """The definition behind ``benchmarks.<bench>``: its ``source``, by default the
+        benchmark's own name."""
+        return self.benchmarks[bench].source or bench
