@@ -3,13 +3,14 @@
 The job's process holds vLLM's ``LLMEngine`` (the engine behind its offline ``LLM``) on the
 job's GPUs, tensor parallel over ``server.tensor_parallel`` of them (default all); a job with
 more GPUs than that runs one engine per group in processes of its own (data-parallel replicas),
-each kept fed from one queue. Prompts are rendered with the model's chat template and
-tokenized here, so one that does not fit the model's window is found before it is submitted
-(``context_overflow``, as the other backends); requests are fed to the engine as it takes them
-and each result is yielded as soon as it finishes, so the job stores it at once (resume after a
-kill loses nothing finished). For a small model this is several times faster than the same
-engine behind its HTTP server (vLLM's API server, not the GPU, is then the limit), and there is
-no server to wait for.
+each kept fed from one queue, and ``server.engines_per_gpu`` puts several such engines on each
+group (a model so small that one engine's CPU side, not the GPU, is the limit). Prompts are
+rendered with the model's chat template and tokenized here, a batch at a time, so one that
+does not fit the model's window is found before it is submitted (``context_overflow``, as the
+other backends); requests are fed to the engine as it takes them and each result is yielded as
+soon as it finishes, so the job stores it at once (resume after a kill loses nothing
+finished). For a small model this is several times faster than the same engine behind its HTTP
+server (vLLM's API server, not the GPU, is then the limit), and there is no server to wait for.
 
 ``server.args`` are vLLM's own engine arguments, read by vLLM's parser exactly as ``vllm
 serve`` reads them, so a config switches between ``vllm`` and ``vllm_engine`` unchanged;
