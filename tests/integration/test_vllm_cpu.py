@@ -180,3 +180,40 @@ def test_an_engine_core_of_its_own_goes_with_a_killed_job(tmp_path, smollm2):
     while vllm_processes() and time.time() < deadline:
         time.sleep(0.2)
     assert not vllm_processes(), "vLLM's engine core outlived its killed job"
+
+
+TWO_REPLICAS = """
+import json, logging, sys
+from distillery.generation.types import Request, SamplingParams
+from distillery.generation.vllm_engine import VLLMEngineBackend
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    model, args, env = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+    backend = VLLMEngineBackend(model, replica_gpus=["", ""], dtype="float32", args=args,
+                                env=env, window=4)
+    requests = [Request(i, [{"role": "user", "content": f"What is {i} plus {i}?"}],
+                        SamplingParams(max_tokens=12, seed=i)) for i in range(12)]
+    results = list(backend.generate(requests))
+    backend.close()
+    print(json.dumps(sorted(r.index for r in results if r.finish_reason in ("stop", "length"))))
+"""
+
+
+def test_replicas_each_with_an_engine_core_of_its_own(tmp_path, smollm2):
+    """Two data-parallel replicas (as on two GPUs, or two engines sharing one), each with vLLM's
+    core in a process of its own: the replicas may start those processes, and every request is
+    answered once."""
+    script = tmp_path / "replicas.py"
+    script.write_text(TWO_REPLICAS)
+    env = {**VLLM_ENV, "VLLM_ENABLE_V1_MULTIPROCESSING": "1"}
+    result = subprocess.run(
+        [str(VLLM_PYTHON), str(script), str(smollm2), json.dumps(VLLM_ARGS.split()),
+         json.dumps(env)],
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")}, capture_output=True, text=True,
+        timeout=900,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == list(range(12))
+    assert "2 replicas" in result.stderr
+    assert not vllm_processes()
