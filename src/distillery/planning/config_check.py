@@ -167,7 +167,7 @@ def processing_problems(
 
     problems = []
     for step in STEPS.values():
-        settings = wf.step_settings(cfg, step)
+        settings = step.settings_of(cfg)
         if settings is None:
             continue
         key = step.config_key

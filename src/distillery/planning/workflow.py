@@ -360,8 +360,8 @@ def run_entry(cfg: WorkflowConfig, run: str) -> Run | None:
 
 def run_model(cfg: WorkflowConfig, run: str) -> str:
     """The model name of an evaluation run (``runs.<run>`` is a name or ``{model: ...}``)."""
-    entry = cfg.evaluation.runs[run]
-    return entry if isinstance(entry, str) else entry.model
+    entry = run_entry(cfg, run)
+    return cfg.evaluation.runs[run] if entry is None else entry.model
 
 
 def _sets(block: BaseModel | None, key: str) -> bool:
@@ -582,7 +582,7 @@ AREA_PATTERN = rf"{RESULTS}/(?:{'|'.join(area.pattern for area in _AREAS.values(
 
 def problem_steps(cfg: WorkflowConfig) -> list[str]:
     """The problem-side LLM steps the config switches on, in the order they run."""
-    return [step for step in PROBLEM_STEPS if step_settings(cfg, STEPS[step]) is not None]
+    return [step for step in PROBLEM_STEPS if STEPS[step].settings_of(cfg) is not None]
 
 
 def step_problems(step: str) -> str:
@@ -618,20 +618,9 @@ def area_block(config: dict, area: str) -> dict:
     return area_processing_step(area).block_of(config)
 
 
-def step_settings(cfg: WorkflowConfig, step) -> Step | None:
-    """The typed block of a processing step (its registry entry), or None when the config
-    switches it off."""
-    node = cfg
-    for key in step.block:
-        if node is None:
-            return None
-        node = getattr(node, key)
-    return node
-
-
 def area_settings(cfg: WorkflowConfig, area: str) -> Step:
     """The typed block of the LLM step whose files live in ``area``."""
-    return step_settings(cfg, area_processing_step(area))
+    return area_processing_step(area).settings_of(cfg)
 
 
 def area_step(area: str) -> str:

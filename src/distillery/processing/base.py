@@ -114,6 +114,14 @@ class ProcessingStep:
             node = (node or {}).get(key)
         return node
 
+    def settings_of(self, cfg) -> Step | None:
+        """Its typed block in a validated config (a ``WorkflowConfig``), or ``None`` when the
+        config switches it off."""
+        node = cfg
+        for key in self.block:
+            node = None if node is None else getattr(node, key)
+        return node
+
 
 def request(ref: str, prompt: PromptConfig, row: dict, where: str, **extra) -> dict:
     """A request row; ``where`` names the input row (``file:line``) in the error for a field
