@@ -7,11 +7,12 @@ OpenAI-compatible server that counts its requests.
 For each config (default: the embedded default and the seed recipe) the evaluation jobs of its
 first run and the solution jobs are planned by the workflow's own code (``eval_work``,
 ``solution_work``, the config's chunks), run on the stub with every benchmark's test file and
-the problems made of ``--rows`` synthetic rows, merged and their chunk files deleted as the
-workflow does; then each change is applied and the jobs of the stage it changes run again.
+the problems made of ``--rows`` synthetic rows, and merged, the chunk files kept as the
+workflow keeps them; then each change is applied and the jobs of the stage it changes run again.
 "before" is the same rerun with ``DISTILLERY_REGENERATE=1``, which generates every file as jobs
-did before they reused samples (a job reran everything it writes). Prints one table row per
-config and change.
+did before they reused samples (a job reran everything it writes). Each row gives the requests
+sent and the chunk files written (new, or written again: the workflow merges and grades those
+again, and only those). Prints one table row per config and change.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def run_jobs(
     config: dict, workdir: Path, url: str, rows: int, stages=("evaluation", "solutions")
 ) -> None:
     """The first run's evaluation jobs and the solution jobs of ``config`` (those of
-    ``stages``), each chunk file merged and deleted afterwards."""
+    ``stages``), their chunk files merged afterwards."""
     resolve_benchmarks(config)
     cfg = parse(WorkflowConfig, config)
     run = next(iter(cfg.evaluation.runs))
@@ -114,8 +115,10 @@ def run_jobs(
             merged.setdefault(merged_path(output), []).append(output)
         for target, parts in merged.items():
             merge_chunks.main(merge_chunks.Config(inputs=tuple(parts), output=str(target)))
-            for part in parts:
-                Path(part).unlink()
+
+
+def chunk_times(workdir: Path) -> dict[Path, int]:
+    return {p: p.stat().st_mtime_ns for p in (workdir / "results").rglob("*_chunk_*.jsonl")}
 
 
 def changes(config: dict) -> list[tuple[str, str, dict]]:
@@ -143,7 +146,7 @@ def changes(config: dict) -> list[tuple[str, str, dict]]:
     return found
 
 
-def measure(path: str, rows: int) -> list[tuple[str, str, int, int]]:
+def measure(path: str, rows: int) -> list[tuple[str, str, tuple[int, int], tuple[int, int]]]:
     original = yaml.safe_load((REPO / path).read_text())
     table = []
     with stub_server() as url:
@@ -152,14 +155,15 @@ def measure(path: str, rows: int) -> list[tuple[str, str, int, int]]:
             for regenerate in (True, False):
                 with tempfile.TemporaryDirectory() as workdir:
                     run_jobs(copy.deepcopy(original), Path(workdir), url, rows)
-                    fresh = served(url)
+                    fresh, times = served(url), chunk_times(Path(workdir))
                     if regenerate:
                         os.environ[REGENERATE_ENV] = "1"
                     try:
                         run_jobs(copy.deepcopy(changed), Path(workdir), url, rows, (stage,))
                     finally:
                         os.environ.pop(REGENERATE_ENV, None)
-                    counts.append(served(url) - fresh)
+                    written = sum(times.get(p) != t for p, t in chunk_times(Path(workdir)).items())
+                    counts.append((served(url) - fresh, written))
             table.append((path, name, counts[0], counts[1]))
     return table
 
@@ -173,11 +177,11 @@ def main() -> None:
 
     logging.disable(logging.INFO)
     print(f"requests a rerun sends ({args.rows} rows per benchmark and problems file)\n")
-    print("| config | change | before | after |")
-    print("|---|---|---:|---:|")
+    print("| config | change | requests before | after | chunk files written before | after |")
+    print("|---|---|---:|---:|---:|---:|")
     for path in args.configs:
         for config, name, before, after in measure(path, args.rows):
-            print(f"| {config} | {name} | {before} | {after} |")
+            print(f"| {config} | {name} | {before[0]} | {after[0]} | {before[1]} | {after[1]} |")
 
 
 if __name__ == "__main__":

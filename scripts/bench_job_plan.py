@@ -13,7 +13,9 @@ warm up).
 from __future__ import annotations
 
 import argparse
+import json
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -30,11 +32,13 @@ DEFAULT_CONFIGS = [
 
 
 def planned(tree: Path, config: Path) -> list[dict]:
-    """Every job of a forced dry run: rule, outputs and resources."""
+    """Every job of a forced dry run: rule, the files it writes (its declared outputs, or the
+    outputs of its ``--work`` for a generation job that declares only its done file) and
+    resources."""
     snakemake = str(Path(sys.executable).with_name("snakemake"))
     with tempfile.TemporaryDirectory() as workdir:
         result = subprocess.run(
-            [snakemake, "-s", str(tree / "Snakefile"), "-d", workdir, "-n", "--forceall",
+            [snakemake, "-s", str(tree / "Snakefile"), "-d", workdir, "-n", "-p", "--forceall",
              "--configfile", str(config)],
             capture_output=True, text=True,
         )  # fmt: skip
@@ -42,11 +46,15 @@ def planned(tree: Path, config: Path) -> list[dict]:
         raise SystemExit(f"dry run of {config} in {tree} failed:\n{result.stderr[-2000:]}")
     jobs, job = [], None
     for line in result.stdout.splitlines():
-        if line.startswith("rule ") or line.startswith("localrule "):
+        if re.match(r"(local)?(rule|checkpoint) ", line):
             job = {"rule": line.split()[1].rstrip(":"), "outputs": 0, "gpu": 0}
             jobs.append(job)
         elif job and line.strip().startswith("output:"):
             job["outputs"] = len(line.split(":", 1)[1].split(","))
+        elif job and "--work " in line:
+            words = shlex.split(line)
+            work = json.loads(words[words.index("--work") + 1])
+            job["outputs"] = sum(len(w["outputs"]) for w in work)
         elif job and line.strip().startswith("resources:"):
             match = re.search(r"\bgpu=(\d+)", line)
             job["gpu"] = int(match.group(1)) if match else 0

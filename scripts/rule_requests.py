@@ -39,8 +39,8 @@ def jobs_by_rule(text: str) -> dict[str, dict]:
     """The first job of each rule in a dry run's listing, with the rule's job count."""
     rules: dict[str, dict] = {}
     counts: Counter = Counter()
-    for block in re.split(r"\n(?=(?:local)?rule \w+:)", text):
-        match = re.match(r"(?:local)?rule (\w+):", block)
+    for block in re.split(r"\n(?=(?:local)?(?:rule|checkpoint) \w+:)", text):
+        match = re.match(r"(?:local)?(?:rule|checkpoint) (\w+):", block)
         if not match:
             continue
         name = match.group(1)

@@ -17,9 +17,9 @@ prompt with its seeds and their output files, and the settings that differ from 
     --work '[{"input": "a/test.jsonl", "prompt": "prompts/math.yaml", "seeds": [0, 1],
               "outputs": ["a/rs0.jsonl", "a/rs1.jsonl"], "settings": {"inference": {...}}}]'
 
-The files' samples form one work list, in order; ``--num-chunks``/``--chunk-id`` take a
-contiguous slice of it, so a file's rows may be split over chunks (each chunk job writes its
-share of every file, possibly none). All requests share the server's in-flight pool.
+``--num-chunks``/``--chunk-id`` take one contiguous slice of each file's rows (each chunk job
+writes its share of every file, possibly none). All requests share the server's in-flight
+pool.
 
 Each output row is the input row plus ``generation``, ``num_generated_tokens``,
 ``finish_reason`` and timing fields. Each output file is resumable on its own (its
@@ -50,7 +50,7 @@ from distillery.generation.gpus import GpuMemory, gpu_lease, leased_gpu_ids
 from distillery.generation.resume import PartialOutput, fingerprint
 from distillery.generation.servers import ServerSpec, serve, server_dtype
 from distillery.generation.types import Request, SamplingParams, parse_reasoning
-from distillery.jsonl import iter_jsonl, write_jsonl
+from distillery.jsonl import atomic_output, iter_jsonl, write_jsonl
 from distillery.progress import Progress
 from distillery.prompts import MESSAGES_FIELD, PromptConfig, RenderedPrompt, load_prompt
 from distillery.settings.base import Block, parse
@@ -111,6 +111,12 @@ class Config:
         default=False,
         metadata={"help": "an empty input file writes empty outputs without starting the model "
                   "(an LLM step with nothing to ask); otherwise it is an error"},
+    )  # fmt: skip
+    done: str | None = field(
+        default=None,
+        metadata={"help": "written last, listing the files this job finished: what the "
+                  "workflow declares instead of those files, so that it neither deletes nor "
+                  "touches the ones a rerun keeps"},
     )  # fmt: skip
 
     def __post_init__(self):
@@ -181,8 +187,10 @@ def set_settings(config: Config, work: WorkSet, position: int) -> Generation:
 
 
 def plan_files(config: Config) -> list[OutputFile]:
-    """This chunk's share of every output file: the work list is every file's rows in order,
-    cut into ``num_chunks`` contiguous slices."""
+    """This chunk's share of every output file: each file's rows cut into ``num_chunks``
+    contiguous slices. Cut file by file, not as one list, so that a file's shares stay where
+    they were when files are added to the work (a benchmark, a seed): its chunk files are not
+    written again."""
     files = []
     inputs: dict[str, list[tuple[int, dict]]] = {}  # each input read once
     for position, work in enumerate(config.work_sets()):
@@ -200,15 +208,11 @@ def plan_files(config: Config) -> list[OutputFile]:
     outputs = [f.output for f in files]
     if len(set(outputs)) < len(outputs):
         raise DistilleryError("--work names an output file twice; give each sample set its own")
-    start, end = chunk_bounds(sum(len(f.numbered) for f in files), config.num_chunks,
-                              config.chunk_id)  # fmt: skip
-    offset = 0
     for file in files:
-        size = len(file.numbered)
-        file.offset = min(max(0, start - offset), size)
+        start, end = chunk_bounds(len(file.numbered), config.num_chunks, config.chunk_id)
+        file.offset = start
         file.whole = file.rows
-        file.numbered = file.numbered[max(0, start - offset) : max(0, end - offset)]
-        offset += size
+        file.numbered = file.numbered[start:end]
     for file in files:
         file.prompt.check_rows(file.rows, file.input, [n for n, _ in file.numbered])
     return files
@@ -464,6 +468,9 @@ def main(config: Config) -> None:
     logger.info("wrote %d rows to %d file(s)", total, len(files))
     if summary:
         logger.info("%s", summary)
+    if config.done:
+        with atomic_output(config.done) as out:
+            out.write(json.dumps({"outputs": [f.output for f in files]}, indent=1).encode() + b"\n")
 
 
 def _generate(config: Config, requests: list[Request], owners: dict, total: int) -> str:

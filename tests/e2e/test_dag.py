@@ -54,13 +54,13 @@ def test_one_benchmark_target_generates_that_benchmark_alone(tmp_path):
     target = "results/evals/baseline/eval-results/demo/metrics.json"
     jobs = planned_jobs(tmp_path, target, configfile=two)
     assert jobs["generate_eval"] == 2 and jobs["prepare_benchmark"] == 1  # demo's file only
-    plan = snakemake(tmp_path, "--dry-run", target, configfile=two).stdout
+    plan = snakemake(tmp_path, "--dry-run", "-p", target, configfile=two).stdout
     assert "generations/demo/output-rs1_chunk_0.jsonl" in plan
     assert "gsm8k" not in plan
     # without a target, the run's jobs generate both
     assert (
         "generations/gsm8k/output-rs0_chunk_0.jsonl"
-        in snakemake(tmp_path, "--dry-run", configfile=two).stdout
+        in snakemake(tmp_path, "--dry-run", "-p", configfile=two).stdout
     )
 
 

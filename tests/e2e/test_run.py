@@ -55,8 +55,10 @@ def test_every_declared_output_exists(finished_run):
         expected.append(f"evals/{run}/wandb-run.json")
     missing = [p for p in expected if not (results / p).is_file()]
     assert not missing
-    # intermediates marked temp() are gone, and no resume file is left behind
-    assert not list(results.rglob("*_chunk_*.jsonl"))
+    # a generation job's chunk files stay (a rerun keeps the ones it need not generate again,
+    # and their times); the processing steps' temp() ones are gone; no resume file is left
+    chunks = [str(p.relative_to(results)) for p in results.rglob("*_chunk_*.jsonl")]
+    assert chunks and all(re.match(r"(evals/[^/]+/generations|sdg/solutions)/", p) for p in chunks)
     assert not list(results.rglob("*.partial"))
     # W&B: the three evaluation runs, the SDG samples and the training curves, one group
     assert (results / "sdg/wandb-run.json").is_file()
@@ -164,6 +166,23 @@ def test_html_report_collects_tables_and_plots(finished_run):
     assert "metrics.png" in text
 
 
+def test_a_missing_chunk_file_is_named_with_the_way_out(finished_run):
+    chunk = finished_run / "results/evals/baseline/generations/demo/output-rs0_chunk_1.jsonl"
+    aside = chunk.with_name("aside")
+    os.replace(chunk, aside)
+    try:
+        result = snakemake(finished_run, "-n", configfile=TINY, check=False)
+    finally:
+        os.replace(aside, chunk)
+    assert result.returncode != 0
+    assert (
+        "results/evals/baseline/generations/demo/output-rs0_chunk_1.jsonl is missing, though "
+        "rule generate_eval's job that writes it finished "
+        "(results/evals/baseline/generations/.chunk_1.done): delete that file"
+    ) in result.stdout + result.stderr
+    assert planned_jobs(finished_run, configfile=TINY) == {}
+
+
 def test_raising_seeds_generates_only_the_new_seed(finished_run, tmp_path):
     """Last in this module: it adds a seed to the finished run's evaluations."""
     config = yaml.safe_load(TINY.read_text())
@@ -173,7 +192,17 @@ def test_raising_seeds_generates_only_the_new_seed(finished_run, tmp_path):
     evals = finished_run / "results" / "evals"
     earlier = {p: p.read_bytes() for p in evals.glob("*/generations/demo/output-rs[01].jsonl")}
     assert len(earlier) == 6  # 3 runs x 2 seeds
+    # seeds 0 and 1: their generations, chunk files, grading and the merges' and graders' logs
+    kept = [
+        *evals.glob("*/generations/demo/output-rs[01]*.jsonl"),
+        *evals.glob("*/eval-results/demo/output-rs[01].jsonl"),
+        *(finished_run / "logs").glob("merge_eval_chunks/*/demo/rs[01].log"),
+        *(finished_run / "logs").glob("grade/*/demo/rs[01].log"),
+    ]
+    assert len(kept) == 6 * 3 + 6 + 6 + 6
+    times = {p: p.stat().st_mtime_ns for p in kept}
     snakemake(finished_run, "--profile", str(PROFILE), configfile=edited)
+    assert {p: p.stat().st_mtime_ns for p in kept} == times  # neither rewritten nor touched
     logs = sorted((finished_run / "logs" / "generate_eval").rglob("*.log"))
     assert len(logs) == 6  # 3 runs x 2 chunks, each run again
     for log in logs:

@@ -1,4 +1,5 @@
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -242,3 +243,23 @@ def test_an_empty_input_is_an_error_unless_allowed(tmp_path, tiny_model_dir, mon
     job = config(tmp_path, tiny_model_dir)
     generate.main(generate.Config(**{**job.__dict__, "allow_empty_input": True}))
     assert read_jsonl(tmp_path / "out.jsonl", allow_empty=True) == []
+
+
+def test_each_file_is_cut_into_chunks_on_its_own(tmp_path):
+    """A file's share does not move when other files join the work (a benchmark, a seed)."""
+    write_jsonl(tmp_path / "a.jsonl", [{"problem": f"a{i}"} for i in range(5)])
+    write_jsonl(tmp_path / "b.jsonl", [{"problem": f"b{i}"} for i in range(3)])
+    prompt = str(REPO / "prompts" / "math.yaml")
+
+    def shares(inputs: list[str], chunk: int) -> dict[str, list[int]]:
+        work = [{"input": str(tmp_path / f"{name}.jsonl"), "prompt": prompt, "seeds": [0],
+                 "outputs": [f"{name}_chunk_{chunk}.jsonl"]} for name in inputs]  # fmt: skip
+        files = generate.plan_files(generate.Config(
+            work=json.dumps(work), model="m", num_chunks=2, chunk_id=chunk,
+            stage=parse(Generation, {"server": {"type": "openai", "base_url": "http://x"}}),
+        ))  # fmt: skip
+        return {f.output: [line for line, _ in f.numbered] for f in files}  # 1-based lines
+
+    assert shares(["a"], 0) == {"a_chunk_0.jsonl": [1, 2, 3]}
+    assert shares(["a"], 1) == {"a_chunk_1.jsonl": [4, 5]}
+    assert shares(["b", "a"], 1) == {"b_chunk_1.jsonl": [3], "a_chunk_1.jsonl": [4, 5]}

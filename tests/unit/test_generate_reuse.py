@@ -1,7 +1,8 @@
 """Only new or changed files are generated: against a stub server that counts its requests, a
 job run again after each change a user makes (a benchmark added, seeds raised, one benchmark's
 prompt changed) sends exactly the requests of the new or changed files, and keeps the samples
-of finished files. The workflow merges each chunk file and deletes it; the tests do the same."""
+of finished files. The workflow merges the chunk files and keeps them; the tests do the same,
+and also delete them (a results directory from a run that did, or chunks cut anew)."""
 
 import json
 import shutil
@@ -33,7 +34,8 @@ def job(tmp_path, stub_server):
         with urllib.request.urlopen(url + "/stats") as response:
             return json.loads(response.read())["requests"]
 
-    def run(benches: dict[str, int], chunks: int = 1, prompts: dict | None = None) -> int:
+    def run(benches: dict[str, int], chunks: int = 1, prompts: dict | None = None,
+            keep: bool = True) -> int:  # fmt: skip
         before = served()
         work = []
         for bench, seeds in benches.items():
@@ -58,7 +60,7 @@ def job(tmp_path, stub_server):
                         inputs=tuple(map(str, parts)), output=str(merged_path(parts[0]))
                     )
                 )
-                for part in parts:
+                for part in parts if not keep else ():
                     part.unlink()
         return served() - before
 
@@ -73,28 +75,41 @@ def finals(tmp_path) -> dict[str, bytes]:
     }
 
 
+@pytest.mark.parametrize("keep", [True, False], ids=["chunks-kept", "chunks-deleted"])
 @pytest.mark.parametrize("chunks", [1, 2])
-def test_each_change_sends_only_its_requests(tmp_path, job, chunks):
-    assert job({"aime": 2, "gsm": 2}, chunks) == 2 * 3 + 2 * 5
+def test_each_change_sends_only_its_requests(tmp_path, job, chunks, keep):
+    assert job({"aime": 2, "gsm": 2}, chunks, keep=keep) == 2 * 3 + 2 * 5
     first = finals(tmp_path)
-    assert job({"aime": 2, "gsm": 2}, chunks) == 0  # nothing changed
+    assert job({"aime": 2, "gsm": 2}, chunks, keep=keep) == 0  # nothing changed
     assert finals(tmp_path) == first  # the same samples, merged again, not generated again
-    assert job({"aime": 2, "gsm": 2, "math": 2}, chunks) == 2 * 4  # a benchmark added
-    assert job({"aime": 4, "gsm": 2, "math": 2}, chunks) == 2 * 3  # aime's seeds 2 -> 4
+    assert job({"aime": 2, "gsm": 2, "math": 2}, chunks, keep=keep) == 2 * 4  # a benchmark added
+    assert job({"aime": 4, "gsm": 2, "math": 2}, chunks, keep=keep) == 2 * 3  # aime's seeds 2 -> 4
     other = {"gsm": str(tmp_path / "other.yaml")}
-    assert job({"aime": 4, "gsm": 2, "math": 2}, chunks, other) == 2 * 5  # gsm's prompt
+    assert job({"aime": 4, "gsm": 2, "math": 2}, chunks, other, keep) == 2 * 5  # gsm's prompt
     gsm = read_jsonl(tmp_path / "gen" / "gsm" / "output-rs0.jsonl")
     assert len(gsm) == 5 and all("Solve carefully" not in r["generation"] for r in gsm)
-    assert job({"aime": 4, "gsm": 2, "math": 2}, chunks, other) == 0
+    assert job({"aime": 4, "gsm": 2, "math": 2}, chunks, other, keep) == 0
+
+
+@pytest.mark.parametrize("chunks", [1, 2])
+def test_kept_chunk_files_are_not_written_again(tmp_path, job, chunks):
+    """What keeps the workflow from merging and grading them again: their times stay."""
+    assert job({"aime": 2}, chunks) == 2 * 3
+    parts = sorted((tmp_path / "gen").rglob("*_chunk_*.jsonl"))
+    assert len(parts) == 2 * chunks
+    times = {p: p.stat().st_mtime_ns for p in parts}
+    assert job({"aime": 3}, chunks) == 3  # seed 2 only
+    assert {p: p.stat().st_mtime_ns for p in parts} == times
 
 
 def test_a_changed_merged_file_is_generated_again(tmp_path, job):
-    assert job({"aime": 1}) == 3
+    """Where the chunk files are gone and the merged file is not as recorded."""
+    assert job({"aime": 1}, keep=False) == 3
     path = tmp_path / "gen" / "aime" / "output-rs0.jsonl"
     rows = read_jsonl(path)
     rows[1]["generation"] = "edited"
     write_jsonl(path, rows)
-    assert job({"aime": 1}) == 3
+    assert job({"aime": 1}, keep=False) == 3
     assert read_jsonl(path)[1]["generation"] != "edited"
 
 

@@ -50,9 +50,10 @@ def test_a_merged_file_is_joined_from_every_chunk(config):
     plan = plan_of(config)
     wildcards = SimpleNamespace(run="baseline", bench="demo", seed="1")
     assert plan.eval_chunks(wildcards) == [
-        f"results/evals/baseline/generations/demo/output-rs1_chunk_{chunk}.jsonl"
+        (f"results/evals/baseline/generations/demo/output-rs1_chunk_{chunk}.jsonl",
+         f"results/evals/baseline/generations/.chunk_{chunk}.done")
         for chunk in range(3)
-    ]
+    ]  # fmt: skip
 
 
 def test_a_targeted_benchmark_is_the_only_one_its_job_generates(config):
@@ -60,9 +61,11 @@ def test_a_targeted_benchmark_is_the_only_one_its_job_generates(config):
     plan = plan_of(config, targeted="gsm8k")
     assert plan.eval_generated == ["gsm8k"]
     assert plan.eval_benchmark_files(None) == ["results/benchmarks/gsm8k/test.jsonl"]
-    assert plan.eval_chunk_outputs == [
-        "results/evals/{run}/generations/gsm8k/output-rs0_chunk_{chunk}.jsonl"
-    ]
+    chunks = plan.eval_chunks(SimpleNamespace(run="trained", bench="gsm8k", seed="0"))
+    assert chunks == [
+        ("results/evals/trained/generations/gsm8k/output-rs0_chunk_0.jsonl",
+         "results/evals/trained/generations/.chunk_0.done"),
+    ]  # fmt: skip
     # the run's metrics still cover every benchmark
     metrics = plan.run_metrics(SimpleNamespace(run="trained"))
     assert [m.split("/")[-2] for m in metrics] == ["demo", "gsm8k"]

@@ -261,11 +261,7 @@ def test_one_evaluation_job_covers_every_benchmark_and_seed_of_its_run():
     }
     config = merged(config)
     cfg = parse(WorkflowConfig, config)
-    assert wf.eval_chunk_outputs(cfg) == [
-        "results/evals/{run}/generations/aime24/output-rs0_chunk_{chunk}.jsonl",
-        "results/evals/{run}/generations/aime24/output-rs1_chunk_{chunk}.jsonl",
-        "results/evals/{run}/generations/demo/output-rs0_chunk_{chunk}.jsonl",
-    ]
+    assert wf.eval_sample_sets(cfg) == [("aime24", 0), ("aime24", 1), ("demo", 0)]
     work = wf.eval_work(cfg, "base", 3, ["a.jsonl", "d.jsonl"], ["pa.yaml", "pd.yaml"])
     assert [(w["input"], w["prompt"], w["seeds"]) for w in work] == [
         ("a.jsonl", "pa.yaml", [0, 1]),
@@ -281,10 +277,20 @@ def test_one_evaluation_job_covers_every_benchmark_and_seed_of_its_run():
     assert wf.run_block(config, cfg, "short")["inference"]["max_tokens"] == 9
 
 
-def test_one_solution_job_per_chunk_covers_every_seed():
-    assert wf.solution_chunk_outputs([0, 1, 2])[2] == (
-        "results/sdg/solutions/output-rs2_chunk_{chunk}.jsonl"
+def test_a_chunk_file_gone_after_its_job_finished_is_named_with_the_way_out(tmp_path):
+    there, gone = tmp_path / "output-rs0_chunk_0.jsonl", tmp_path / "output-rs0_chunk_1.jsonl"
+    there.write_text("{}\n")
+    done = [str(tmp_path / ".chunk_0.done"), str(tmp_path / ".chunk_1.done")]
+    assert wf.generated([(str(there), done[0])], "generate_eval") == [str(there)]
+    with pytest.raises(DistilleryError) as err:
+        wf.generated([(str(there), done[0]), (str(gone), done[1])], "generate_eval")
+    assert str(err.value) == (
+        f"{gone} is missing, though rule generate_eval's job that writes it finished "
+        f"({done[1]}): delete that file to run the job again; it generates only what is missing"
     )
+
+
+def test_one_solution_job_per_chunk_covers_every_seed():
     (work,) = wf.solution_work([0, 1, 2], 1, "problems.jsonl", "p.yaml")
     assert work["seeds"] == [0, 1, 2]
     assert work["outputs"][0] == "results/sdg/solutions/output-rs0_chunk_1.jsonl"

@@ -8,6 +8,8 @@ sys.path.insert(0, SRC)
 # environment (conda, container, cluster node), installed there or not.
 JOB_PYTHONPATH = os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
 
+from snakemake.exceptions import IncompleteCheckpointException
+
 from distillery.planning import workflow as wf
 
 shell.prefix(wf.shell_prefix(JOB_PYTHONPATH))
@@ -48,6 +50,19 @@ SOLUTION_SEEDS = PLAN.solution_seeds
 SOLUTION_CHUNKS = PLAN.solution_chunk_ids
 EVAL_CHUNKS = PLAN.eval_chunk_ids
 CONFIG_HASH = config_hash(config)
+
+
+def waiting_for(generating, chunks, **wildcards):
+    """The done files of the jobs of the checkpoint ``generating`` (one per chunk) that have not
+    run: an input function that returns them makes its job wait for all of them (not one at a
+    time) and is asked again after; nothing once they ran."""
+    waiting = []
+    for chunk in chunks:
+        try:
+            generating.get(chunk=chunk, **wildcards)
+        except IncompleteCheckpointException as incomplete:
+            waiting.append(incomplete.targetfile)
+    return waiting
 
 
 wildcard_constraints:

@@ -1,13 +1,40 @@
 # One job per run and chunk: one server generates every benchmark and seed of the run (its
-# share of them with several chunks), each into its own file. The solutions' generation job is
-# this rule with its own files and settings; every stage's merge is this merge rule.
-rule generate_eval:
+# share of them with several chunks), each into its own file. A job declares only its done file:
+# the files it writes are read by the merge once it ran (a checkpoint), so a file that a rerun
+# keeps (unchanged samples) keeps its modification time and nothing after it runs again. The
+# solutions' generation job is the same command with its own files and settings; every stage's
+# merge is this merge rule.
+GENERATE = (
+    "python -m distillery.generate"
+    " --work {params.work:q}"
+    " --model {params.model:q}"
+    " --num-chunks {params.chunks:q}"
+    " --chunk-id {wildcards.chunk:q}"
+    " --threads {threads}"
+    " --config-json {params.generation:q}"
+    " --done {output.done:q}"
+    " > {log:q} 2>&1"
+)
+
+
+def eval_chunks(wildcards):
+    waiting = after_eval_jobs(wildcards)
+    return waiting or wf.generated(PLAN.eval_chunks(wildcards), "generate_eval")
+
+
+def after_eval_jobs(wildcards):
+    """Nothing, once the run's generation jobs ran: a job with this input is decided again
+    then, by the files they changed, not by the jobs having run."""
+    return waiting_for(checkpoints.generate_eval, EVAL_CHUNKS, run=wildcards.run)
+
+
+checkpoint generate_eval:
     input:
         data=PLAN.eval_benchmark_files,
         prompts=PLAN.eval_prompts,
         model=PLAN.eval_model_inputs,
     output:
-        generations=temp(PLAN.eval_chunk_outputs),
+        done=wf.EVAL_DONE,
     log:
         "logs/generate_eval/{run}/chunk_{chunk}.log",
     benchmark:
@@ -26,19 +53,12 @@ rule generate_eval:
         work=PLAN.eval_work,
         chunks=len(EVAL_CHUNKS),
     shell:
-        "python -m distillery.generate"
-        " --work {params.work:q}"
-        " --model {params.model:q}"
-        " --num-chunks {params.chunks:q}"
-        " --chunk-id {wildcards.chunk:q}"
-        " --threads {threads}"
-        " --config-json {params.generation:q}"
-        " > {log:q} 2>&1"
+        GENERATE
 
 
 rule merge_eval_chunks:
     input:
-        chunks=PLAN.eval_chunks,
+        chunks=eval_chunks,
     output:
         generations="results/evals/{run}/generations/{bench}/output-rs{seed}.jsonl",
     log:
@@ -58,6 +78,7 @@ rule merge_eval_chunks:
 rule grade:
     input:
         generations=rules.merge_eval_chunks.output.generations,
+        after=after_eval_jobs,
     output:
         graded="results/evals/{run}/eval-results/{bench}/output-rs{seed}.jsonl",
     log:

@@ -2,6 +2,7 @@ rule summarize:
     input:
         seeds=PLAN.eval_seed_files,
         test="results/benchmarks/{bench}/test.jsonl",
+        after=after_eval_jobs,
     output:
         metrics="results/evals/{run}/eval-results/{bench}/metrics.json",
         table=report(

@@ -55,13 +55,13 @@ rule postprocess_problems:
 
 # One job per chunk: one server writes every seed's solutions (its share of them with several
 # chunks), each seed into its own file.
-use rule generate_eval as generate_solutions with:
+checkpoint generate_solutions:
     input:
         data=PLAN.solution_problems(),
         prompt=PLAN.prompt("solutions"),
         model=PLAN.stage_model_inputs("solutions"),
     output:
-        generations=temp(PLAN.solution_chunk_outputs()),
+        done=wf.SOLUTION_DONE,
     log:
         "logs/generate_solutions/chunk_{chunk}.log",
     benchmark:
@@ -70,6 +70,7 @@ use rule generate_eval as generate_solutions with:
         PLAN.conda_env(PLAN.stage_family("solutions"))
     container:
         PLAN.container(PLAN.stage_family("solutions"))
+    threads: 2
     resources:
         mem_mb=PLAN.stage_mem_mb("solutions"),
         gpu=PLAN.stage_gpus("solutions"),
@@ -78,14 +79,18 @@ use rule generate_eval as generate_solutions with:
         generation=PLAN.generation_json("solutions"),
         work=PLAN.solution_work,
         chunks=len(SOLUTION_CHUNKS),
+    shell:
+        GENERATE
+
+
+def solution_chunks(wildcards):
+    waiting = waiting_for(checkpoints.generate_solutions, SOLUTION_CHUNKS)
+    return waiting or wf.generated(PLAN.solution_chunks(wildcards), "generate_solutions")
 
 
 use rule merge_eval_chunks as merge_solutions with:
     input:
-        chunks=expand(
-            "results/sdg/solutions/output-rs{{seed}}_chunk_{chunk}.jsonl",
-            chunk=SOLUTION_CHUNKS,
-        ),
+        chunks=solution_chunks,
     output:
         generations="results/sdg/solutions/output-rs{seed}.jsonl",
     log:

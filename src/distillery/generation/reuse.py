@@ -8,10 +8,11 @@ SHA-256 of its bytes; merging the chunk files of a file whose records agree reco
 file the same way (:func:`record_merged`). A later job whose share of a file has that
 fingerprint does not generate it again:
 
-- its chunk file is still there, as recorded: it is left as it is;
-- it is gone (the workflow merged and deleted it), but the merged file (``X_chunk_N.jsonl`` ->
-  ``X.jsonl``) is there, as recorded: this share's rows are copied from it, with no request
-  sent, wherever the chunks now cut the work list.
+- its chunk file is still there, as recorded: it is left as it is, not even written again (the
+  workflow keeps chunk files, and a merge whose chunk files kept their times does not run);
+- it is gone (a results directory from a version that deleted chunk files, or ``chunks``
+  changed), but the merged file (``X_chunk_N.jsonl`` -> ``X.jsonl``) is there, as recorded:
+  this share's rows are copied from it, with no request sent, wherever the chunks now cut it.
 
 Anything else (another fingerprint, other bytes, no record) generates the file as before. So
 adding a benchmark, raising the seeds or changing one benchmark's prompt sends only the

@@ -52,7 +52,6 @@ class Plan:
         self.solution_chunk_ids = list(range(cfg.solutions.chunks))
         self.eval_chunk_ids = list(range(cfg.evaluation.chunks))
         self.eval_generated = wf.generated_benchmarks(cfg, targeted)
-        self.eval_chunk_outputs = wf.eval_chunk_outputs(cfg, self.eval_generated)
 
     # -- files and directories ----------------------------------------------------------
 
@@ -219,13 +218,23 @@ class Plan:
     def solution_problems(self) -> str:
         return wf.solution_problems(self.cfg)
 
-    def solution_chunk_outputs(self) -> list[str]:
-        return wf.solution_chunk_outputs(self.solution_seeds)
+    def solution_chunks(self, wildcards) -> list[tuple[str, str]]:
+        """(chunk file, the done file of the job that writes it) of each chunk one seed's
+        solutions are joined from."""
+        return [
+            (wf.SOLUTION_CHUNK.format(seed=wildcards.seed, chunk=chunk),
+             wf.SOLUTION_DONE.format(chunk=chunk))
+            for chunk in self.solution_chunk_ids
+        ]  # fmt: skip
 
-    def solution_work(self, wildcards, input) -> str:
+    # A job's work is a params value that Snakemake records, so a change to it (a seed added)
+    # reruns the job: computed from the plan, not from ``input``, whose derived params Snakemake
+    # does not record.
+    def solution_work(self, wildcards) -> str:
         return json.dumps(
-            wf.solution_work(self.solution_seeds, wildcards.chunk, input.data, input.prompt)
-        )
+            wf.solution_work(self.solution_seeds, wildcards.chunk, self.solution_problems(),
+                             self.prompt("solutions"))
+        )  # fmt: skip
 
     # -- evaluation -------------------------------------------------------------------------
 
@@ -244,19 +253,22 @@ class Plan:
             for bench in self.eval_generated
         ]
 
-    def eval_work(self, wildcards, input) -> str:
-        work = wf.eval_work(self.cfg, wildcards.run, wildcards.chunk, list(input.data),
-                            list(input.prompts), self.eval_generated)  # fmt: skip
+    def eval_work(self, wildcards) -> str:
+        work = wf.eval_work(self.cfg, wildcards.run, wildcards.chunk,
+                            self.eval_benchmark_files(wildcards), self.eval_prompts(wildcards),
+                            self.eval_generated)  # fmt: skip
         return json.dumps(work)
 
     def eval_generation_args(self, wildcards) -> str:
         return wf.block_json(wf.run_block(self.config, self.cfg, wildcards.run))
 
-    def eval_chunks(self, wildcards) -> list[str]:
-        """The chunk files one merged evaluation file is joined from."""
+    def eval_chunks(self, wildcards) -> list[tuple[str, str]]:
+        """(chunk file, the done file of the job that writes it) of each chunk one merged
+        evaluation file is joined from."""
         return [
-            wf.EVAL_CHUNK.format(run=wildcards.run, bench=wildcards.bench, seed=wildcards.seed,
-                                 chunk=chunk)
+            (wf.EVAL_CHUNK.format(run=wildcards.run, bench=wildcards.bench, seed=wildcards.seed,
+                                  chunk=chunk),
+             wf.EVAL_DONE.format(run=wildcards.run, chunk=chunk))
             for chunk in self.eval_chunk_ids
         ]  # fmt: skip
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from distillery.errors import DistilleryError
 from distillery.generation import backends
 from distillery.processing.steps import PROBLEM_STEPS, STEPS
 from distillery.settings.evaluation import Run
@@ -412,6 +413,11 @@ def eval_block(config: dict, cfg: WorkflowConfig, run: str, bench: str) -> dict:
 
 EVAL_CHUNK = RESULTS + "/evals/{run}/generations/{bench}/output-rs{seed}_chunk_{chunk}.jsonl"
 SOLUTION_CHUNK = RESULTS + "/sdg/solutions/output-rs{seed}_chunk_{chunk}.jsonl"
+# What a generation job declares: a list of the files it finished, written last. The chunk files
+# themselves are not declared, so Snakemake neither deletes nor touches those a rerun keeps: a
+# file whose samples did not change keeps its modification time, and nothing after it reruns.
+EVAL_DONE = RESULTS + "/evals/{run}/generations/.chunk_{chunk}.done"
+SOLUTION_DONE = RESULTS + "/sdg/solutions/.chunk_{chunk}.done"
 
 
 # set by the invocation the user started when every target is one benchmark's output of a run
@@ -460,15 +466,6 @@ def eval_sample_sets(
     ]
 
 
-def eval_chunk_outputs(cfg: WorkflowConfig, benches: list[str] | None = None) -> list[str]:
-    """The files one evaluation job (``{run}``, ``{chunk}``) writes: its share of every
-    benchmark (of ``benches``) and seed."""
-    return [
-        EVAL_CHUNK.format(run="{run}", bench=bench, seed=seed, chunk="{chunk}")
-        for bench, seed in eval_sample_sets(cfg, benches)
-    ]
-
-
 def eval_work(
     cfg: WorkflowConfig,
     run: str,
@@ -493,9 +490,17 @@ def eval_work(
     return work
 
 
-def solution_chunk_outputs(solution_seeds: list[int]) -> list[str]:
-    """The files one solution job (``{chunk}``) writes: its share of every seed."""
-    return [SOLUTION_CHUNK.format(seed=seed, chunk="{chunk}") for seed in solution_seeds]
+def generated(chunks: list[tuple[str, str]], rule: str) -> list[str]:
+    """The chunk files of ``chunks`` (each with the done file of the job that writes it), once
+    those jobs ran; an error naming the way out when one of them is gone."""
+    for chunk, done in chunks:
+        if not os.path.exists(chunk):
+            raise DistilleryError(
+                f"{chunk} is missing, though rule {rule}'s job that writes it finished "
+                f"({done}): delete that file to run the job again; it generates only what is "
+                "missing"
+            )
+    return [chunk for chunk, _ in chunks]
 
 
 def solution_work(
