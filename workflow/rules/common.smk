@@ -65,6 +65,22 @@ def waiting_for(generating, chunks, **wildcards):
     return waiting
 
 
+def eval_chunks(wildcards):
+    waiting = after_eval_jobs(wildcards)
+    return waiting or wf.generated(PLAN.eval_chunks(wildcards), "generate_eval")
+
+
+def after_eval_jobs(wildcards):
+    """Nothing, once the run's generation jobs ran: a job with this input is decided again
+    then, by the files they changed, not by the jobs having run."""
+    return waiting_for(checkpoints.generate_eval, EVAL_CHUNKS, run=wildcards.run)
+
+
+def solution_chunks(wildcards):
+    waiting = waiting_for(checkpoints.generate_solutions, SOLUTION_CHUNKS)
+    return waiting or wf.generated(PLAN.solution_chunks(wildcards), "generate_solutions")
+
+
 wildcard_constraints:
     seed=r"\d+",
     chunk=r"\d+",

@@ -17,17 +17,6 @@ GENERATE = (
 )
 
 
-def eval_chunks(wildcards):
-    waiting = after_eval_jobs(wildcards)
-    return waiting or wf.generated(PLAN.eval_chunks(wildcards), "generate_eval")
-
-
-def after_eval_jobs(wildcards):
-    """Nothing, once the run's generation jobs ran: a job with this input is decided again
-    then, by the files they changed, not by the jobs having run."""
-    return waiting_for(checkpoints.generate_eval, EVAL_CHUNKS, run=wildcards.run)
-
-
 checkpoint generate_eval:
     input:
         data=PLAN.eval_benchmark_files,

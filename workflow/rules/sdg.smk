@@ -83,11 +83,6 @@ checkpoint generate_solutions:
         GENERATE
 
 
-def solution_chunks(wildcards):
-    waiting = waiting_for(checkpoints.generate_solutions, SOLUTION_CHUNKS)
-    return waiting or wf.generated(PLAN.solution_chunks(wildcards), "generate_solutions")
-
-
 use rule merge_eval_chunks as merge_solutions with:
     input:
         chunks=solution_chunks,
