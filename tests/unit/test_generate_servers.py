@@ -194,9 +194,9 @@ def test_one_server_writes_every_file_of_a_job(tmp_path, tiny_model_dir, fake_vl
     assert not list(tmp_path.glob("*.partial"))
 
 
-def test_chunks_slice_the_combined_work_list(tmp_path, tiny_model_dir, fake_vllm):
-    """36 samples ((7 + 5) rows x 3 seeds) in 4 chunks of 9: chunk 1 (samples 9-17) ends file
-    a-rs1 and starts a-rs2; its other files are empty; the chunks' files join into the whole."""
+def test_chunks_slice_each_file(tmp_path, tiny_model_dir, fake_vllm):
+    """(7 + 5) rows x 3 seeds in 4 chunks: each file's rows are cut on their own (a: 2, 2, 2, 1;
+    b: 2, 1, 1, 1); the chunks' files join into the whole."""
     whole = work_args(tmp_path, tiny_model_dir, fake_vllm)
     run_stage(whole)
 
@@ -210,9 +210,9 @@ def test_chunks_slice_the_combined_work_list(tmp_path, tiny_model_dir, fake_vllm
             path.unlink()
         run_stage([*whole, "--num-chunks", "4", "--chunk-id", str(chunk)])
         sizes = {p.name: p.read_text().count("\n") for p in tmp_path.glob("?-rs?.jsonl")}
-        assert sum(sizes.values()) == 9
-        if chunk == 1:
-            assert sizes["a-rs1.jsonl"] == 5 and sizes["a-rs2.jsonl"] == 4
+        a, b = [2, 2, 2, 1][chunk], [2, 1, 1, 1][chunk]
+        assert sizes == {f"{name}-rs{seed}.jsonl": rows for name, rows in (("a", a), ("b", b))
+                         for seed in range(3)}  # fmt: skip
         for name in joined:
             joined[name] += (tmp_path / name).read_text()
     assert {name: samples(text) for name, text in joined.items()} == expected
