@@ -454,18 +454,6 @@ def generated_benchmarks(cfg: WorkflowConfig, targeted: str | None = None) -> li
     return [b for b in benches if b in wanted] or benches
 
 
-def eval_sample_sets(
-    cfg: WorkflowConfig, benches: list[str] | None = None
-) -> list[tuple[str, int]]:
-    """(benchmark, seed) of every sample set a run generates (of ``benches``: all by default),
-    in the order of its work list."""
-    return [
-        (bench, seed)
-        for bench in (cfg.evaluation.benchmarks if benches is None else benches)
-        for seed in eval_seeds(cfg, bench)
-    ]
-
-
 def eval_work(
     cfg: WorkflowConfig,
     run: str,
