@@ -25,12 +25,32 @@ def cpu(monkeypatch):
         monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native and not amx)
         monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
         monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+        monkeypatch.setattr(dtypes, "_linux_cpu_flags", lambda: None)
         dtypes.cpu_has_native_bf16.cache_clear()
         dtypes._warn_emulated_bf16.cache_clear()
 
     yield set_native
     dtypes.cpu_has_native_bf16.cache_clear()
     dtypes._warn_emulated_bf16.cache_clear()
+
+
+def test_the_kernels_cpu_flags_decide_as_torchs_probe(monkeypatch, tmp_path):
+    """Where Linux lists the CPU's flags they decide without importing torch, and on this
+    machine they agree with torch's own probe."""
+    dtypes.cpu_has_native_bf16.cache_clear()
+    if dtypes._linux_cpu_flags() is not None:
+        assert dtypes.cpu_has_native_bf16() == dtypes.torch_has_native_bf16()
+    cpuinfo = tmp_path / "cpuinfo"
+    for flags, native in (("fpu avx2 avx512f", False), ("avx512f avx512_bf16", True),
+                          ("avx2 amx_tile amx_bf16", True)):  # fmt: skip
+        cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n\nprocessor\t: 1\n")
+        read = dtypes._linux_cpu_flags(str(cpuinfo))
+        monkeypatch.setattr(dtypes, "_linux_cpu_flags", lambda read=read: read)
+        dtypes.cpu_has_native_bf16.cache_clear()
+        assert dtypes.cpu_has_native_bf16() is native
+        monkeypatch.undo()
+    assert dtypes._linux_cpu_flags(str(tmp_path / "absent")) is None
+    dtypes.cpu_has_native_bf16.cache_clear()
 
 
 @pytest.mark.parametrize(

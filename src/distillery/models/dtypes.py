@@ -45,11 +45,32 @@ def cpu_capability() -> str:
 
 @functools.cache
 def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX), probed through torch."""
+    """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX): the kernel's CPU flags
+    where Linux lists them (no torch import, which takes seconds on a GPU machine), else torch's
+    probe."""
+    flags = _linux_cpu_flags()
+    if flags is not None:
+        return bool(flags & {"avx512_bf16", "amx_tile"})
+    return torch_has_native_bf16()
+
+
+def torch_has_native_bf16() -> bool:
     import torch
 
     probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
+
+
+def _linux_cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> set[str] | None:
+    """The first x86 processor's flags in ``cpuinfo``; None where there is no such list."""
+    try:
+        with open(cpuinfo) as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    return set(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return None
 
 
 def has_native_bf16(device: Device) -> bool:
