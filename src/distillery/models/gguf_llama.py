@@ -44,6 +44,15 @@ _MODEL_TENSORS = {
     "output_norm.weight": "model.norm.weight",
     "output.weight": "lm_head.weight",
 }
+_REQUIRED = (
+    "tokenizer.ggml.tokens",
+    "tokenizer.ggml.merges",
+    *(
+        f"{ARCHITECTURE}.{name}"
+        for name in ("attention.head_count", "embedding_length", "feed_forward_length",
+                     "block_count", "context_length", "attention.layer_norm_rms_epsilon")
+    ),
+)  # fmt: skip
 _SAFETENSORS_DTYPES = {"float32": "F32", "bfloat16": "BF16", "float16": "F16"}
 
 
@@ -58,6 +67,9 @@ def unsupported(gguf: GGUFFile) -> str | None:
         return f"tokenizer {gguf.get('tokenizer.ggml.model')!r} (not byte-level BPE)"
     if any(key.startswith(f"{ARCHITECTURE}.rope.scaling.") for key in gguf.metadata):
         return "rope scaling"
+    missing = [key for key in _REQUIRED if key not in gguf.metadata]
+    if missing:
+        return f"no {', '.join(missing)} in its metadata"
     for tensor in gguf.tensors:
         if hf_name(tensor.name) is None:
             return f"tensor {tensor.name}"
