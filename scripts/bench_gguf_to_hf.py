@@ -43,14 +43,17 @@ def run(path: str, gguf: Path, out: Path, dtype: str, threads: int) -> tuple[flo
     program = PROGRAM.format(threads=threads, gguf=str(gguf), out=str(out), dtype=dtype,
                              call=PATHS[path])  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "TQDM_DISABLE": "1"}
-    began = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-c", program], env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
-    _, status, usage = os.wait4(child.pid, 0)
-    seconds = time.perf_counter() - began
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode:
-        sys.exit(f"{path} conversion failed:\n{child.stderr.read().decode()[-2000:]}")
+    # the log goes to a file: a pipe left unread would stall a chatty child before wait4 returns
+    with tempfile.TemporaryFile() as log:
+        began = time.perf_counter()
+        child = subprocess.Popen([sys.executable, "-c", program], env=env,
+                                 stdout=subprocess.DEVNULL, stderr=log)  # fmt: skip
+        _, status, usage = os.wait4(child.pid, 0)
+        seconds = time.perf_counter() - began
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode:
+            log.seek(0)
+            sys.exit(f"{path} conversion failed:\n{log.read().decode()[-2000:]}")
     return seconds, usage.ru_maxrss / 1024
 
 

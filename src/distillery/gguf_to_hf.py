@@ -10,7 +10,7 @@ else fp32). The tokenizer and chat template come from the GGUF metadata.
 
 Llama-architecture files with a byte-level BPE vocabulary (SmolLM2, Llama 3 and their
 fine-tunes) are converted directly (:mod:`distillery.models.gguf_llama`: no torch, a tensor at
-a time, about a fifth of the time); every other file goes through transformers' GGUF loading,
+a time, about a sixth of the time); every other file goes through transformers' GGUF loading,
 which can only save the model once the GGUF quantizer is detached (``GgufConfig(dequantize=
 True)``).
 """

@@ -5,8 +5,9 @@ torch or transformers: the weights are dequantised a tensor at a time and stream
 The directory it writes loads in transformers, vLLM and the trainer as the one transformers'
 own GGUF loading saves: the same tensors bit for bit, the same config once loaded, the same
 tokenizer (``tests/unit/test_gguf_llama.py`` compares them on the packaged SmolLM2 file). It
-takes about a fifth of the time (SmolLM2-135M on 2 cores: 3 s against 16 s), most of it
-dequantising, and holds one tensor in memory, not the model.
+takes about a sixth of the time (SmolLM2-135M on 2 cores: 2.1 s against 12.8 s,
+``scripts/bench_gguf_to_hf.py``), most of it dequantising, and holds one tensor in memory, not
+the model.
 
 Files it does not cover (other architectures, SentencePiece vocabularies, tensors it has no
 name for, rope scaling) are named by :func:`unsupported` and converted by transformers.
@@ -202,10 +203,9 @@ def convert(gguf: GGUFFile, destination: str | Path, dtype: str) -> int:
     destination.mkdir(parents=True)
     config = model_config(gguf, dtype)
     _write_json(destination / "config.json", config)
-    generation = {"_from_model_config": True}
-    generation.update(_special_ids(gguf))
-    generation.pop("unk_token_id", None)
-    _write_json(destination / "generation_config.json", generation)
+    ends = ("bos_token_id", "eos_token_id", "pad_token_id")
+    generation = {key: config[key] for key in ends if key in config}
+    _write_json(destination / "generation_config.json", {"_from_model_config": True, **generation})
     build_tokenizer(gguf).save(str(destination / "tokenizer.json"))
     _write_json(destination / "tokenizer_config.json", tokenizer_config(gguf))
     template = gguf.get("tokenizer.chat_template")
