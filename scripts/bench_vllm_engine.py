@@ -2,7 +2,7 @@
 model big enough to keep a GPU busy.
 
     python scripts/bench_vllm_engine.py --tokenizer <HF dir> [--shape qwen2.5-1.5b]
-        [--prompts 1024] [--tokens 512] [--modes offline,vllm_engine,vllm] [--args ...]
+        [--prompts 1024] [--tokens 512] [--modes offline,vllm_engine,vllm] [--rounds 1] [--args ...]
 
 The model is random-initialised from a real model's shape (Qwen2.5-1.5B's by default) with the
 tokenizer of ``--tokenizer`` (e.g. the embedded SmolLM2's): throughput needs no trained weights,
@@ -18,6 +18,10 @@ process of its own); ``vllm_engine`` keeps it in the job's process unless ``--en
 Set the variable to 0 for the run to compare like with like. Each rate counts generation only
 (from the first request to the last result; the stage's own ``throughput:`` line); start-up is
 reported apart (engine ready; server start to first sample).
+
+``--rounds N`` runs the modes N times, alternating (offline, vllm_engine, vllm, offline, ...), so
+that a machine's drift and its first (cold) start fall on every mode alike; each mode's ratio is
+then its median rate over the offline engine's median, with every round's own ratio beside it.
 Prints one table.
 """
 
@@ -28,6 +32,7 @@ import json
 import os
 import re
 import shlex
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -127,6 +132,7 @@ def stage(kind: str, model: str, data: Path, out: Path, tokens: int, args: list[
     result = subprocess.run(command, capture_output=True, text=True, check=False,
                             env={**os.environ, "PYTHONPATH": python_path()})  # fmt: skip
     log = result.stderr
+    out.with_suffix(".log").write_text(log)  # the job's log, kept beside its output
     if result.returncode != 0:
         raise SystemExit(f"{kind} run failed:\n{log[-4000:]}")
     rows = [json.loads(line) for line in out.read_text().splitlines()]
@@ -152,9 +158,13 @@ def main() -> None:
     parser.add_argument("--modes", default="offline,vllm_engine,vllm")
     parser.add_argument("--args", default="--enforce-eager --max-model-len 2048",
                         help="vLLM engine arguments, the same for every mode")  # fmt: skip
+    parser.add_argument("--server-args", default="",
+                        help="more arguments for the vllm mode's server only")  # fmt: skip
     parser.add_argument("--env", default="{}", help="JSON environment for the stages' vLLM")
     parser.add_argument("--work-dir", type=Path, default=None)
     parser.add_argument("--gpus", type=int, default=1, help="0: vLLM's CPU build")
+    parser.add_argument("--rounds", type=int, default=1, help="run the modes this many times, "
+                        "alternating")  # fmt: skip
     args = parser.parse_args()
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="bench-vllm-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -169,27 +179,62 @@ def main() -> None:
     data.with_suffix(".yaml").write_text("user: '{text}'\n")
     engine_args = shlex.split(args.args)
     env = json.loads(args.env)
-    results = {}
-    for mode in args.modes.split(","):
-        print(f"# {mode} ...", file=sys.stderr, flush=True)
-        if mode == "offline":
-            results[mode] = offline(model, prompts, args.tokens, engine_args)
-        else:
-            out = work / f"out-{mode}.jsonl"
-            results[mode] = stage(mode, model, data, out, args.tokens, engine_args, env, args.gpus)
-        print(f"# {mode}: {json.dumps(results[mode])}", file=sys.stderr, flush=True)
+    modes = args.modes.split(",")
+    results: dict[str, list[dict]] = {mode: [] for mode in modes}
+    for round_ in range(1, args.rounds + 1):
+        for mode in modes:
+            print(f"# round {round_}: {mode} ...", file=sys.stderr, flush=True)
+            if mode == "offline":
+                run = offline(model, prompts, args.tokens, engine_args)
+            else:
+                out = work / f"out-{mode}-{round_}.jsonl"
+                extra = shlex.split(args.server_args) if mode == "vllm" else []
+                run = stage(
+                    mode, model, data, out, args.tokens, engine_args + extra, env, args.gpus
+                )
+            results[mode].append(run)
+            print(f"# round {round_}: {mode}: {json.dumps(run)}", file=sys.stderr, flush=True)
     what = f"{args.shape} (random weights)" if args.model is None else args.model
     print(f"\n{what}, {args.prompts} prompts x {args.tokens} tokens (ignore_eos), vLLM args: "
-          f"{args.args}\n")  # fmt: skip
-    print("| mode | output tokens/s | vs offline | start-up | peak GPU memory |")
-    print("|---|---:|---:|---|---|")
+          f"{args.args}{'; server: ' + args.server_args if args.server_args else ''}; "
+          f"{args.rounds} round(s), modes alternating\n")  # fmt: skip
+    print(table(results))
+
+
+def rate(run: dict) -> float:
+    return run["tokens"] / run["seconds"]
+
+
+def table(results: dict[str, list[dict]]) -> str:
+    """One row per mode: the median rate over its rounds, against the offline engine's median,
+    and each round's own ratio (against that round's offline run).
+
+    Example:
+        >>> runs = {"offline": [{"tokens": 100, "seconds": 1.0, "ready": 9.0}],
+        ...         "vllm": [{"tokens": 90, "seconds": 1.0, "first_sample": 30.0}]}
+        >>> print(table(runs).splitlines()[-1])
+        | vllm | 90 | 0.90x | 0.90x | first sample 30s after the job started |  |
+    """
+    lines = [
+        "| mode | output tokens/s (median) | vs offline | each round | start-up | "
+        "peak GPU memory |",
+        "|---|---:|---:|---|---|---|",
+    ]
     base = results.get("offline")
-    for mode, r in results.items():
-        rate = r["tokens"] / r["seconds"]
-        ratio = f"{rate / (base['tokens'] / base['seconds']):.2f}x" if base else ""
-        start = (f"engine ready in {r['ready']:.0f}s" if mode == "offline"
-                 else f"first sample {r['first_sample']:.0f}s after the job started")  # fmt: skip
-        print(f"| {mode} | {rate:,.0f} | {ratio} | {start} | {r.get('memory', '')} |")
+    for mode, runs in results.items():
+        median = statistics.median(rate(r) for r in runs)
+        ratio = each = ""
+        if base:
+            ratio = f"{median / statistics.median(rate(r) for r in base):.2f}x"
+            each = ", ".join(f"{rate(r) / rate(b):.2f}x" for r, b in zip(runs, base, strict=False))
+        starts = ", ".join(
+            f"{r['ready']:.0f}" if mode == "offline" else f"{r['first_sample']:.0f}" for r in runs
+        )
+        start = (f"engine ready in {starts}s" if mode == "offline"
+                 else f"first sample {starts}s after the job started")  # fmt: skip
+        lines.append(f"| {mode} | {median:,.0f} | {ratio} | {each} | {start} | "
+                     f"{runs[-1].get('memory', '')} |")  # fmt: skip
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

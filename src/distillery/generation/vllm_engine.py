@@ -24,6 +24,7 @@ import multiprocessing
 import os
 import queue
 import signal
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -432,6 +433,14 @@ def _replica(rank, gpus, argv, env, extra, window, inbox, results, factory, samp
         _shutdown(engine)
     except BaseException as err:  # handed to the job's process, which stops with it
         results.put(("error", rank, f"{type(err).__name__}: {err}"))
+    # the interpreter's teardown of vLLM's and CUDA's state takes seconds and the job waits
+    # for it: the results sent, the replica ends here (as the job's own process does)
+    results.close()
+    results.join_thread()
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(0)
 
 
 def _exit_on_sigterm(signum, frame) -> None:
