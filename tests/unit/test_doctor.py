@@ -145,3 +145,46 @@ def test_broken_yaml_names_file_line_and_column(tmp_path, capsys):
     assert doctor.main(["--configfile", str(bad)]) == 1
     out = capsys.readouterr().out
     assert f"{bad}:3:9: not valid YAML" in out
+
+
+def _package(root: Path, name: str, compiled: bool) -> None:
+    import py_compile
+
+    source = root / name / "__init__.py"
+    source.parent.mkdir(parents=True)
+    source.write_text("VALUE = 1\n")
+    if compiled:
+        py_compile.compile(str(source))
+
+
+def test_packages_compiled_from_source_by_every_job(tmp_path, monkeypatch):
+    """A package without bytecode is noted where the interpreter will not write it; one with
+    bytecode, or one the interpreter compiles once and keeps, is not."""
+    _package(tmp_path, "bare_pkg", compiled=False)
+    _package(tmp_path, "compiled_pkg", compiled=True)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    names = ("bare_pkg", "compiled_pkg", "no_such_pkg")
+    found = doctor.uncompiled_packages(names, dont_write=True)
+    assert found == {"bare_pkg": "PYTHONDONTWRITEBYTECODE is set"}
+    assert doctor.uncompiled_packages(names, dont_write=False) == {}
+    notes = doctor.bytecode_notes(Machine([], 8, 20, uncompiled=found))
+    assert len(notes) == 1 and notes[0].startswith("bare_pkg: installed without bytecode")
+    assert "compileall" in notes[0]
+    assert doctor.bytecode_notes(machine()) == []
+
+
+def test_a_read_only_install_is_noted(tmp_path, monkeypatch):
+    _package(tmp_path, "readonly_pkg", compiled=False)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(doctor.os, "access", lambda path, mode: False)  # root writes anywhere
+    found = doctor.uncompiled_packages(("readonly_pkg",), dont_write=False)
+    assert found == {"readonly_pkg": f"{tmp_path / 'readonly_pkg'} is read-only"}
+
+
+def test_the_report_notes_without_failing(tmp_path, monkeypatch, capsys):
+    bare = machine(ram=8, disk=20)
+    bare.uncompiled = {"torch": "PYTHONDONTWRITEBYTECODE is set"}
+    monkeypatch.setattr(doctor.Machine, "probe", classmethod(lambda cls, workdir=".": bare))
+    assert doctor.report(DEFAULT, tmp_path) == 0
+    out = capsys.readouterr().out
+    assert "NOTE: torch: installed without bytecode" in out and "ready: nothing missing" in out
