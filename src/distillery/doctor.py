@@ -92,8 +92,8 @@ def uncompiled_packages(names, dont_write: bool | None = None) -> dict[str, str]
             continue
         if dont_write:
             found[name] = "PYTHONDONTWRITEBYTECODE is set"
-        elif not os.access(_existing_parent(cached), os.W_OK):
-            found[name] = f"{_existing_parent(cached)} is read-only"
+        elif not os.access(parent := _existing_parent(cached), os.W_OK):
+            found[name] = f"{parent} is read-only"
     return found
 
 

@@ -24,7 +24,6 @@ import multiprocessing
 import os
 import queue
 import signal
-import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -411,6 +410,7 @@ class VLLMEngineBackend:
 def _replica(rank, gpus, argv, env, extra, window, inbox, results, factory, sampling) -> None:
     """One data-parallel replica: an engine on ``gpus``, fed batches from ``inbox`` until
     ``None``, each result put on ``results``."""
+    from distillery.cli import exit_now
     from distillery.generation.servers import die_with_parent
 
     die_with_parent()  # a job killed outright takes its replicas with it
@@ -434,13 +434,10 @@ def _replica(rank, gpus, argv, env, extra, window, inbox, results, factory, samp
     except BaseException as err:  # handed to the job's process, which stops with it
         results.put(("error", rank, f"{type(err).__name__}: {err}"))
     # the interpreter's teardown of vLLM's and CUDA's state takes seconds and the job waits
-    # for it: the results sent, the replica ends here (as the job's own process does)
+    # for it: the results sent, the replica ends here, as the job's own process does
     results.close()
     results.join_thread()
-    logging.shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        stream.flush()
-    os._exit(0)
+    exit_now()
 
 
 def _exit_on_sigterm(signum, frame) -> None:
