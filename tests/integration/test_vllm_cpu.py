@@ -217,3 +217,22 @@ def test_replicas_each_with_an_engine_core_of_its_own(tmp_path, smollm2):
     assert json.loads(result.stdout.strip().splitlines()[-1]) == list(range(12))
     assert "2 replicas" in result.stderr
     assert not vllm_processes()
+
+
+def test_in_process_engine_takes_the_offline_engines_defaults(smollm2):
+    """vLLM's offline engine (``LLM``) turns statistics off; the in-process engine's arguments
+    do too, and every argument of the config still reaches vLLM."""
+    code = (
+        "import sys\n"
+        "from distillery.generation.vllm_engine import engine_args\n"
+        "a = engine_args(['--model', sys.argv[1], '--max-model-len', '1024', '--max-num-seqs', "
+        "'7'])\n"
+        "print(a.disable_log_stats, a.max_model_len, a.max_num_seqs)\n"
+    )
+    result = subprocess.run(
+        [str(VLLM_PYTHON), "-c", code, str(smollm2)],
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")}, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == ["True", "1024", "7"]
