@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 CPU_ENV = {"VLLM_CPU_KVCACHE_SPACE": "7", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
 
 RUN = """
-import json, os, sys, time
+import json, sys, time
 from distillery.generation.vllm_engine import engine_args, engine_argv
 from vllm import LLMEngine, SamplingParams
 from vllm.sampling_params import RequestOutputKind
@@ -104,16 +104,18 @@ def table(runs: dict[str, list[dict]]) -> str:
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for stats, results in runs.items():
-
-        def per_step(*keys: str, results=results) -> float:
-            return statistics.median(sum(r[k] for k in keys) / r["steps"] * 1000 for r in results)
-
-        cells = [per_step("wall"), per_step("output"), per_step("record"),
-                 per_step("scheduler"), per_step("output", "record", "scheduler")]  # fmt: skip
+        cells = [per_step(results, "wall"), per_step(results, "output"),
+                 per_step(results, "record"), per_step(results, "scheduler"),
+                 per_step(results, "output", "record", "scheduler")]  # fmt: skip
         running = statistics.median(r["running"] for r in results)
         lines.append(f"| {stats} | {results[0]['steps']} | {running:.0f} | "
                      + " | ".join(f"{c:.2f}" for c in cells) + " |")  # fmt: skip
     return "\n".join(lines)
+
+
+def per_step(results: list[dict], *keys: str) -> float:
+    """The median over ``results`` of the milliseconds a step spent in ``keys`` together."""
+    return statistics.median(sum(r[k] for k in keys) / r["steps"] * 1000 for r in results)
 
 
 def main() -> None:
