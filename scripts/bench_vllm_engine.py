@@ -20,9 +20,11 @@ Set the variable to 0 for the run to compare like with like. Each rate counts ge
 reported apart (engine ready; server start to first sample).
 
 ``--rounds N`` runs the modes N times, alternating (offline, vllm_engine, vllm, offline, ...), so
-that a machine's drift and its first (cold) start fall on every mode alike; each mode's ratio is
-then its median rate over the offline engine's median, with every round's own ratio beside it.
-Prints one table.
+that a machine's drift falls on every mode alike; each mode's ratio is then its median rate over
+the offline engine's median, with every round's own ratio beside it. ``--warmup N`` runs N rounds
+of every mode first and leaves them out of the table (their numbers are on stderr): a machine's
+first run of a mode pays once for what later runs find cached (vLLM's compiled graphs, kernels),
+and that cost does not fall on every mode alike. Prints one table.
 """
 
 from __future__ import annotations
@@ -165,6 +167,7 @@ def main() -> None:
     parser.add_argument("--gpus", type=int, default=1, help="0: vLLM's CPU build")
     parser.add_argument("--rounds", type=int, default=1, help="run the modes this many times, "
                         "alternating")  # fmt: skip
+    parser.add_argument("--warmup", type=int, default=0, help="rounds run first and left out")
     args = parser.parse_args()
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="bench-vllm-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -181,23 +184,26 @@ def main() -> None:
     env = json.loads(args.env)
     modes = args.modes.split(",")
     results: dict[str, list[dict]] = {mode: [] for mode in modes}
-    for round_ in range(1, args.rounds + 1):
+    for round_ in range(1 - args.warmup, args.rounds + 1):
+        label = f"round {round_}" if round_ > 0 else f"warm-up {round_ + args.warmup}"
         for mode in modes:
-            print(f"# round {round_}: {mode} ...", file=sys.stderr, flush=True)
+            print(f"# {label}: {mode} ...", file=sys.stderr, flush=True)
             if mode == "offline":
                 run = offline(model, prompts, args.tokens, engine_args)
             else:
-                out = work / f"out-{mode}-{round_}.jsonl"
+                out = work / f"out-{mode}-{label.replace(' ', '')}.jsonl"
                 extra = shlex.split(args.server_args) if mode == "vllm" else []
                 run = stage(
                     mode, model, data, out, args.tokens, engine_args + extra, env, args.gpus
                 )
-            results[mode].append(run)
-            print(f"# round {round_}: {mode}: {json.dumps(run)}", file=sys.stderr, flush=True)
+            if round_ > 0:
+                results[mode].append(run)
+            print(f"# {label}: {mode}: {json.dumps(run)}", file=sys.stderr, flush=True)
     what = f"{args.shape} (random weights)" if args.model is None else args.model
     print(f"\n{what}, {args.prompts} prompts x {args.tokens} tokens (ignore_eos), vLLM args: "
           f"{args.args}{'; server: ' + args.server_args if args.server_args else ''}; "
-          f"{args.rounds} round(s), modes alternating\n")  # fmt: skip
+          f"{args.rounds} round(s) after {args.warmup} warm-up round(s), modes "
+          "alternating\n")  # fmt: skip
     print(table(results))
 
 
