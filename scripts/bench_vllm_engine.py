@@ -184,27 +184,41 @@ def main() -> None:
     env = json.loads(args.env)
     modes = args.modes.split(",")
     results: dict[str, list[dict]] = {mode: [] for mode in modes}
-    for round_ in range(1 - args.warmup, args.rounds + 1):
-        label = f"round {round_}" if round_ > 0 else f"warm-up {round_ + args.warmup}"
-        for mode in modes:
-            print(f"# {label}: {mode} ...", file=sys.stderr, flush=True)
-            if mode == "offline":
-                run = offline(model, prompts, args.tokens, engine_args)
-            else:
-                out = work / f"out-{mode}-{label.replace(' ', '')}.jsonl"
-                extra = shlex.split(args.server_args) if mode == "vllm" else []
-                run = stage(
-                    mode, model, data, out, args.tokens, engine_args + extra, env, args.gpus
-                )
-            if round_ > 0:
-                results[mode].append(run)
-            print(f"# {label}: {mode}: {json.dumps(run)}", file=sys.stderr, flush=True)
+    for label, counted, mode in schedule(modes, args.rounds, args.warmup):
+        print(f"# {label}: {mode} ...", file=sys.stderr, flush=True)
+        if mode == "offline":
+            run = offline(model, prompts, args.tokens, engine_args)
+        else:
+            out = work / f"out-{mode}-{label.replace(' ', '')}.jsonl"
+            extra = shlex.split(args.server_args) if mode == "vllm" else []
+            run = stage(mode, model, data, out, args.tokens, engine_args + extra, env, args.gpus)
+        if counted:
+            results[mode].append(run)
+        print(f"# {label}: {mode}: {json.dumps(run)}", file=sys.stderr, flush=True)
     what = f"{args.shape} (random weights)" if args.model is None else args.model
     print(f"\n{what}, {args.prompts} prompts x {args.tokens} tokens (ignore_eos), vLLM args: "
           f"{args.args}{'; server: ' + args.server_args if args.server_args else ''}; "
           f"{args.rounds} round(s) after {args.warmup} warm-up round(s), modes "
           "alternating\n")  # fmt: skip
     print(table(results))
+
+
+def schedule(modes: list[str], rounds: int, warmup: int):
+    """(label, counted in the table, mode) for every run, in order: the warm-up rounds, then the
+    rounds, each running the modes in turn.
+
+    Example:
+        >>> for run in schedule(["offline", "vllm"], 1, 1):
+        ...     print(run)
+        ('warm-up 1', False, 'offline')
+        ('warm-up 1', False, 'vllm')
+        ('round 1', True, 'offline')
+        ('round 1', True, 'vllm')
+    """
+    for n in range(1 - warmup, rounds + 1):
+        label = f"round {n}" if n > 0 else f"warm-up {n + warmup}"
+        for mode in modes:
+            yield label, n > 0, mode
 
 
 def rate(run: dict) -> float:
