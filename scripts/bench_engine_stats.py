@@ -27,6 +27,9 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+from distillery.pythonpath import with_source  # noqa: E402
+
 # a KV cache that holds 1,024 requests at once on the CPU build (one 128-token block each)
 CPU_ENV = {"VLLM_CPU_KVCACHE_SPACE": "7", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
 
@@ -77,11 +80,11 @@ print("RESULT", json.dumps({"steps": steps, "running": running / steps, "wall": 
 
 def run(python: str, model: str, requests: int, tokens: int, stats: str, extra: list[str],
         env: dict) -> dict:  # fmt: skip
-    path = os.pathsep.join(p for p in (str(REPO / "src"), os.environ.get("PYTHONPATH")) if p)
     result = subprocess.run(
         [python, "-c", RUN, model, str(requests), str(tokens), stats, json.dumps(extra)],
         capture_output=True, text=True, check=False,
-        env={**os.environ, **env, "PYTHONPATH": path, "VLLM_ENABLE_V1_MULTIPROCESSING": "0"},
+        env={**os.environ, **env, "PYTHONPATH": with_source(),
+             "VLLM_ENABLE_V1_MULTIPROCESSING": "0"},
     )  # fmt: skip
     if result.returncode != 0:
         raise SystemExit(f"statistics {stats}: the run failed:\n{result.stderr[-4000:]}")

@@ -24,12 +24,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-ENV = {
-    **os.environ,
-    "PYTHONPATH": os.pathsep.join(
-        p for p in (str(REPO / "src"), os.environ.get("PYTHONPATH")) if p
-    ),
-}
+sys.path.insert(0, str(REPO / "src"))
+from distillery.pythonpath import with_source  # noqa: E402
+
+ENV = {**os.environ, "PYTHONPATH": with_source()}
 VLLM_CPU_ENV = {
     "VLLM_CPU_KVCACHE_SPACE": "1",
     "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",

@@ -27,12 +27,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
-ENV = {
-    **os.environ,
-    "PYTHONPATH": os.pathsep.join(
-        p for p in (str(REPO / "src"), os.environ.get("PYTHONPATH")) if p
-    ),
-}
+from distillery.pythonpath import with_source  # noqa: E402
+
+ENV = {**os.environ, "PYTHONPATH": with_source()}
 # the embedded default's regex (config/config.yaml)
 SMALL_MODEL_REGEX = r"(?im)the (?:final )?answer is:?\s*(.+?)\.?\s*$"
 

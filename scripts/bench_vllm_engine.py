@@ -42,6 +42,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+from distillery.pythonpath import with_source  # noqa: E402
+
 SHAPES = {
     # hidden, layers, heads, kv heads, intermediate (the models' own configs)
     "qwen2.5-1.5b": (1536, 28, 12, 2, 8960),
@@ -108,12 +111,6 @@ print("RESULT", json.dumps({{"ready": ready, "seconds": seconds, "tokens": count
     return json.loads(line[len("RESULT ") :])
 
 
-def python_path() -> str:
-    """The repository's sources first, then whatever the caller's PYTHONPATH already holds (a
-    vLLM installed outside the interpreter's site, say)."""
-    return os.pathsep.join(p for p in (str(REPO / "src"), os.environ.get("PYTHONPATH")) if p)
-
-
 def stage(kind: str, model: str, data: Path, out: Path, tokens: int, args: list[str], env: dict,
           gpus: int = 1):  # fmt: skip
     """``distillery.generate`` with server type ``kind``; its throughput and start-up."""
@@ -132,7 +129,7 @@ def stage(kind: str, model: str, data: Path, out: Path, tokens: int, args: list[
         stale.unlink(missing_ok=True)
     began = time.time()
     result = subprocess.run(command, capture_output=True, text=True, check=False,
-                            env={**os.environ, "PYTHONPATH": python_path()})  # fmt: skip
+                            env={**os.environ, "PYTHONPATH": with_source()})  # fmt: skip
     log = result.stderr
     out.with_suffix(".log").write_text(log)  # the job's log, kept beside its output
     if result.returncode != 0:

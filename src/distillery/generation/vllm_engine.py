@@ -53,6 +53,8 @@ def run_where_vllm_is(python: str, module: str) -> None:
     import sys
     from pathlib import Path
 
+    from distillery.pythonpath import with_source
+
     if importlib.util.find_spec("vllm") is not None:
         return
     target = shutil.which(python) or python
@@ -60,12 +62,11 @@ def run_where_vllm_is(python: str, module: str) -> None:
     # link to
     if not Path(target).is_file() or os.path.abspath(target) == os.path.abspath(sys.executable):
         return  # make_engine says what to do
-    source = str(Path(__file__).resolve().parents[2])
-    path = os.pathsep.join(p for p in (source, os.environ.get("PYTHONPATH")) if p)
     logger.info("vLLM is not importable here: running the job under %s", target)
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
-    os.execve(target, [target, "-m", module, *sys.argv[1:]], {**os.environ, "PYTHONPATH": path})
+    env = {**os.environ, "PYTHONPATH": with_source()}
+    os.execve(target, [target, "-m", module, *sys.argv[1:]], env)
 
 
 def engine_argv(model: str, tensor_parallel: int, dtype: str | None, args: Sequence[str]) -> list:
