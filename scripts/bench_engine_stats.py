@@ -28,7 +28,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
-from distillery.pythonpath import with_source  # noqa: E402
+from distillery.generation.pythonpath import with_source  # noqa: E402
 
 # a KV cache that holds 1,024 requests at once on the CPU build (one 128-token block each)
 CPU_ENV = {"VLLM_CPU_KVCACHE_SPACE": "7", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}

@@ -25,7 +25,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
-from distillery.pythonpath import with_source  # noqa: E402
+from distillery.generation.pythonpath import with_source  # noqa: E402
 
 ENV = {**os.environ, "PYTHONPATH": with_source()}
 VLLM_CPU_ENV = {

@@ -53,7 +53,7 @@ def run_where_vllm_is(python: str, module: str) -> None:
     import sys
     from pathlib import Path
 
-    from distillery.pythonpath import with_source
+    from distillery.generation.pythonpath import with_source
 
     if importlib.util.find_spec("vllm") is not None:
         return

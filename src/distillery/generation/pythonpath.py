@@ -1,4 +1,5 @@
-"""The import path a child interpreter needs to run this package from its source tree."""
+"""The import path a child interpreter needs to run this package from its source tree (a job
+re-run under ``server.python``, the bench scripts' stages)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-SOURCE = str(Path(__file__).resolve().parents[1])
+SOURCE = str(Path(__file__).resolve().parents[2])
 
 
 def with_source(environ: Mapping[str, str] = os.environ) -> str:
